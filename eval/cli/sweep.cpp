@@ -1,0 +1,227 @@
+// eval/cli/sweep.cpp — `qeval sweep`: options → config, plan, run the engine.
+#include "eval/cli/sweep.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <ostream>
+#include <regex>
+#include <stdexcept>
+
+#include "eval/inputs/synthetic.hpp"
+#include "schemes/scheme.hpp"
+
+namespace qeval::cli {
+
+namespace {
+
+int64_t parse_int(const std::string& opt, const std::string& v) {
+  errno = 0;
+  char* end = nullptr;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || end == v.c_str() || *end != '\0' || errno == ERANGE)
+    throw std::invalid_argument(opt + ": '" + v + "' is not an integer");
+  return x;
+}
+
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+std::string mapping_key(quant::Mapping m) { return m == quant::Mapping::symmetric ? "sym" : "asym"; }
+
+// Options → a "model" sweep entry (eval/cli/model_run.cpp).
+nlohmann::json model_config_from_options(const SweepOptions& o) {
+  using nlohmann::json;
+  json e = {{"kind", "model"}, {"models", json::array({o.model})}, {"schemes", o.schemes}};
+  if (!o.protocol.empty()) e["protocol"] = o.protocol;
+  if (!o.bits.empty()) e["bits"] = o.bits;
+  if (!o.group_sizes.empty()) e["group_sizes"] = o.group_sizes;
+  if (!o.mappings.empty()) {
+    json m = json::array();
+    for (auto x : o.mappings)
+      if (std::find(m.begin(), m.end(), json(mapping_key(x))) == m.end()) m.push_back(mapping_key(x));
+    e["mappings"] = m;
+  }
+  if (o.partial_groups) e["partial_groups"] = {true};
+  if (!o.activations.empty()) {
+    json a = json::array();
+    for (const auto& s : o.activations) a.push_back(s == "none" ? json(nullptr) : json(s));
+    e["activations"] = a;
+  }
+  json opts = json::object();
+  for (const auto& s : o.options) {
+    const size_t eq = s.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw std::invalid_argument("--option '" + s + "' is not key=value (e.g. --option codebook=bnb)");
+    opts[s.substr(0, eq)] = s.substr(eq + 1);
+  }
+  if (!opts.empty()) e["options"] = opts;
+  if (o.max_windows >= 0) e["max_windows"] = o.max_windows;
+  e["lambada"] = o.lambada;
+  e["blame_windows"] = o.blame_windows;
+  return {{"version", kConfigVersion}, {"seed", o.seed}, {"sweeps", json::array({e})}};
+}
+
+}  // namespace
+
+std::vector<int> parse_bits_list(const std::vector<std::string>& items) {
+  std::vector<int> out;
+  for (const auto& s : items) {
+    const int64_t b = parse_int("--bits", s);
+    if (b < 1 || b > 64) throw std::invalid_argument("--bits: " + s + " is out of range (integer formats: 2..8)");
+    out.push_back(static_cast<int>(b));
+  }
+  return out;
+}
+
+std::vector<int64_t> parse_group_list(const std::vector<std::string>& items) {
+  std::vector<int64_t> out;
+  for (const auto& s : items) {
+    if (s == "row" || s == "per-row") {
+      out.push_back(quant::kPerRow);
+    } else if (s == "tensor" || s == "per-tensor") {
+      out.push_back(quant::kPerTensor);
+    } else {
+      const int64_t g = parse_int("--group-sizes", s);
+      if (g < -1)
+        throw std::invalid_argument("--group-sizes: " + s + " is invalid (a positive size, 0 = per row, -1 = per tensor)");
+      out.push_back(g);
+    }
+  }
+  return out;
+}
+
+std::vector<quant::Mapping> parse_mapping_list(const std::vector<std::string>& items) {
+  std::vector<quant::Mapping> out;
+  for (const auto& s : items) {
+    if (s == "sym" || s == "symmetric")
+      out.push_back(quant::Mapping::symmetric);
+    else if (s == "asym" || s == "asymmetric")
+      out.push_back(quant::Mapping::asymmetric);
+    else
+      throw std::invalid_argument("--mapping: '" + s + "' is not sym or asym");
+  }
+  return out;
+}
+
+nlohmann::json config_from_options(const SweepOptions& o) {
+  using nlohmann::json;
+  if (o.schemes.empty()) throw std::invalid_argument("--scheme: no scheme given (see `qeval list-schemes`)");
+  if (!o.model.empty()) return model_config_from_options(o);
+  json e = {{"kind", "tensor"}, {"schemes", o.schemes}};
+  if (!o.bits.empty()) e["bits"] = o.bits;
+  if (!o.group_sizes.empty()) e["group_sizes"] = o.group_sizes;
+  if (!o.mappings.empty()) {
+    json m = json::array();
+    for (auto x : o.mappings) {
+      const std::string s = x == quant::Mapping::symmetric ? "sym" : "asym";
+      if (std::find(m.begin(), m.end(), json(s)) == m.end()) m.push_back(s);
+    }
+    e["mappings"] = m;
+  }
+  if (!o.backends.empty()) e["backends"] = o.backends;
+  // Only what differs from the defaults, so the config (and errors naming its paths) stays short.
+  const quant::QuantParams def;
+  if (o.range != def.range) e["ranges"] = {quant::to_string(o.range)};
+  if (o.clip_ratio != def.clip_ratio) e["clip_ratios"] = {o.clip_ratio};
+  if (o.clip_percentile != def.clip_percentile) e["percentiles"] = {o.clip_percentile};
+  if (o.rounding != def.rounding) e["roundings"] = {quant::to_string(o.rounding)};
+  if (o.non_finite != def.non_finite) e["non_finite"] = {quant::to_string(o.non_finite)};
+  if (o.partial_groups) e["partial_groups"] = {true};
+  // --option key=value / scheme.key=value; repeated keys form an axis.
+  json opts = json::object();
+  for (const auto& s : o.options) {
+    const size_t eq = s.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw std::invalid_argument("--option '" + s + "' is not key=value (e.g. --option codebook=bnb or "
+                                  "--option fp4.codebook=bnb)");
+    const std::string key = s.substr(0, eq), value = s.substr(eq + 1);
+    const size_t dot = key.find('.');
+    if (dot != std::string::npos) {
+      const std::string sch = key.substr(0, dot);
+      if (!schemes::find_scheme(sch)) throw std::invalid_argument("--option '" + s + "': '" + sch + "' is not a registered scheme");
+      if (std::find(o.schemes.begin(), o.schemes.end(), sch) == o.schemes.end())
+        throw std::invalid_argument("--option '" + s + "': scheme '" + sch + "' is not in --scheme");
+    }
+    if (!opts.contains(key)) opts[key] = json::array();
+    if (std::find(opts[key].begin(), opts[key].end(), json(value)) == opts[key].end()) opts[key].push_back(value);
+  }
+  if (!opts.empty()) e["options"] = opts;
+  // The input.
+  if (inputs::is_distribution_name(o.input)) {
+    if (!o.raw_shape.empty())
+      throw std::invalid_argument("--shape applies to raw .f32 files; use --rows/--cols for a synthetic input");
+    json in = {{"distribution", o.input}, {"rows", o.rows}, {"cols", o.cols}};
+    if (o.input == "student-t" || o.input == "student_t") in["nu"] = o.student_nu;
+    if (o.input == "outliers") {
+      in["outlier_channels"] = o.outlier_channels;
+      in["outlier_scale"] = o.outlier_scale;
+    }
+    e["inputs"] = json::array({in});
+  } else {
+    if (o.shape_given)
+      throw std::invalid_argument("--rows/--cols set the shape of synthetic inputs; the shape of file '" + o.input +
+                                  "' comes from its .npy header (or --shape for raw .f32)");
+    if (!o.raw_shape.empty() && !ends_with(o.input, ".f32"))
+      throw std::invalid_argument("--shape applies to raw .f32 files only ('" + o.input + "' carries its own shape)");
+    json in = {{"file", o.input}};
+    if (!o.raw_shape.empty()) in["shape"] = o.raw_shape;
+    e["inputs"] = json::array({in});
+  }
+  return {{"version", kConfigVersion}, {"seed", o.seed}, {"sweeps", json::array({e})}};
+}
+
+std::string options_error_text(const std::string& msg) {
+  static const std::vector<std::pair<std::string, std::string>> names = {
+      {"schemes", "--scheme"},          {"bits", "--bits"},         {"group_sizes", "--group-sizes"},
+      {"mappings", "--mapping"},        {"backends", "--backend"},  {"inputs", "--input"},
+      {"ranges", "--range"},            {"clip_ratios", "--clip-ratio"}, {"percentiles", "--percentile"},
+      {"roundings", "--rounding"},      {"non_finite", "--non-finite"},  {"options", "--option"},
+      {"partial_groups", "--partial-groups"}, {"models", "--model"}, {"protocol", "--protocol"},
+      {"activations", "--activation"}};
+  std::string s = msg;
+  for (const auto& [k, opt] : names) {
+    const std::regex re("sweeps\\[0\\]\\." + k + "(\\[[0-9]+\\])?(\\.[A-Za-z_]+)*( \\(default[^)]*\\))?");
+    s = std::regex_replace(s, re, opt);
+  }
+  s = std::regex_replace(s, std::regex("^sweeps\\[0\\]: "), "");
+  s = std::regex_replace(s, std::regex("sweeps\\[0\\]"), "the sweep");
+  return s;
+}
+
+int run_sweep(const SweepOptions& o, const std::vector<std::string>& command_line, std::ostream& out, std::ostream& err) {
+  const bool from_file = !o.config_path.empty();
+  SweepPlan plan;
+  try {
+    const nlohmann::json cfg = from_file ? load_config_file(o.config_path) : config_from_options(o);
+    plan = plan_sweep(cfg, o.seed);
+  } catch (const ConfigError& e) {
+    if (from_file) throw std::invalid_argument("sweep config '" + o.config_path + "': " + e.what());
+    throw std::invalid_argument(options_error_text(e.what()));
+  }
+  if (o.dry_run) {
+    int si = 0, sn = 1;
+    if (!o.shard.empty()) parse_shard(o.shard, &si, &sn);
+    const std::vector<const Run*> mine = shard_runs(plan, si, sn);
+    out << "qeval sweep: " << mine.size() << " run(s)";
+    if (sn > 1) out << " (shard " << si << "/" << sn << " of " << plan.runs.size() << ")";
+    if (plan.duplicates) out << ", " << plan.duplicates << " duplicate(s) collapsed";
+    out << " (dry run: nothing executed)\n";
+    for (const Run* r : mine) out << r->id << "  " << r->name << "\n";
+    return 0;
+  }
+  EngineOptions eo;
+  eo.out = o.write_report ? o.out : "";
+  eo.resume = o.resume;
+  eo.jobs = o.jobs;
+  if (!o.shard.empty()) parse_shard(o.shard, &eo.shard_index, &eo.shard_count);
+  eo.progress = o.progress;
+  eo.inject_rounding = o.inject_rounding;
+  eo.command_line = command_line;
+  eo.extra_libraries = o.extra_libraries;
+  eo.handle_signals = o.handle_signals;
+  return run_engine(plan, eo, out, err).exit_code;
+}
+
+}  // namespace qeval::cli

@@ -1,0 +1,156 @@
+// eval/model/checkpoint.cpp — format dispatch, checkpoint validation (config + required tensors), errors, hashes.
+#include "eval/model/checkpoint.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "eval/model/checkpoint_internal.hpp"
+#include "eval/model/mapped_file.hpp"
+#include "eval/model/sha256.hpp"
+
+namespace qeval::model {
+
+namespace fs = std::filesystem;
+
+CheckpointError::CheckpointError(const std::string& file, const std::string& field, const std::string& problem)
+    : std::runtime_error(file + ": " + field + ": " + problem), file_(file), field_(field) {}
+
+int64_t TensorF32::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+int64_t TensorF32::cols() const { return shape.empty() ? 1 : shape.back(); }
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+}  // namespace
+
+void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
+  const ModelConfig& c = cp.config;
+  const std::string& file = cp.path;
+  const auto cfg_err = [&](const char* field, const std::string& problem) {
+    throw CheckpointError(file, std::string("config.") + field, problem);
+  };
+  if (c.arch.empty()) cfg_err("arch", "is empty");
+  const std::pair<const char*, int64_t> sizes[] = {{"n_layers", c.n_layers},     {"d_model", c.d_model},
+                                                   {"n_heads", c.n_heads},       {"n_kv_heads", c.n_kv_heads},
+                                                   {"d_ff", c.d_ff},             {"vocab_size", c.vocab_size},
+                                                   {"n_ctx_train", c.n_ctx_train}};
+  for (const auto& [name, v] : sizes)
+    if (v <= 0) cfg_err(name, "must be positive, got " + std::to_string(v));
+  if (c.d_model % c.n_heads != 0) {
+    cfg_err("n_heads", "d_model " + std::to_string(c.d_model) + " is not a multiple of n_heads " + std::to_string(c.n_heads));
+  }
+  if (c.n_kv_heads > c.n_heads || c.n_heads % c.n_kv_heads != 0) {
+    cfg_err("n_kv_heads", std::to_string(c.n_kv_heads) + " does not divide n_heads " + std::to_string(c.n_heads));
+  }
+  if (c.head_dim() % 2 != 0) cfg_err("n_heads", "head_dim " + std::to_string(c.head_dim()) + " is odd; RoPE needs pairs");
+  if (!(c.rms_eps > 0) || !std::isfinite(c.rms_eps)) cfg_err("rms_eps", "must be positive and finite");
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) cfg_err("rope_theta", "must be positive and finite");
+  // 9 tensors per block + embedding + final norm: a corrupt block_count of 2^40 is rejected here, before
+  // anything loops over the blocks.
+  const uint64_t needed = 9 * static_cast<uint64_t>(c.n_layers) + 2;
+  if (c.n_layers > (int64_t{1} << 32) || needed > cp.tensors.size()) {
+    cfg_err("n_layers", std::to_string(c.n_layers) + " blocks need at least " +
+                            (c.n_layers > (int64_t{1} << 32) ? std::string("2^35") : std::to_string(needed)) +
+                            " tensors but the checkpoint has " + std::to_string(cp.tensors.size()) +
+                            " — block count corrupt or tensors missing");
+  }
+
+  const int64_t d = c.d_model, hd = c.head_dim();
+  const auto expect = [&](const std::string& name, std::vector<int64_t> shape) {
+    const auto it = cp.tensors.find(name);
+    if (it == cp.tensors.end()) {
+      throw CheckpointError(file, "tensor '" + name + "'", "required tensor is missing");
+    }
+    if (it->second.shape != shape) {
+      throw CheckpointError(file, "tensor '" + name + "'",
+                            "shape " + shape_str(it->second.shape) + " does not match the config, expected " +
+                                shape_str(shape));
+    }
+  };
+  expect("token_embd.weight", {c.vocab_size, d});
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
+    expect(b + "attn_norm.weight", {d});
+    expect(b + "attn_q.weight", {c.n_heads * hd, d});
+    expect(b + "attn_k.weight", {c.n_kv_heads * hd, d});
+    expect(b + "attn_v.weight", {c.n_kv_heads * hd, d});
+    expect(b + "attn_output.weight", {d, c.n_heads * hd});
+    expect(b + "ffn_norm.weight", {d});
+    expect(b + "ffn_gate.weight", {c.d_ff, d});
+    expect(b + "ffn_up.weight", {c.d_ff, d});
+    expect(b + "ffn_down.weight", {d, c.d_ff});
+  }
+  expect("output_norm.weight", {d});
+  if (c.tied_embeddings) {
+    if (cp.tensors.count("output.weight")) {
+      throw CheckpointError(file, "tensor 'output.weight'", "present although tied_embeddings is set");
+    }
+  } else {
+    expect("output.weight", {c.vocab_size, d});
+  }
+  if (!check_data) return;
+  for (const auto& [name, t] : cp.tensors) {
+    int64_t n = 1;
+    for (int64_t x : t.shape) {
+      if (x < 0 || __builtin_mul_overflow(n, x, &n)) {
+        throw CheckpointError(file, "tensor '" + name + "'", "negative dimension or element count overflow");
+      }
+    }
+    if (static_cast<size_t>(n) != t.data.size()) {
+      throw CheckpointError(file, "tensor '" + name + "'",
+                            "shape " + shape_str(t.shape) + " has " + std::to_string(n) + " elements but data has " +
+                                std::to_string(t.data.size()));
+    }
+    for (size_t i = 0; i < t.data.size(); ++i) {
+      if (!std::isfinite(t.data[i])) {
+        throw CheckpointError(file, "tensor '" + name + "'", "element " + std::to_string(i) + " is not finite");
+      }
+    }
+  }
+}
+
+void validate_checkpoint(const Checkpoint& cp) { validate_checkpoint_impl(cp, true); }
+
+std::string sha256_file_hex(const std::string& path) {
+  const MappedFile m(path);
+  return "sha256:" + sha256_hex(m.data(), m.size());
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) {
+    throw CheckpointError(path, "path", "does not exist — expected a .gguf file, a .safetensors file or a "
+                                        "directory with config.json");
+  }
+  if (fs::is_directory(st)) return load_safetensors(path);
+  const auto ends_with = [&](const char* suf) {
+    const size_t n = std::strlen(suf);
+    return path.size() >= n && path.compare(path.size() - n, n, suf) == 0;
+  };
+  if (ends_with(".gguf")) return load_gguf(path);
+  if (ends_with(".safetensors") || ends_with(".index.json")) return load_safetensors(path);
+  char magic[4] = {0, 0, 0, 0};
+  {
+    std::ifstream in(path, std::ios::binary);
+    in.read(magic, 4);
+  }
+  if (std::memcmp(magic, "GGUF", 4) == 0) return load_gguf(path);
+  throw CheckpointError(path, "path",
+                        "unrecognized model file: expected a .gguf file (or one starting with 'GGUF'), a .safetensors "
+                        "file or a directory with config.json");
+}
+
+}  // namespace qeval::model

@@ -1,0 +1,129 @@
+// eval/model/checkpoint.hpp — model checkpoints as plain fp32 tensors: the interface between the file readers and the forward.
+//
+// load_checkpoint() reads a GGUF file, or a Hugging Face safetensors checkpoint (a .safetensors file or a
+// directory, single or sharded, with config.json beside it), validates it completely, and returns every
+// tensor dequantized to fp32 under GGUF's canonical names. No LibTorch here: the forward wraps `data`.
+//
+// Canonical names and shapes (PyTorch order [out_features, in_features]; GGUF's ne[] is the reverse, ne[0]
+// is the innermost dimension):
+//   token_embd.weight              [vocab_size, d_model]
+//   blk.{i}.attn_norm.weight       [d_model]
+//   blk.{i}.attn_q.weight          [n_heads·head_dim, d_model]        head_dim = d_model / n_heads
+//   blk.{i}.attn_k.weight          [n_kv_heads·head_dim, d_model]
+//   blk.{i}.attn_v.weight          [n_kv_heads·head_dim, d_model]
+//   blk.{i}.attn_output.weight     [d_model, n_heads·head_dim]
+//   blk.{i}.ffn_norm.weight        [d_model]
+//   blk.{i}.ffn_gate.weight        [d_ff, d_model]
+//   blk.{i}.ffn_up.weight          [d_ff, d_model]
+//   blk.{i}.ffn_down.weight        [d_model, d_ff]
+//   output_norm.weight             [d_model]
+//   output.weight                  [vocab_size, d_model]   — absent when tied_embeddings (use token_embd)
+// Extra tensors a GGUF file carries (e.g. rope_freqs.weight) are kept under their own names.
+//
+// RoPE convention (important for the forward): the rows of attn_q / attn_k are in GGUF "llama" order, in
+// which RoPE rotates ADJACENT pairs (x[2i], x[2i+1]) of each head by angle pos·θ^(−2i/head_dim) (ggml's
+// "normal" rope mode). Hugging Face Llama checkpoints instead rotate (x[i], x[i + head_dim/2])
+// ("rotate_half"). The safetensors reader converts exactly as llama.cpp's convert_hf_to_gguf.py does
+// (its `permute`): within each head of head_dim rows, canonical row 2i+j = HF row j·head_dim/2 + i
+// (i < head_dim/2, j ∈ {0,1}); q_proj is permuted per n_heads, k_proj per n_kv_heads. Worked case,
+// head_dim = 4: HF rows (r0, r1, r2, r3) → canonical (r0, r2, r1, r3); head_dim = 6: (r0, r3, r1, r4, r2, r5).
+// save_safetensors() applies the inverse, so a round trip is the identity.
+//
+// Errors: every structural problem throws CheckpointError (a std::runtime_error) whose what() names the
+// file, the field and the problem, e.g.
+//   "model.gguf: tensor_infos[3].offset: data [4096, 6400) ends past the end of the file (5000 bytes) — file
+//    truncated or offset corrupt". Never a crash, never an out-of-bounds read (see tests/eval_model).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace qeval::model {
+
+struct ModelConfig {
+  std::string arch;          // "llama" (GGUF general.architecture; HF LlamaForCausalLM → "llama")
+  int64_t n_layers = 0;      // {arch}.block_count | num_hidden_layers
+  int64_t d_model = 0;       // {arch}.embedding_length | hidden_size
+  int64_t n_heads = 0;       // {arch}.attention.head_count | num_attention_heads
+  int64_t n_kv_heads = 0;    // {arch}.attention.head_count_kv | num_key_value_heads (default n_heads)
+  int64_t d_ff = 0;          // {arch}.feed_forward_length | intermediate_size
+  int64_t vocab_size = 0;    // len(tokenizer.ggml.tokens) (else {arch}.vocab_size) | vocab_size; == token_embd rows
+  int64_t n_ctx_train = 0;   // {arch}.context_length | max_position_embeddings
+  double rope_theta = 10000.0;  // {arch}.rope.freq_base | rope_theta (default 10000 in both)
+  double rms_eps = 0.0;      // {arch}.attention.layer_norm_rms_epsilon | rms_norm_eps (GGUF stores float32)
+  bool tied_embeddings = false;  // GGUF: output.weight absent; HF: tie_word_embeddings (default false)
+  int64_t bos_id = -1, eos_id = -1;  // tokenizer.ggml.{bos,eos}_token_id | bos_token_id / eos_token_id
+  std::string source;        // "gguf" or "safetensors"
+
+  int64_t head_dim() const { return n_heads > 0 ? d_model / n_heads : 0; }
+};
+
+// One tensor, dequantized to fp32, row-major, shape in PyTorch order.
+struct TensorF32 {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+  std::string orig_type;  // storage type in the file: "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"
+
+  int64_t numel() const;
+  int64_t rows() const { return shape.empty() ? 1 : shape.front(); }  // [out, in] → out
+  int64_t cols() const;                                               // innermost dimension
+};
+
+struct Checkpoint {
+  ModelConfig config;
+  std::map<std::string, TensorF32> tensors;  // canonical names (above)
+  // GGUF: every key/value pair (arrays as JSON arrays; tokenizer.ggml.tokens etc. for the tokenizer). GGUF
+  // strings are kept byte for byte (not UTF-8-validated): dump them with json::error_handler_t::replace.
+  // safetensors: the keys of config.json.
+  std::map<std::string, nlohmann::json> metadata;
+  std::string path;          // what was loaded (file or directory)
+  // "sha256:<hex>". GGUF: SHA-256 of the file (= `sha256sum model.gguf`). safetensors: SHA-256 of the manifest
+  // of `sha256sum`-style lines "<hex>  <file name>\n" for config.json, model.safetensors.index.json (if sharded)
+  // and every weight file, sorted by file name.
+  std::string content_hash;
+};
+
+// Structural problem in a checkpoint: file, field and problem, all in what().
+class CheckpointError : public std::runtime_error {
+ public:
+  CheckpointError(const std::string& file, const std::string& field, const std::string& problem);
+  const std::string& file() const { return file_; }
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string file_, field_;
+};
+
+// A .gguf file (recognized by extension or by its "GGUF" magic), or a .safetensors file or a directory
+// holding config.json with model.safetensors or model.safetensors.index.json (sharded).
+Checkpoint load_checkpoint(const std::string& path);
+Checkpoint load_gguf(const std::string& path);
+Checkpoint load_safetensors(const std::string& path);
+// The GGUF loader on bytes in memory (`name` is used in error messages); for fuzzing and tests.
+Checkpoint load_gguf_bytes(const uint8_t* data, size_t size, const std::string& name);
+
+// Checks a checkpoint's config (positive sizes, n_heads | d_model, n_kv_heads | n_heads) and that every
+// required canonical tensor is present with the shape above and finite values. Throws CheckpointError with
+// `file` = cp.path. Called by the loaders and the writers.
+void validate_checkpoint(const Checkpoint& cp);
+
+// Writes a GGUF v3 file with every tensor as F32, the {arch}.* hyperparameters from cp.config (rope.freq_base
+// and rms epsilon as float32, as llama.cpp expects) and the namespaced metadata keys (those containing a '.',
+// e.g. general.*, tokenizer.*) of cp.metadata that the config does not define. Loadable by llama.cpp and
+// gguf-py. Written to `path + ".tmp"` and renamed.
+void save_gguf_f32(const Checkpoint& cp, const std::string& path);
+
+// Writes `dir`/config.json (LlamaForCausalLM) and `dir`/model.safetensors (F32, Hugging Face names, q/k rows
+// back in HF rotate_half order) so that transformers' LlamaForCausalLM.from_pretrained(dir) loads it.
+// Tokenizer files are not written. Creates `dir` if needed.
+void save_safetensors(const Checkpoint& cp, const std::string& dir);
+
+// SHA-256 of a file / of bytes, as "sha256:<64 hex digits>".
+std::string sha256_file_hex(const std::string& path);
+
+}  // namespace qeval::model

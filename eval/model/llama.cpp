@@ -1,0 +1,559 @@
+// eval/model/llama.cpp — Llama-family forward in LibTorch (fp32), the linear hook point, plan application.
+#include "eval/model/llama.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+
+#include <xxhash.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "quant/rng.hpp"
+
+namespace qeval::model {
+
+int configure_threads(int requested) {
+  int n = requested;
+  if (n <= 0) {
+    if (const char* s = std::getenv("OMP_NUM_THREADS"); s && *s) n = std::atoi(s);
+  }
+  if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+  if (n <= 0) n = 1;
+  if (at::get_num_threads() != n) at::set_num_threads(n);
+  return at::get_num_threads();
+}
+
+std::string xxh64_hex(const void* data, size_t bytes, uint64_t seed) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(XXH64(data, bytes, seed)));
+  return buf;
+}
+
+int64_t LinearLayer::in_features() const { return weight.defined() ? weight.size(1) : 0; }
+int64_t LinearLayer::out_features() const { return weight.defined() ? weight.size(0) : 0; }
+
+namespace {
+
+void check_config(const ModelConfig& c, const std::string& where) {
+  auto bad = [&](const std::string& what) {
+    throw std::invalid_argument(where + ": model config: " + what);
+  };
+  if (c.n_layers <= 0 || c.d_model <= 0 || c.n_heads <= 0 || c.d_ff <= 0 || c.vocab_size <= 0)
+    bad("n_layers, d_model, n_heads, d_ff and vocab_size must be positive");
+  if (c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0)
+    bad("n_kv_heads (" + std::to_string(c.n_kv_heads) + ") must divide n_heads (" + std::to_string(c.n_heads) + ")");
+  if (c.d_model % c.n_heads != 0)
+    bad("n_heads (" + std::to_string(c.n_heads) + ") must divide d_model (" + std::to_string(c.d_model) + ")");
+  if (c.head_dim() % 2 != 0) bad("head_dim " + std::to_string(c.head_dim()) + " must be even for RoPE");
+  if (!(c.rope_theta > 0)) bad("rope_theta must be positive");
+  if (!(c.rms_eps >= 0)) bad("rms_eps must be ≥ 0");
+}
+
+at::Tensor tensor_from(const Checkpoint& ck, const std::string& name, std::vector<int64_t> shape) {
+  auto it = ck.tensors.find(name);
+  if (it == ck.tensors.end())
+    throw std::invalid_argument(ck.path + ": tensor '" + name + "' missing (needed by the Llama forward)");
+  const TensorF32& t = it->second;
+  if (t.shape != shape) {
+    std::ostringstream os;
+    os << ck.path << ": tensor '" << name << "' has shape [";
+    for (size_t i = 0; i < t.shape.size(); ++i) os << (i ? ", " : "") << t.shape[i];
+    os << "], the forward expects [";
+    for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+    os << "]";
+    throw std::invalid_argument(os.str());
+  }
+  int64_t n = 1;
+  for (auto s : shape) n *= s;
+  if (static_cast<int64_t>(t.data.size()) != n)
+    throw std::invalid_argument(ck.path + ": tensor '" + name + "' holds " + std::to_string(t.data.size()) +
+                                " values for " + std::to_string(n) + " elements");
+  return at::from_blob(const_cast<float*>(t.data.data()), shape, at::kFloat).clone();
+}
+
+LinearLayer make_linear(std::string name, at::Tensor w) {
+  LinearLayer l;
+  l.name = std::move(name);
+  l.weight = std::move(w);
+  l.effective = l.weight;
+  return l;
+}
+
+double sqnr_db(const at::Tensor& ref, const at::Tensor& got) {
+  const at::Tensor r = ref.to(at::kDouble);
+  const double sig = r.pow(2).sum().item<double>();
+  const double err = (r - got.to(at::kDouble)).pow(2).sum().item<double>();
+  if (err == 0.0) return std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(sig / err);
+}
+
+}  // namespace
+
+LlamaModel::LlamaModel(const Checkpoint& ck) : cfg_(ck.config), content_hash_(ck.content_hash) {
+  if (cfg_.arch != "llama")
+    throw std::invalid_argument(ck.path + ": architecture '" + cfg_.arch +
+                                "' is not supported by the Llama forward (supported: llama — Llama, SmolLM, "
+                                "TinyLlama and other checkpoints GGUF labels \"llama\")");
+  check_config(cfg_, ck.path);
+  c10::InferenceMode guard(false);
+  const int64_t D = cfg_.d_model, hd = cfg_.head_dim(), H = cfg_.n_heads, KV = cfg_.n_kv_heads, F = cfg_.d_ff,
+                V = cfg_.vocab_size;
+  tok_embd_ = tensor_from(ck, "token_embd.weight", {V, D});
+  output_norm_ = tensor_from(ck, "output_norm.weight", {D});
+  blocks_.resize(static_cast<size_t>(cfg_.n_layers));
+  for (int64_t i = 0; i < cfg_.n_layers; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    LlamaBlock& b = blocks_[static_cast<size_t>(i)];
+    b.attn_norm = tensor_from(ck, p + "attn_norm.weight", {D});
+    b.ffn_norm = tensor_from(ck, p + "ffn_norm.weight", {D});
+    b.attn_q = make_linear(p + "attn_q", tensor_from(ck, p + "attn_q.weight", {H * hd, D}));
+    b.attn_k = make_linear(p + "attn_k", tensor_from(ck, p + "attn_k.weight", {KV * hd, D}));
+    b.attn_v = make_linear(p + "attn_v", tensor_from(ck, p + "attn_v.weight", {KV * hd, D}));
+    b.attn_output = make_linear(p + "attn_output", tensor_from(ck, p + "attn_output.weight", {D, H * hd}));
+    b.ffn_gate = make_linear(p + "ffn_gate", tensor_from(ck, p + "ffn_gate.weight", {F, D}));
+    b.ffn_up = make_linear(p + "ffn_up", tensor_from(ck, p + "ffn_up.weight", {F, D}));
+    b.ffn_down = make_linear(p + "ffn_down", tensor_from(ck, p + "ffn_down.weight", {D, F}));
+  }
+  const bool has_output = ck.tensors.count("output.weight") != 0;
+  if (!cfg_.tied_embeddings && !has_output)
+    throw std::invalid_argument(ck.path + ": tensor 'output.weight' missing and the config does not say the "
+                                "embeddings are tied");
+  // A GGUF that stores output.weight is used as stored even if it equals token_embd.
+  output_ = make_linear("output", has_output ? tensor_from(ck, "output.weight", {V, D}) : tok_embd_);
+  if (has_output) cfg_.tied_embeddings = false;
+  if (content_hash_.empty()) recompute_content_hash();
+}
+
+LlamaModel::LlamaModel(const ModelConfig& cfg, uint64_t seed, double init_std) : cfg_(cfg) {
+  check_config(cfg_, "random model");
+  c10::InferenceMode guard(false);
+  const int64_t D = cfg_.d_model, hd = cfg_.head_dim(), H = cfg_.n_heads, KV = cfg_.n_kv_heads, F = cfg_.d_ff,
+                V = cfg_.vocab_size;
+  const double sd = init_std > 0 ? init_std : 1.0 / std::sqrt(static_cast<double>(D));
+  Rng rng(seed);
+  auto randn = [&](std::vector<int64_t> shape, double s) {
+    at::Tensor t = at::empty(shape, at::kFloat);
+    float* p = t.data_ptr<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(rng.normal() * s);
+    return t;
+  };
+  tok_embd_ = randn({V, D}, sd);
+  output_norm_ = at::ones({D}, at::kFloat);
+  blocks_.resize(static_cast<size_t>(cfg_.n_layers));
+  for (int64_t i = 0; i < cfg_.n_layers; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    LlamaBlock& b = blocks_[static_cast<size_t>(i)];
+    b.attn_norm = at::ones({D}, at::kFloat);
+    b.ffn_norm = at::ones({D}, at::kFloat);
+    b.attn_q = make_linear(p + "attn_q", randn({H * hd, D}, sd));
+    b.attn_k = make_linear(p + "attn_k", randn({KV * hd, D}, sd));
+    b.attn_v = make_linear(p + "attn_v", randn({KV * hd, D}, sd));
+    b.attn_output = make_linear(p + "attn_output", randn({D, H * hd}, sd));
+    b.ffn_gate = make_linear(p + "ffn_gate", randn({F, D}, sd));
+    b.ffn_up = make_linear(p + "ffn_up", randn({F, D}, sd));
+    b.ffn_down = make_linear(p + "ffn_down", randn({D, F}, 1.0 / std::sqrt(static_cast<double>(F))));
+  }
+  output_ = make_linear("output", cfg_.tied_embeddings ? tok_embd_ : randn({V, D}, sd));
+  recompute_content_hash();
+  content_hash_ = "random:" + content_hash_.substr(content_hash_.find("xxh64:") + 6);
+}
+
+const std::string& LlamaModel::recompute_content_hash() {
+  // XXH64 chained over the parameters in named_parameters() order (name bytes, then fp32 data).
+  uint64_t h = 0;
+  for (auto& [name, t] : named_parameters()) {
+    at::Tensor c = t.detach().contiguous();
+    h = XXH64(name.data(), name.size(), h);
+    h = XXH64(c.data_ptr<float>(), static_cast<size_t>(c.numel()) * sizeof(float), h);
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  content_hash_ = std::string("weights:xxh64:") + buf;
+  return content_hash_;
+}
+
+// ---- parameters / training ------------------------------------------------------------------
+
+std::vector<std::pair<std::string, at::Tensor>> LlamaModel::named_parameters() {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  out.emplace_back("token_embd.weight", tok_embd_);
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    LlamaBlock& b = blocks_[i];
+    const std::string p = "blk." + std::to_string(i) + ".";
+    out.emplace_back(p + "attn_norm.weight", b.attn_norm);
+    for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output})
+      out.emplace_back(l->name + ".weight", l->weight);
+    out.emplace_back(p + "ffn_norm.weight", b.ffn_norm);
+    for (LinearLayer* l : {&b.ffn_gate, &b.ffn_up, &b.ffn_down}) out.emplace_back(l->name + ".weight", l->weight);
+  }
+  out.emplace_back("output_norm.weight", output_norm_);
+  if (!cfg_.tied_embeddings) out.emplace_back("output.weight", output_.weight);
+  return out;
+}
+
+std::vector<at::Tensor> LlamaModel::parameters() {
+  std::vector<at::Tensor> out;
+  for (auto& kv : named_parameters()) out.push_back(kv.second);
+  return out;
+}
+
+void LlamaModel::set_training(bool on) {
+  if (on && (plan_.weight || [&] {
+                for (const auto& o : plan_.overrides)
+                  if (o.weight) return true;
+                return false;
+              }()))
+    throw std::invalid_argument(
+        "LlamaModel::set_training(true): a weight quantization plan is installed (a one-time copy of the "
+        "weights that training would leave stale); clear_plan() first and re-apply it after training");
+  training_ = on;
+  for (auto& t : parameters()) t.set_requires_grad(on);
+}
+
+Checkpoint LlamaModel::to_checkpoint() const {
+  Checkpoint ck;
+  ck.config = cfg_;
+  ck.content_hash = content_hash_;
+  auto put = [&](const std::string& name, const at::Tensor& t) {
+    at::Tensor c = t.detach().contiguous();
+    TensorF32 out;
+    out.shape = c.sizes().vec();
+    out.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+    out.orig_type = "F32";
+    ck.tensors[name] = std::move(out);
+  };
+  auto* self = const_cast<LlamaModel*>(this);  // named_parameters() only reads
+  for (auto& [name, t] : self->named_parameters()) put(name, t);
+  return ck;
+}
+
+// ---- plan -------------------------------------------------------------------------------------
+
+std::vector<std::string> LlamaModel::linear_names() const {
+  std::vector<std::string> out;
+  for (const auto& b : blocks_)
+    for (const LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up,
+                                 &b.ffn_down})
+      out.push_back(l->name);
+  out.push_back(output_.name);
+  return out;
+}
+
+const LinearLayer& LlamaModel::linear_layer(const std::string& name) const {
+  return const_cast<LlamaModel*>(this)->linear_layer(name);
+}
+
+LinearLayer& LlamaModel::linear_layer(const std::string& name) {
+  if (name == "output") return output_;
+  // "blk.<i>.<kind>"
+  if (name.rfind("blk.", 0) == 0) {
+    const size_t dot = name.find('.', 4);
+    if (dot != std::string::npos) {
+      char* end = nullptr;
+      const long i = std::strtol(name.c_str() + 4, &end, 10);
+      if (end == name.c_str() + dot && i >= 0 && i < static_cast<long>(blocks_.size())) {
+        LlamaBlock& b = blocks_[static_cast<size_t>(i)];
+        for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up,
+                               &b.ffn_down})
+          if (l->name == name) return *l;
+      }
+    }
+  }
+  throw std::invalid_argument("no linear layer named '" + name + "' (layers: blk.{0.." +
+                              std::to_string(blocks_.size() - 1) +
+                              "}.{attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down}, output)");
+}
+
+void LlamaModel::clear_plan() {
+  plan_ = QuantPlan{};
+  kv_scheme_.reset();
+  for (const auto& n : linear_names()) {
+    LinearLayer& l = linear_layer(n);
+    l.effective = l.weight;
+    l.weight_scheme.reset();
+    l.act_scheme.reset();
+    l.bits_per_weight = 32.0;
+    l.weight_sqnr_db = 0.0;
+    l.act_calib.reset();
+    l.linear_scheme.reset();
+    l.linear_calib.reset();
+  }
+}
+
+void LlamaModel::apply_plan(const QuantPlan& plan, const std::map<std::string, schemes::Calibration>* calib) {
+  bool has_weight = plan.weight.has_value();
+  for (const auto& o : plan.overrides) has_weight = has_weight || o.weight.has_value();
+  if (training_ && has_weight)
+    throw std::invalid_argument("LlamaModel::apply_plan: weight quantization in training mode is not supported "
+                                "(set_training(false) first)");
+  // Validate every override pattern names at least one layer (a typo must not silently quantize nothing).
+  const std::vector<std::string> names = linear_names();
+  for (const auto& o : plan.overrides) {
+    bool hit = false;
+    for (const auto& n : names) hit = hit || glob_match(o.pattern, n);
+    if (!hit)
+      throw std::invalid_argument("quant plan: override pattern '" + o.pattern +
+                                  "' matches no linear layer (names look like blk.3.ffn_down, output)");
+  }
+  clear_plan();
+  c10::InferenceMode guard(false);
+  at::NoGradGuard no_grad;
+  // One scheme object per distinct config.
+  std::vector<std::pair<schemes::SchemeConfig, std::shared_ptr<const schemes::Scheme>>> made;
+  auto get = [&](const schemes::SchemeConfig& c, schemes::Target want, const std::string& where) {
+    for (auto& [cfg, s] : made)
+      if (cfg == c) return s;
+    std::shared_ptr<const schemes::Scheme> s = schemes::make_scheme(c);
+    const bool ok = s->target() == want ||
+                    (want == schemes::Target::kv_cache && s->target() == schemes::Target::activation);
+    if (!ok)
+      throw std::invalid_argument("quant plan: scheme '" + c.scheme + "' quantizes " +
+                                  schemes::to_string(s->target()) + ", but it is named as the " +
+                                  schemes::to_string(want) + " scheme of " + where);
+    made.emplace_back(c, s);
+    return s;
+  };
+  for (const auto& n : names) {
+    LinearLayer& l = linear_layer(n);
+    const QuantPlan::Resolved r = plan.resolve(n);
+    if (r.weight) {
+      l.weight_scheme = get(*r.weight, schemes::Target::weight, n);
+      const schemes::Calibration* c = nullptr;
+      if (calib) {
+        auto it = calib->find(n);
+        if (it != calib->end()) c = &it->second;
+      }
+      if (l.weight_scheme->needs_calibration() && !c)
+        throw std::invalid_argument("quant plan: scheme '" + r.weight->scheme + "' needs calibration data for " +
+                                    n + " (capture it with CalibrationCapture and pass it to apply_plan)");
+      at::Tensor w = l.weight.detach().contiguous();
+      const quant::MatrixView wv(w.data_ptr<float>(), w.size(0), w.size(1));
+      const quant::QuantizedMatrix q = l.weight_scheme->quantize(wv, c);
+      at::Tensor eff = at::empty_like(w);
+      l.weight_scheme->dequantize(q, quant::MutableMatrixView(eff.data_ptr<float>(), w.size(0), w.size(1)));
+      l.effective = eff;
+      l.bits_per_weight = q.bits_per_weight();
+      l.weight_sqnr_db = sqnr_db(w, eff);
+    }
+    if (r.activation) l.act_scheme = get(*r.activation, schemes::Target::activation, n);
+  }
+  if (plan.kv_cache) kv_scheme_ = get(*plan.kv_cache, schemes::Target::kv_cache, "the KV cache");
+  plan_ = plan;
+}
+
+// ---- forward ----------------------------------------------------------------------------------
+
+at::Tensor LlamaModel::linear(LinearLayer& layer, const at::Tensor& x) {
+  const int64_t in = x.size(-1);
+  if (in != layer.in_features())
+    throw std::invalid_argument("linear " + layer.name + ": input has " + std::to_string(in) +
+                                " features, the weight expects " + std::to_string(layer.in_features()));
+  std::vector<int64_t> out_shape = x.sizes().vec();
+  out_shape.back() = layer.out_features();
+  at::Tensor x2 = x.reshape({-1, in}).contiguous();
+  const bool use_plan = !bypass_plan_;
+  if (capture_ && capture_->wants(layer.name)) {
+    at::Tensor c = x2.detach();
+    capture_->record(layer.name, c.data_ptr<float>(), c.size(0), c.size(1));
+  }
+  if (use_plan && layer.act_scheme) {
+    at::Tensor src = x2.detach();
+    at::Tensor q = at::empty_like(src);
+    layer.act_scheme->fake_quantize(quant::MatrixView(src.data_ptr<float>(), src.size(0), in),
+                                    quant::MutableMatrixView(q.data_ptr<float>(), src.size(0), in),
+                                    layer.act_calib.get());
+    // Straight-through estimator when differentiable; the plain quantized input otherwise.
+    x2 = training_ ? x2 + (q - x2).detach() : q;
+  }
+  at::Tensor y;
+  if (use_plan && layer.linear_scheme) {
+    if (training_)
+      throw std::invalid_argument("linear " + layer.name + ": scheme '" + layer.linear_scheme->name() +
+                                  "' replaces the product and is not differentiable; set_training(false) first");
+    const at::Tensor xs = x2.detach().contiguous();
+    const at::Tensor w = layer.weight.detach().contiguous();
+    y = at::empty({xs.size(0), layer.out_features()}, at::kFloat);
+    if (!layer.linear_scheme->linear(quant::MatrixView(xs.data_ptr<float>(), xs.size(0), in),
+                                     quant::MatrixView(w.data_ptr<float>(), w.size(0), in),
+                                     quant::MutableMatrixView(y.data_ptr<float>(), xs.size(0), w.size(0)),
+                                     layer.linear_calib.get()))
+      y = at::mm(x2, layer.effective.t());
+  } else {
+    const at::Tensor& w = use_plan ? layer.effective : layer.weight;
+    y = at::mm(x2, w.t());
+  }
+  if (observer_) observer_(layer, x2, y);
+  return y.view(out_shape);
+}
+
+at::Tensor LlamaModel::rmsnorm(const at::Tensor& x, const at::Tensor& w) const {
+  // v / sqrt(mean(v²) + eps) · w, all fp32 (as llama.cpp's ggml_rms_norm and HF's LlamaRMSNorm in fp32).
+  return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + cfg_.rms_eps) * w;
+}
+
+std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T) {
+  auto it = rope_cache_.find(T);
+  if (it != rope_cache_.end()) return it->second;
+  c10::InferenceMode guard(false);  // plain tensors: usable in training graphs too
+  const int64_t half = cfg_.head_dim() / 2;
+  at::Tensor c = at::empty({T, half}, at::kFloat), s = at::empty({T, half}, at::kFloat);
+  float* cp = c.data_ptr<float>();
+  float* sp = s.data_ptr<float>();
+  for (int64_t i = 0; i < half; ++i) {
+    // θ_i = base^(−2i/head_dim), in double.
+    const double theta = std::pow(cfg_.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(cfg_.head_dim()));
+    for (int64_t p = 0; p < T; ++p) {
+      const double a = static_cast<double>(p) * theta;
+      cp[p * half + i] = static_cast<float>(std::cos(a));
+      sp[p * half + i] = static_cast<float>(std::sin(a));
+    }
+  }
+  rope_cache_[T] = {c, s};
+  return {c, s};
+}
+
+at::Tensor LlamaModel::apply_rope(const at::Tensor& x) {
+  const int64_t B = x.size(0), T = x.size(1), h = x.size(2), hd = x.size(3);
+  if (hd != cfg_.head_dim())
+    throw std::invalid_argument("apply_rope: head_dim " + std::to_string(hd) + " != config's " +
+                                std::to_string(cfg_.head_dim()));
+  auto [c, s] = rope_tables(T);
+  const at::Tensor cb = c.view({1, T, 1, hd / 2}), sb = s.view({1, T, 1, hd / 2});
+  const at::Tensor xp = x.reshape({B, T, h, hd / 2, 2});
+  const at::Tensor x0 = xp.select(-1, 0), x1 = xp.select(-1, 1);
+  // (x0, x1) → (x0·cos − x1·sin, x0·sin + x1·cos)
+  return at::stack({x0 * cb - x1 * sb, x0 * sb + x1 * cb}, -1).reshape({B, T, h, hd});
+}
+
+at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x) {
+  const int64_t B = x.size(0), T = x.size(1), H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim();
+  const int64_t rep = H / KV;
+  at::Tensor q = apply_rope(linear(blk.attn_q, x).view({B, T, H, hd}));
+  at::Tensor k = apply_rope(linear(blk.attn_k, x).view({B, T, KV, hd}));
+  at::Tensor v = linear(blk.attn_v, x).view({B, T, KV, hd});
+
+  const bool kv_quant = kv_scheme_ && !bypass_plan_;
+  if (kv_quant || kv_hook_) {
+    at::Tensor k2 = k.reshape({B * T, KV * hd}).contiguous();
+    at::Tensor v2 = v.reshape({B * T, KV * hd}).contiguous();
+    at::Tensor kq = training_ ? k2.detach().clone() : k2.detach();
+    at::Tensor vq = training_ ? v2.detach().clone() : v2.detach();
+    // In eval mode kq/vq may share storage with k/v (fresh tensors of this forward): modifying them in
+    // place is intended.
+    if (kv_quant) {
+      const quant::MatrixView kvw(kq.data_ptr<float>(), B * T, KV * hd), vvw(vq.data_ptr<float>(), B * T, KV * hd);
+      kv_scheme_->fake_quantize(kvw, quant::MutableMatrixView(kq.data_ptr<float>(), B * T, KV * hd), nullptr);
+      kv_scheme_->fake_quantize(vvw, quant::MutableMatrixView(vq.data_ptr<float>(), B * T, KV * hd), nullptr);
+    }
+    if (kv_hook_) kv_hook_(layer, kq, vq);
+    if (training_) {
+      k2 = k2 + (kq - k2).detach();
+      v2 = v2 + (vq - v2).detach();
+    } else {
+      k2 = kq;
+      v2 = vq;
+    }
+    k = k2.view({B, T, KV, hd});
+    v = v2.view({B, T, KV, hd});
+  }
+
+  // [B, H, T, hd] → [B, KV, rep·T, hd]: the rep query heads sharing a KV head become one matmul.
+  const at::Tensor qh = q.permute({0, 2, 1, 3}).contiguous().view({B, KV, rep * T, hd});
+  const at::Tensor kh = k.permute({0, 2, 1, 3});  // [B, KV, T, hd]
+  const at::Tensor vh = v.permute({0, 2, 1, 3});
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  at::Tensor scores = at::matmul(qh, kh.transpose(-1, -2)).mul_(scale).view({B, KV, rep, T, T});
+  // Causal mask: position t sees 0..t.
+  at::Tensor mask;
+  {
+    c10::InferenceMode g(false);
+    mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).triu(1);
+  }
+  at::Tensor p = at::softmax(scores + mask, -1).view({B, KV, rep * T, T});
+  at::Tensor o = at::matmul(p, vh)                    // [B, KV, rep·T, hd]
+                     .view({B, H, T, hd})
+                     .permute({0, 2, 1, 3})
+                     .reshape({B, T, H * hd});
+  return linear(blk.attn_output, o);
+}
+
+at::Tensor LlamaModel::embed_impl(const at::Tensor& tokens) {
+  if (tokens.dim() != 2)
+    throw std::invalid_argument("LlamaModel::forward: tokens must be [batch, time], got " +
+                                std::to_string(tokens.dim()) + " dimensions");
+  if (tokens.numel() == 0) throw std::invalid_argument("LlamaModel::forward: empty token batch");
+  at::Tensor tok = tokens.to(at::kLong);
+  const int64_t lo = tok.min().item<int64_t>(), hi = tok.max().item<int64_t>();
+  if (lo < 0 || hi >= cfg_.vocab_size)
+    throw std::invalid_argument("LlamaModel::forward: token id " + std::to_string(lo < 0 ? lo : hi) +
+                                " outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) +
+                                ") — tokenizer and model do not match");
+  return at::embedding(tok_embd_, tok);  // [B, T, D]
+}
+
+at::Tensor LlamaModel::block_impl(int64_t l, const at::Tensor& x_in) {
+  if (l < 0 || l >= static_cast<int64_t>(blocks_.size()))
+    throw std::invalid_argument("LlamaModel::forward_block: layer " + std::to_string(l) + " outside [0, " +
+                                std::to_string(blocks_.size()) + ")");
+  if (x_in.dim() != 3 || x_in.size(2) != cfg_.d_model)
+    throw std::invalid_argument("LlamaModel::forward_block: x must be [batch, time, " + std::to_string(cfg_.d_model) +
+                                "]");
+  cur_seq_len_ = x_in.size(1);
+  LlamaBlock& b = blocks_[static_cast<size_t>(l)];
+  at::Tensor x = x_in + attention(static_cast<int>(l), b, rmsnorm(x_in, b.attn_norm));
+  const at::Tensor n2 = rmsnorm(x, b.ffn_norm);
+  const at::Tensor g = linear(b.ffn_gate, n2);
+  const at::Tensor u = linear(b.ffn_up, n2);
+  return x + linear(b.ffn_down, at::silu(g) * u);
+}
+
+at::Tensor LlamaModel::forward_hidden_impl(const at::Tensor& tokens) {
+  at::Tensor x = embed_impl(tokens);
+  for (size_t l = 0; l < blocks_.size(); ++l) x = block_impl(static_cast<int64_t>(l), x);
+  return rmsnorm(x, output_norm_);
+}
+
+at::Tensor LlamaModel::embed(const at::Tensor& tokens) {
+  if (training_) return embed_impl(tokens);
+  c10::InferenceMode guard;
+  return embed_impl(tokens);
+}
+
+at::Tensor LlamaModel::forward_block(int64_t layer, const at::Tensor& x) {
+  if (training_) return block_impl(layer, x);
+  c10::InferenceMode guard;
+  return block_impl(layer, x);
+}
+
+at::Tensor LlamaModel::final_norm(const at::Tensor& x) {
+  if (training_) return rmsnorm(x, output_norm_);
+  c10::InferenceMode guard;
+  return rmsnorm(x, output_norm_);
+}
+
+at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens) {
+  if (training_) return forward_hidden_impl(tokens);
+  c10::InferenceMode guard;
+  return forward_hidden_impl(tokens);
+}
+
+at::Tensor LlamaModel::head(const at::Tensor& hidden) {
+  if (training_) return linear(output_, hidden);
+  c10::InferenceMode guard;
+  return linear(output_, hidden);
+}
+
+at::Tensor LlamaModel::forward(const at::Tensor& tokens) {
+  if (training_) return linear(output_, forward_hidden_impl(tokens));
+  c10::InferenceMode guard;
+  return linear(output_, forward_hidden_impl(tokens));
+}
+
+}  // namespace qeval::model

@@ -1,0 +1,192 @@
+// eval/model/llama.hpp — Llama-family transformer in LibTorch (fp32): forward, fake-quant hooks, calibration capture.
+//
+// Architecture (one block, repeated n_layers times; x is [B, T, d_model]):
+//   h = x + attn_output( attention( rope(attn_q(n1)), rope(attn_k(n1)), attn_v(n1) ) ),  n1 = rmsnorm(x)·attn_norm
+//   x = h + ffn_down( silu(ffn_gate(n2)) ⊙ ffn_up(n2) ),                                  n2 = rmsnorm(h)·ffn_norm
+//   logits = output( rmsnorm(x)·output_norm )        (output = token_embd when the embeddings are tied)
+//   rmsnorm(v) = v / sqrt(mean(v²) + rms_eps)
+// Attention: grouped-query (query head h reads key/value head h / (n_heads / n_kv_heads), the
+// llama.cpp / Hugging Face repeat_kv convention), causal, scores scaled by 1/sqrt(head_dim), softmax in fp32.
+// RoPE: GGUF "normal" mode (checkpoint.hpp): adjacent pairs (x[2i], x[2i+1]) of each head rotate by
+// pos·θ_i, θ_i = rope_theta^(−2i/head_dim); positions restart at 0 in every window (each window is an
+// independent sequence, as llama.cpp's perplexity tool clears its KV cache per chunk). The angles are
+// computed in double and rounded to float once (cos/sin error ≤ 6e-8 even at pos 8192), so long windows do
+// not accumulate float error in the angle (fp32 pos·θ at pos 2048 would be off by up to ~1e-4 rad).
+//
+// Every linear layer goes through LlamaModel::linear(), the single hook point:
+//   * weights: a QuantPlan (hooks.hpp) names a weight scheme per layer; apply_plan() quantizes each weight
+//     once with scheme->quantize and dequantizes into a copy (`effective`); the fp weight is kept, so
+//     plans can be swapped without reloading.
+//   * activations: an activation scheme fake-quantizes the layer's input [tokens, in] at every forward
+//     (scheme->fake_quantize over a MatrixView of the contiguous input: zero copy in, one output buffer).
+//   * calibration capture (CalibrationCapture, hooks.hpp) records the inputs of chosen layers.
+//   * an observer (used by per-layer blame) sees (layer, input, output).
+// KV-cache hook: inside attention, after RoPE, keys and values of layer `l` are handed as contiguous
+// [B·T, n_kv_heads·head_dim] fp32 tensors (row = token, columns head-major: head g occupies columns
+// [g·head_dim, (g+1)·head_dim)) first to the plan's kv_cache scheme (fake_quantize in place), then to a
+// user KvHook; both may modify them in place. This is the layout schemes::Target::kv_cache documents.
+//
+// Tied embeddings: the `output` layer's weight IS token_embd (one parameter); a weight scheme on "output"
+// quantizes a copy used only by the head — the embedding lookup stays fp (llama.cpp, by contrast, uses the
+// one quantized token_embd for both when a GGUF ties them).
+// Eval vs training: in eval mode (the default) forward() runs under c10::InferenceMode (no autograd graph).
+// set_training(true) makes every parameter require grad and keeps the forward differentiable (activation
+// fake-quant then uses the straight-through estimator x + (q(x) − x).detach()). A weight plan is a one-time
+// copy of the weights, so it is refused in training mode (re-apply it after training).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eval/model/checkpoint.hpp"
+#include "eval/model/hooks.hpp"
+#include "schemes/scheme.hpp"
+
+namespace qeval::model {
+
+// Sets ATen's intra-op thread count: `requested` > 0 → that; else OMP_NUM_THREADS when set (and > 0);
+// else std::thread::hardware_concurrency(). Inter-op parallelism is not used by the forward. Returns the
+// count in force. The evaluators set the protocol's count for their duration and restore it; metrics were
+// measured bit-identical for 1 and 2 threads (tests/eval_forward, Determinism.*).
+int configure_threads(int requested = 0);
+
+// One linear layer y = x·Wᵀ, W [out, in].
+struct LinearLayer {
+  std::string name;     // "blk.3.attn_q", ..., "output" (GGUF tensor name without ".weight")
+  at::Tensor weight;    // fp32 [out, in]: the model's parameter (for tied output: token_embd)
+  at::Tensor effective; // what the forward multiplies by: `weight`, or its fake-quantized copy
+  std::shared_ptr<const schemes::Scheme> weight_scheme;  // null: fp weights
+  std::shared_ptr<const schemes::Scheme> act_scheme;     // null: fp inputs
+  // Filled by apply_plan when the weight is quantized: effective bits per weight and weight SQNR (dB).
+  double bits_per_weight = 32.0;
+  double weight_sqnr_db = 0.0;  // meaningful only when weight_scheme is set
+  // Installed by eval/model/quantize_model (calibrated schemes; clear_plan() resets them):
+  //   act_calib      what act_scheme->fake_quantize receives (static activations: the scales calibrate() froze);
+  //                  null: nothing (dynamic schemes)
+  //   linear_scheme  a Target::linear scheme (SmoothQuant, LLM.int8) that computes the whole product:
+  //                  y = linear_scheme->linear(x, weight, linear_calib) with the fp `weight` (migrated when a fold
+  //                  was applied) — `effective` is not used for such a layer (unless linear() declines)
+  std::shared_ptr<const schemes::Calibration> act_calib;
+  std::shared_ptr<const schemes::Scheme> linear_scheme;
+  std::shared_ptr<const schemes::Calibration> linear_calib;
+  int64_t in_features() const;
+  int64_t out_features() const;
+};
+
+struct LlamaBlock {
+  at::Tensor attn_norm, ffn_norm;  // [d_model]
+  LinearLayer attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down;
+};
+
+// Called inside attention of layer `layer` with keys (after RoPE) and values, each contiguous
+// [B·T, n_kv_heads·head_dim] fp32; may modify them in place.
+using KvHook = std::function<void(int layer, at::Tensor& keys, at::Tensor& values)>;
+// Called after every linear layer with its (possibly fake-quantized) input [rows, in] and output
+// [rows, out], both 2-D contiguous fp32. Used by per-layer blame.
+using LinearObserver = std::function<void(const LinearLayer& layer, const at::Tensor& input,
+                                          const at::Tensor& output)>;
+
+class LlamaModel {
+ public:
+  // Copies the checkpoint's fp32 tensors (the checkpoint may be dropped afterwards). Throws
+  // std::invalid_argument when the architecture is not Llama-family or a tensor is missing/misshaped.
+  explicit LlamaModel(const Checkpoint& ckpt);
+  // A randomly initialized model (training, tests): weights N(0, init_std²) from qeval::Rng(seed), norms 1.
+  // init_std ≤ 0 → 1/sqrt(d_model) for matrices. content_hash = "random:<xxh64 of the weights>".
+  LlamaModel(const ModelConfig& cfg, uint64_t seed, double init_std = 0.0);
+
+  const ModelConfig& config() const { return cfg_; }
+  // The checkpoint's content hash (or "random:..." / "trained:..." — see recompute_content_hash()).
+  const std::string& content_hash() const { return content_hash_; }
+  // Recomputes the hash from the current fp weights ("weights:xxh64:<hex>"), e.g. after training.
+  const std::string& recompute_content_hash();
+
+  // tokens: [B, T] integer (int64 or int32), ids in [0, vocab). Returns logits [B, T, vocab] fp32.
+  at::Tensor forward(const at::Tensor& tokens);
+  // The hidden state after the final norm, [B, T, d_model]; head() maps rows [..., d_model] to logits
+  // through the `output` layer (so evaluators can compute logits only for scored positions).
+  at::Tensor forward_hidden(const at::Tensor& tokens);
+  at::Tensor head(const at::Tensor& hidden);
+  // The pieces of forward_hidden(), for block-by-block calibration (eval/model/quantize_model):
+  // embed: tokens [B, T] → [B, T, d_model] (ids checked); forward_block: one transformer block (layer in
+  // [0, n_layers)) on x [B, T, d_model]; final_norm: the output RMSNorm. forward_hidden(t) ≡
+  // final_norm(forward_block(L−1, … forward_block(0, embed(t)))).
+  at::Tensor embed(const at::Tensor& tokens);
+  at::Tensor forward_block(int64_t layer, const at::Tensor& x);
+  at::Tensor final_norm(const at::Tensor& x);
+  // T (window length) of the latest block forward: KV hooks get keys/values as [B·T, ·] and need it to treat
+  // each sequence separately (e.g. per-channel KV quantization).
+  int64_t current_seq_len() const { return cur_seq_len_; }
+
+  // Training support.
+  void set_training(bool on);
+  bool training() const { return training_; }
+  // Every parameter once (tied: token_embd once), named with GGUF names (".weight" included).
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters();
+  std::vector<at::Tensor> parameters();
+  // Back to a Checkpoint (fp32, canonical names) — e.g. to save a trained model with save_safetensors().
+  Checkpoint to_checkpoint() const;
+
+  // ---- hooks ----
+  // Quantizes weights once and installs activation / KV schemes per the plan (replacing any earlier plan).
+  // `calib` maps layer names to calibration data for schemes that need it (missing → clear error).
+  void apply_plan(const QuantPlan& plan, const std::map<std::string, schemes::Calibration>* calib = nullptr);
+  void clear_plan();  // back to fp: effective = weight, no activation / KV schemes
+  const QuantPlan& plan() const { return plan_; }
+  // Run the fp path (fp weights, no activation/KV quantization) while a plan stays installed — used by
+  // blame to feed each quantized layer the fp model's inputs.
+  void set_bypass_plan(bool on) { bypass_plan_ = on; }
+
+  void set_capture(CalibrationCapture* capture) { capture_ = capture; }  // nullptr: off
+  void set_kv_hook(KvHook hook) { kv_hook_ = std::move(hook); }
+  void set_observer(LinearObserver obs) { observer_ = std::move(obs); }
+
+  // Layer names in forward order: blk.0.attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down,
+  // blk.1..., output.
+  std::vector<std::string> linear_names() const;
+  LinearLayer& linear_layer(const std::string& name);  // throws std::invalid_argument listing the names
+  const LinearLayer& linear_layer(const std::string& name) const;
+
+  // The single linear hook point: x [..., in] → [..., out].
+  at::Tensor linear(LinearLayer& layer, const at::Tensor& x);
+
+  // RoPE tables for positions [0, T): cos, sin, each [T, head_dim/2] fp32 (cached per T).
+  std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T);
+  // Applies RoPE to x [B, T, heads, head_dim] (GGUF adjacent-pair convention), positions 0..T-1.
+  at::Tensor apply_rope(const at::Tensor& x);
+
+ private:
+  void init_layers();
+  at::Tensor rmsnorm(const at::Tensor& x, const at::Tensor& w) const;
+  at::Tensor attention(int layer, LlamaBlock& blk, const at::Tensor& x);
+  at::Tensor forward_hidden_impl(const at::Tensor& tokens);
+  at::Tensor embed_impl(const at::Tensor& tokens);
+  at::Tensor block_impl(int64_t layer, const at::Tensor& x);
+
+  ModelConfig cfg_;
+  std::string content_hash_;
+  at::Tensor tok_embd_;     // [vocab, d_model]
+  at::Tensor output_norm_;  // [d_model]
+  std::vector<LlamaBlock> blocks_;
+  LinearLayer output_;      // weight aliases tok_embd_ when tied
+  bool training_ = false;
+  bool bypass_plan_ = false;
+  int64_t cur_seq_len_ = 0;
+  QuantPlan plan_;
+  std::shared_ptr<const schemes::Scheme> kv_scheme_;
+  CalibrationCapture* capture_ = nullptr;
+  KvHook kv_hook_;
+  LinearObserver observer_;
+  std::map<int64_t, std::pair<at::Tensor, at::Tensor>> rope_cache_;
+};
+
+// xxh64 of a float buffer, as 16 hex digits (content hashes of weights).
+std::string xxh64_hex(const void* data, size_t bytes, uint64_t seed = 0);
+
+}  // namespace qeval::model

@@ -1,0 +1,118 @@
+// eval/model/model_run.hpp — one "model run": (model file, protocol, quantization plan, calibration spec) → a JSON
+// result with perplexity, KL, top-1, LAMBADA, bits/weight, per-layer blame, scheme statistics, the calibration
+// record and timings. The sweep engine's "model" run kind calls run_model(); shared state (loaded checkpoints,
+// tokenized texts, evaluators, calibration windows, fp LAMBADA figures) lives in a ModelRunContext, and the fp
+// reference distribution is computed once per (model, protocol) and shared through Evaluator::reference's
+// process-wide memory cache and its disk cache (ctx.cache_dir).
+//
+// Spec JSON (strict: unknown keys are errors naming the key):
+//   {"model": "models/external/SmolLM2-135M-Instruct.Q4_1.gguf",        path, relative to ctx.root unless absolute
+//    "protocol": "configs/protocol-wikitext2-512-quick.json" | {...},    a protocol file or object (protocol.hpp)
+//    "plan": {"weight": {"scheme": "gptq", "params": {"bits": 3, "group_size": 64}},
+//             "overrides": [{"pattern": "output", "skip": true}]},       QuantPlan JSON (hooks.hpp); a Target::linear
+//                                                                        scheme may be given as "linear" (here and in
+//                                                                        overrides) — it goes where "weight" goes
+//    "calibration": {"count": 128, "length": -1, ...},                   CalibrationSpec (quantize_model.hpp)
+//    "mixed": {"target_bits": 3.5, "candidates": [...]},                 MixedSpec, for a `mixed` plan without an
+//                                                                        allocation file
+//    "lambada": "auto" | true | false,                                   auto: when the protocol has a lambada section
+//    "blame_windows": 1,                                                 protocol windows blame runs on (0: none)
+//    "max_windows": -1,                                                  evaluate only the first N protocol windows
+//    "awq_reference_overrides": true}                                    AWQ's reference settings: when the plan's
+//                                                                        default weight scheme is awq, prepend
+//                                                                        overrides clip=false for blk.*.attn_q and
+//                                                                        blk.*.attn_k (llm-awq skips the clip search
+//                                                                        for q/k); recorded in the result's plan
+// Result JSON: see run_model().
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "eval/model/checkpoint.hpp"
+#include "eval/model/hooks.hpp"
+#include "eval/model/lambada.hpp"
+#include "eval/model/ppl.hpp"
+#include "eval/model/quantize_model.hpp"
+#include "eval/model/tokens.hpp"
+
+namespace qeval::model {
+
+struct ModelRunSpec {
+  std::string model;
+  nlohmann::json protocol;  // a path string or a protocol object
+  QuantPlan plan;
+  CalibrationSpec calibration;
+  bool has_mixed = false;
+  MixedSpec mixed;
+  int lambada = -1;              // −1 auto, 0 off, 1 on
+  int64_t blame_windows = 1;
+  int64_t max_windows = -1;
+  bool awq_reference_overrides = true;
+
+  nlohmann::json to_json() const;
+  // Strict; errors name the key and the accepted form (std::invalid_argument).
+  static ModelRunSpec from_json(const nlohmann::json& j);
+};
+
+// The plan JSON with "linear" keys (top level and in overrides) moved to "weight" — the QuantPlan form.
+nlohmann::json normalize_plan_json(const nlohmann::json& plan);
+// AWQ's reference overrides (see the header comment); returns the plan unchanged unless plan.weight is awq.
+QuantPlan with_awq_reference_overrides(QuantPlan plan);
+
+// Shared, thread-safe state of many runs.
+class ModelRunContext {
+ public:
+  // root: the project root relative paths resolve against. cache_dir: the fp reference disk cache ("" = memory
+  // only). work_dir: where mixed-precision allocation files go ("" → cache_dir/allocations, or /tmp/qeval-
+  // allocations when cache_dir is empty).
+  explicit ModelRunContext(std::string root, std::string cache_dir = default_cache_dir(), std::string work_dir = "");
+
+  const std::string& root() const { return root_; }
+  const std::string& cache_dir() const { return cache_dir_; }
+  const std::string& work_dir() const { return work_dir_; }
+  bool progress = true;
+
+  struct Loaded {
+    std::string path;
+    Checkpoint ck;
+    TokenSource ts;
+    double load_seconds = 0.0;
+  };
+  std::shared_ptr<const Loaded> model(const std::string& path);
+  std::shared_ptr<const Evaluator> evaluator(const Loaded& m, const Protocol& p);
+  std::shared_ptr<const CalibrationWindows> calibration(const Loaded& m, const CalibrationSpec& spec, int64_t length,
+                                                        BosMode bos, const std::string& eval_sha256);
+  std::shared_ptr<const std::vector<LambadaItem>> lambada_items_for(const Loaded& m, const LambadaProtocol& lp);
+  // The fp model's LAMBADA result, computed once per (model, LAMBADA protocol) with `fp` (which must be fp).
+  LambadaResult fp_lambada(const Loaded& m, const LambadaProtocol& lp, LlamaModel& fp, int threads);
+
+ private:
+  std::string root_, cache_dir_, work_dir_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const Loaded>> models_;
+  std::map<std::string, std::shared_ptr<const Evaluator>> evaluators_;
+  std::map<std::string, std::shared_ptr<const CalibrationWindows>> calibs_;
+  std::map<std::string, std::shared_ptr<const std::vector<LambadaItem>>> lambada_;
+  std::map<std::string, LambadaResult> fp_lambada_;
+};
+
+// Runs one model run. Result:
+//   {"model": {path, content_hash, config}, "protocol": <protocol as run>, "plan": <plan as run>,
+//    "calibration": {"spec", "windows": <record>} | null,
+//    "ppl", "fp_ppl" (NllStats), "delta_ppl", "delta_mean_nll", "delta_mean_nll_se",
+//    "kl": {mean, se, median, p99, max, bias_bound, token_bound_max}, "top1", "top1_se", "n_windows",
+//    "lambada": {accuracy, accuracy_se, ..., "fp": {...}, "delta_accuracy"} | null,
+//    "bits_per_weight" (parameter-weighted over quantized layers, overhead counted), "quantized_params",
+//    "linear_params", "layers": [per-layer quantization], "blame": [worst first], "scheme_stats": run_stats(),
+//    "scheme_stats_summary": {scheme: {stat: {mean, max}}}, "mixed": <allocation report> | null,
+//    "timings": {load_s, reference_s, calibration_windows_s, mixed_s, quantize_s, quantize: {...}, eval_s,
+//                lambada_s, lambada_fp_s, blame_s, total_s}}
+nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx);
+nlohmann::json run_model(const nlohmann::json& spec, ModelRunContext& ctx);
+
+}  // namespace qeval::model

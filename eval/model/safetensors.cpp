@@ -1,0 +1,613 @@
+// eval/model/safetensors.cpp — safetensors parsing/writing, HF Llama config and name mapping, sharded loading.
+#include "eval/model/safetensors.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "eval/model/checkpoint_internal.hpp"
+#include "eval/model/mapped_file.hpp"
+#include "eval/model/ref/ggml_dequant_ref.hpp"
+#include "eval/model/sha256.hpp"
+
+namespace qeval::model {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// Bytes per element of the safetensors dtypes (safetensors README); nullopt for unknown dtypes.
+std::optional<uint64_t> dtype_size(const std::string& d) {
+  static const std::map<std::string, uint64_t> kSizes = {
+      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2}, {"I8", 1},
+      {"U64", 8}, {"U32", 4}, {"U16", 2}, {"U8", 1},   {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1}};
+  const auto it = kSizes.find(d);
+  if (it == kSizes.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string entry_field(const std::string& name, const char* what) { return "header['" + name + "']." + what; }
+
+uint64_t nonneg_int(const json& v, const std::string& file, const std::string& field) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+  throw CheckpointError(file, field, "must be a non-negative integer, got " + json_for_message(v, 60));
+}
+
+json parse_json_limited(const char* begin, const char* end, const std::string& file, const std::string& field) {
+  // Depth-limited: deeply nested JSON ("[[[[…") is rejected before it can exhaust the stack anywhere.
+  const json::parser_callback_t limit = [&](int depth, json::parse_event_t, json&) {
+    if (depth > kSafetensorsMaxJsonDepth) {
+      throw CheckpointError(file, field, "JSON nested deeper than " + std::to_string(kSafetensorsMaxJsonDepth) + " levels");
+    }
+    return true;
+  };
+  try {
+    return json::parse(begin, end, limit);
+  } catch (const json::exception& e) {
+    throw CheckpointError(file, field, std::string("invalid JSON: ") + e.what());
+  }
+}
+
+json read_json_file(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    throw CheckpointError(path, what, "file not found — a Hugging Face checkpoint directory needs " + what);
+  }
+  const MappedFile m(path);
+  const char* p = reinterpret_cast<const char*>(m.data());
+  if (m.size() == 0) throw CheckpointError(path, what, "file is empty");
+  json j = parse_json_limited(p, p + m.size(), path, what);
+  if (!j.is_object()) throw CheckpointError(path, what, "must be a JSON object");
+  return j;
+}
+
+}  // namespace
+
+const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
+  for (const auto& e : tensors)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::string& file) {
+  SafetensorsFile f;
+  f.file = file;
+  f.data = data;
+  f.size = size;
+  if (size < 8) {
+    throw CheckpointError(file, "header.length", "file has " + std::to_string(size) +
+                                                     " bytes; a safetensors file starts with an 8-byte header "
+                                                     "length — file truncated or not safetensors");
+  }
+  uint64_t n;
+  std::memcpy(&n, data, 8);
+  if (n > size - 8) {
+    throw CheckpointError(file, "header.length", "header length " + std::to_string(n) + " exceeds the " +
+                                                     std::to_string(size - 8) +
+                                                     " bytes after it — file truncated or not safetensors");
+  }
+  if (n > kSafetensorsMaxHeader) {
+    throw CheckpointError(file, "header.length", "header length " + std::to_string(n) + " exceeds the 100 MB limit");
+  }
+  if (n < 2 || data[8] != '{') {
+    throw CheckpointError(file, "header", "header must be a JSON object starting with '{' — not a safetensors file");
+  }
+  f.data_offset = 8 + n;
+  const uint64_t data_size = size - f.data_offset;
+  const char* hb = reinterpret_cast<const char*>(data + 8);
+  const json h = parse_json_limited(hb, hb + n, file, "header");
+  if (!h.is_object()) throw CheckpointError(file, "header", "must be a JSON object");
+
+  for (const auto& [name, v] : h.items()) {
+    if (name == "__metadata__") {
+      if (!v.is_object()) throw CheckpointError(file, "header['__metadata__']", "must be an object of strings");
+      for (const auto& [k, mv] : v.items()) {
+        if (!mv.is_string()) {
+          throw CheckpointError(file, "header['__metadata__']['" + k + "']", "must be a string");
+        }
+      }
+      f.metadata = v;
+      continue;
+    }
+    if (name.empty()) throw CheckpointError(file, "header", "empty tensor name");
+    if (!v.is_object()) throw CheckpointError(file, "header['" + name + "']", "must be an object");
+    SafetensorsEntry e;
+    e.name = name;
+    const auto dt = v.find("dtype");
+    if (dt == v.end() || !dt->is_string()) throw CheckpointError(file, entry_field(name, "dtype"), "missing or not a string");
+    e.dtype = dt->get<std::string>();
+    const auto ds = dtype_size(e.dtype);
+    if (!ds) throw CheckpointError(file, entry_field(name, "dtype"), "unknown dtype '" + e.dtype + "'");
+    const auto sh = v.find("shape");
+    if (sh == v.end() || !sh->is_array()) throw CheckpointError(file, entry_field(name, "shape"), "missing or not an array");
+    if (sh->size() > 8) throw CheckpointError(file, entry_field(name, "shape"), "more than 8 dimensions");
+    uint64_t numel = 1;
+    for (const auto& d : *sh) {
+      const uint64_t x = nonneg_int(d, file, entry_field(name, "shape"));
+      if (x > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+          (x != 0 && numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / x)) {
+        throw CheckpointError(file, entry_field(name, "shape"), "element count overflows int64");
+      }
+      numel *= x;
+      e.shape.push_back(static_cast<int64_t>(x));
+    }
+    const auto off = v.find("data_offsets");
+    if (off == v.end() || !off->is_array() || off->size() != 2) {
+      throw CheckpointError(file, entry_field(name, "data_offsets"), "missing or not a [begin, end] pair");
+    }
+    e.begin = nonneg_int((*off)[0], file, entry_field(name, "data_offsets"));
+    e.end = nonneg_int((*off)[1], file, entry_field(name, "data_offsets"));
+    if (e.begin > e.end || e.end > data_size) {
+      throw CheckpointError(file, entry_field(name, "data_offsets"),
+                            "[" + std::to_string(e.begin) + ", " + std::to_string(e.end) + ") is not inside the " +
+                                std::to_string(data_size) + "-byte data section — file truncated or offsets corrupt");
+    }
+    // numel ≤ 2^63 and dtype size ≤ 8: compare without overflow
+    if (numel > (e.end - e.begin) / *ds || numel * *ds != e.end - e.begin) {
+      throw CheckpointError(file, entry_field(name, "data_offsets"),
+                            "byte range of " + std::to_string(e.end - e.begin) + " bytes does not match shape × " +
+                                e.dtype + " size (" + std::to_string(numel) + " × " + std::to_string(*ds) +
+                                ") — shape/size mismatch");
+    }
+    f.tensors.push_back(std::move(e));
+  }
+  std::sort(f.tensors.begin(), f.tensors.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t expect = 0;
+  for (const auto& e : f.tensors) {
+    if (e.begin < expect) {
+      throw CheckpointError(file, entry_field(e.name, "data_offsets"),
+                            "[" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
+                                ") overlaps the previous tensor, which ends at " + std::to_string(expect));
+    }
+    if (e.begin > expect) {
+      throw CheckpointError(file, entry_field(e.name, "data_offsets"),
+                            "leaves a hole [" + std::to_string(expect) + ", " + std::to_string(e.begin) +
+                                ") in the data section (safetensors data must be fully indexed)");
+    }
+    expect = e.end;
+  }
+  if (expect != data_size) {
+    throw CheckpointError(file, "header", "tensors cover " + std::to_string(expect) + " of the " +
+                                              std::to_string(data_size) +
+                                              " data bytes — trailing bytes not described by the header");
+  }
+  return f;
+}
+
+TensorF32 read_safetensors_tensor(const SafetensorsFile& f, const SafetensorsEntry& e) {
+  TensorF32 t;
+  t.shape = e.shape;
+  t.orig_type = e.dtype;
+  const uint8_t* src = f.data + f.data_offset + e.begin;  // in bounds: checked by parse_safetensors
+  const uint64_t bytes = e.end - e.begin;
+  if (e.dtype == "F32") {
+    t.data.resize(bytes / 4);
+    if (bytes) ref::dequantize_row_f32(src, t.data.data(), static_cast<int64_t>(bytes / 4));
+  } else if (e.dtype == "F16" || e.dtype == "BF16") {
+    t.data.resize(bytes / 2);
+    if (bytes) {
+      if (e.dtype == "F16") ref::dequantize_row_f16(src, t.data.data(), static_cast<int64_t>(bytes / 2));
+      else ref::dequantize_row_bf16(src, t.data.data(), static_cast<int64_t>(bytes / 2));
+    }
+  } else {
+    throw CheckpointError(f.file, entry_field(e.name, "dtype"),
+                          "dtype " + e.dtype + " is not supported for weights (supported: F32, F16, BF16)");
+  }
+  for (size_t i = 0; i < t.data.size(); ++i) {
+    if (!std::isfinite(t.data[i])) {
+      throw CheckpointError(f.file, "tensor '" + e.name + "'",
+                            "element " + std::to_string(i) + " is not finite — the weights contain NaN/Inf");
+    }
+  }
+  return t;
+}
+
+// ------------------------------------------------------------------------------------ HF Llama mapping
+
+std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string& file) {
+  static const std::map<std::string, std::string> kTop = {{"model.embed_tokens.weight", "token_embd.weight"},
+                                                          {"model.norm.weight", "output_norm.weight"},
+                                                          {"lm_head.weight", "output.weight"}};
+  if (const auto it = kTop.find(n); it != kTop.end()) return HfMapping{it->second, RopePermute::none, -1};
+  if (n == "model.rotary_emb.inv_freq") return std::nullopt;
+  static const std::string kPrefix = "model.layers.";
+  if (n.compare(0, kPrefix.size(), kPrefix) == 0) {
+    size_t p = kPrefix.size();
+    size_t q = p;
+    while (q < n.size() && q - p < 9 && n[q] >= '0' && n[q] <= '9') ++q;
+    if (q > p && q < n.size() && n[q] == '.' && !(n[p] == '0' && q - p > 1)) {
+      const int64_t layer = std::stoll(n.substr(p, q - p));
+      const std::string rest = n.substr(q + 1);
+      if (rest == "self_attn.rotary_emb.inv_freq") return std::nullopt;
+      static const std::map<std::string, std::pair<std::string, RopePermute>> kBlk = {
+          {"input_layernorm.weight", {"attn_norm", RopePermute::none}},
+          {"self_attn.q_proj.weight", {"attn_q", RopePermute::q}},
+          {"self_attn.k_proj.weight", {"attn_k", RopePermute::k}},
+          {"self_attn.v_proj.weight", {"attn_v", RopePermute::none}},
+          {"self_attn.o_proj.weight", {"attn_output", RopePermute::none}},
+          {"post_attention_layernorm.weight", {"ffn_norm", RopePermute::none}},
+          {"mlp.gate_proj.weight", {"ffn_gate", RopePermute::none}},
+          {"mlp.up_proj.weight", {"ffn_up", RopePermute::none}},
+          {"mlp.down_proj.weight", {"ffn_down", RopePermute::none}}};
+      if (const auto it = kBlk.find(rest); it != kBlk.end()) {
+        return HfMapping{"blk." + std::to_string(layer) + "." + it->second.first + ".weight", it->second.second, layer};
+      }
+    }
+  }
+  throw CheckpointError(file, "tensor '" + n + "'",
+                        "not a LlamaForCausalLM weight (biases, adapters and other architectures are not supported)");
+}
+
+std::string canonical_to_hf(const std::string& c, const std::string& file) {
+  static const std::map<std::string, std::string> kTop = {{"token_embd.weight", "model.embed_tokens.weight"},
+                                                          {"output_norm.weight", "model.norm.weight"},
+                                                          {"output.weight", "lm_head.weight"}};
+  if (const auto it = kTop.find(c); it != kTop.end()) return it->second;
+  static const std::map<std::string, std::string> kBlk = {
+      {"attn_norm", "input_layernorm"},        {"attn_q", "self_attn.q_proj"},    {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"},          {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
+      {"ffn_gate", "mlp.gate_proj"},           {"ffn_up", "mlp.up_proj"},         {"ffn_down", "mlp.down_proj"}};
+  if (c.compare(0, 4, "blk.") == 0) {
+    const size_t dot = c.find('.', 4);
+    const size_t wdot = c.rfind(".weight");
+    if (dot != std::string::npos && wdot != std::string::npos && wdot > dot && wdot + 7 == c.size()) {
+      const auto it = kBlk.find(c.substr(dot + 1, wdot - dot - 1));
+      if (it != kBlk.end()) return "model.layers." + c.substr(4, dot - 4) + "." + it->second + ".weight";
+    }
+  }
+  throw CheckpointError(file, "tensor '" + c + "'", "has no Hugging Face LlamaForCausalLM name");
+}
+
+namespace {
+
+void permute_rows(TensorF32& t, int64_t n_head, bool to_gguf, const std::string& file, const std::string& name) {
+  if (t.shape.size() != 2 || n_head <= 0 || t.shape[0] % n_head != 0 || (t.shape[0] / n_head) % 2 != 0) {
+    throw CheckpointError(file, "tensor '" + name + "'",
+                          "cannot apply the RoPE row permutation: need a 2-D [n_head·head_dim, in] matrix with even "
+                          "head_dim, n_head = " + std::to_string(n_head));
+  }
+  const int64_t rows = t.shape[0], cols = t.shape[1], hd = rows / n_head, half = hd / 2;
+  std::vector<float> out(t.data.size());
+  for (int64_t h = 0; h < n_head; ++h) {
+    for (int64_t i = 0; i < half; ++i) {
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t canon = h * hd + 2 * i + j;   // adjacent-pair (GGUF) row
+        const int64_t hf = h * hd + j * half + i;   // rotate_half (HF) row
+        const int64_t dst = to_gguf ? canon : hf, src = to_gguf ? hf : canon;
+        std::copy_n(t.data.begin() + src * cols, cols, out.begin() + dst * cols);
+      }
+    }
+  }
+  t.data.swap(out);
+}
+
+}  // namespace
+
+void permute_rows_hf_to_gguf(TensorF32& t, int64_t n_head, const std::string& file, const std::string& name) {
+  permute_rows(t, n_head, true, file, name);
+}
+void permute_rows_gguf_to_hf(TensorF32& t, int64_t n_head, const std::string& file, const std::string& name) {
+  permute_rows(t, n_head, false, file, name);
+}
+
+// ------------------------------------------------------------------------------------ config.json
+
+ModelConfig hf_llama_config(const json& c, const std::string& file) {
+  const auto field = [](const std::string& k) { return "config['" + k + "']"; };
+  const auto integer = [&](const std::string& k, bool required, int64_t fallback) -> int64_t {
+    const auto it = c.find(k);
+    if (it == c.end() || it->is_null()) {
+      if (required) throw CheckpointError(file, field(k), "required key is missing");
+      return fallback;
+    }
+    if (!it->is_number_integer()) throw CheckpointError(file, field(k), "must be an integer, got " + json_for_message(*it));
+    if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      throw CheckpointError(file, field(k), "out of range");
+    }
+    const int64_t v = it->get<int64_t>();
+    if (v <= 0 && required) throw CheckpointError(file, field(k), "must be positive, got " + std::to_string(v));
+    return v;
+  };
+  const auto real = [&](const std::string& k, bool required, double fallback) -> double {
+    const auto it = c.find(k);
+    if (it == c.end() || it->is_null()) {
+      if (required) throw CheckpointError(file, field(k), "required key is missing");
+      return fallback;
+    }
+    if (!it->is_number()) throw CheckpointError(file, field(k), "must be a number, got " + json_for_message(*it));
+    return it->get<double>();
+  };
+  const auto token_id = [&](const std::string& k) -> int64_t {
+    const auto it = c.find(k);
+    if (it == c.end() || it->is_null()) return -1;
+    const json& v = it->is_array() && !it->empty() ? (*it)[0] : *it;  // Llama-3 lists several eos ids
+    if (!v.is_number_integer() || v.get<int64_t>() < 0) throw CheckpointError(file, field(k), "must be a token id");
+    return v.get<int64_t>();
+  };
+
+  const auto mt = c.find("model_type");
+  bool llama = mt != c.end() && mt->is_string() && mt->get<std::string>() == "llama";
+  if (const auto a = c.find("architectures"); a != c.end() && a->is_array()) {
+    for (const auto& s : *a) llama = llama || (s.is_string() && s.get<std::string>() == "LlamaForCausalLM");
+  }
+  if (!llama) {
+    throw CheckpointError(file, field("architectures"),
+                          "not a LlamaForCausalLM checkpoint (model_type " + (mt == c.end() ? "absent" : json_for_message(*mt)) +
+                              ") — only the Llama architecture is supported");
+  }
+  ModelConfig m;
+  m.arch = "llama";
+  m.source = "safetensors";
+  m.n_layers = integer("num_hidden_layers", true, 0);
+  m.d_model = integer("hidden_size", true, 0);
+  m.n_heads = integer("num_attention_heads", true, 0);
+  m.n_kv_heads = integer("num_key_value_heads", false, m.n_heads);
+  m.d_ff = integer("intermediate_size", true, 0);
+  m.vocab_size = integer("vocab_size", true, 0);
+  m.n_ctx_train = integer("max_position_embeddings", true, 0);
+  m.rope_theta = real("rope_theta", false, 10000.0);
+  m.rms_eps = real("rms_norm_eps", true, 0.0);
+  m.bos_id = token_id("bos_token_id");
+  m.eos_id = token_id("eos_token_id");
+  if (const auto t = c.find("tie_word_embeddings"); t != c.end() && !t->is_null()) {
+    if (!t->is_boolean()) throw CheckpointError(file, field("tie_word_embeddings"), "must be true or false");
+    m.tied_embeddings = t->get<bool>();
+  }
+  // features ModelConfig cannot express are rejected, never ignored
+  if (const auto hd = c.find("head_dim"); hd != c.end() && !hd->is_null() && m.n_heads > 0 &&
+                                          integer("head_dim", false, 0) != m.d_model / m.n_heads) {
+    throw CheckpointError(file, field("head_dim"), "differs from hidden_size / num_attention_heads; not supported");
+  }
+  if (const auto rs = c.find("rope_scaling"); rs != c.end() && !rs->is_null()) {
+    throw CheckpointError(file, field("rope_scaling"), "RoPE scaling " + json_for_message(*rs) + " is not supported");
+  }
+  for (const char* k : {"attention_bias", "mlp_bias"}) {
+    if (const auto b = c.find(k); b != c.end() && b->is_boolean() && b->get<bool>()) {
+      throw CheckpointError(file, field(k), "bias terms are not supported");
+    }
+  }
+  if (const auto act = c.find("hidden_act"); act != c.end() && !(act->is_string() && act->get<std::string>() == "silu")) {
+    throw CheckpointError(file, field("hidden_act"), "activation " + json_for_message(*act) + " is not supported (silu only)");
+  }
+  return m;
+}
+
+// ------------------------------------------------------------------------------------ loading
+
+namespace {
+
+struct Shard {
+  std::string path;
+  MappedFile map;
+  SafetensorsFile st;
+};
+
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+std::string file_sha(const MappedFile& m) { return sha256_hex(m.data(), m.size()); }
+
+}  // namespace
+
+Checkpoint load_safetensors(const std::string& path) {
+  std::error_code ec;
+  std::string dir, index_path;
+  std::vector<std::string> shard_names;  // relative to dir
+  if (fs::is_directory(path, ec)) {
+    dir = path;
+    if (fs::is_regular_file(fs::path(dir) / "model.safetensors.index.json", ec)) {
+      index_path = (fs::path(dir) / "model.safetensors.index.json").string();
+    } else if (fs::is_regular_file(fs::path(dir) / "model.safetensors", ec)) {
+      shard_names.push_back("model.safetensors");
+    } else {
+      std::vector<std::string> found;
+      for (const auto& de : fs::directory_iterator(dir, ec))
+        if (ends_with(de.path().filename().string(), ".safetensors")) found.push_back(de.path().filename().string());
+      if (found.size() != 1) {
+        throw CheckpointError(path, "directory",
+                              found.empty() ? "no model.safetensors, model.safetensors.index.json or *.safetensors found"
+                                            : "several *.safetensors files but no model.safetensors.index.json");
+      }
+      shard_names = found;
+    }
+  } else if (ends_with(path, ".index.json")) {
+    dir = fs::path(path).parent_path().string();
+    index_path = path;
+  } else {
+    dir = fs::path(path).parent_path().string();
+    shard_names.push_back(fs::path(path).filename().string());
+  }
+  if (dir.empty()) dir = ".";
+
+  std::map<std::string, std::string> weight_map;  // tensor → shard file name
+  std::string index_sha;
+  if (!index_path.empty()) {
+    const json idx = read_json_file(index_path, "model.safetensors.index.json");
+    const auto wm = idx.find("weight_map");
+    if (wm == idx.end() || !wm->is_object() || wm->empty()) {
+      throw CheckpointError(index_path, "weight_map", "missing, empty or not an object");
+    }
+    std::set<std::string> shards;
+    for (const auto& [tname, v] : wm->items()) {
+      if (!v.is_string()) throw CheckpointError(index_path, "weight_map['" + tname + "']", "must be a file name");
+      const std::string s = v.get<std::string>();
+      if (s.empty() || s.find('/') != std::string::npos || s.find('\\') != std::string::npos || s == "." ||
+          s == ".." || !ends_with(s, ".safetensors")) {
+        throw CheckpointError(index_path, "weight_map['" + tname + "']",
+                              "shard name '" + s + "' must be a plain *.safetensors file name in the same directory");
+      }
+      weight_map[tname] = s;
+      shards.insert(s);
+    }
+    shard_names.assign(shards.begin(), shards.end());
+    index_sha = sha256_file_hex(index_path).substr(7);
+  }
+
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  const json config = read_json_file(config_path, "config.json");
+  Checkpoint cp;
+  cp.path = path;
+  cp.config = hf_llama_config(config, config_path);
+  for (const auto& [k, v] : config.items()) cp.metadata[k] = v;
+
+  std::vector<std::pair<std::string, std::string>> manifest;  // (file name, sha256)
+  manifest.emplace_back("config.json", sha256_file_hex(config_path).substr(7));
+  if (!index_path.empty()) manifest.emplace_back(fs::path(index_path).filename().string(), index_sha);
+
+  std::set<std::string> seen_hf;
+  for (const auto& sn : shard_names) {
+    const std::string sp = (fs::path(dir) / sn).string();
+    const MappedFile m(sp);
+    const SafetensorsFile st = parse_safetensors(m.data(), m.size(), sp);
+    manifest.emplace_back(sn, file_sha(m));
+    for (const auto& e : st.tensors) {
+      if (!index_path.empty()) {
+        const auto it = weight_map.find(e.name);
+        if (it == weight_map.end() || it->second != sn) {
+          throw CheckpointError(sp, "tensor '" + e.name + "'",
+                                it == weight_map.end() ? "is not listed in the index weight_map"
+                                                       : "is listed in the index under shard '" + it->second + "'");
+        }
+      }
+      if (!seen_hf.insert(e.name).second) {
+        throw CheckpointError(sp, "tensor '" + e.name + "'", "appears in more than one shard");
+      }
+      const auto mp = hf_to_canonical(e.name, sp);
+      if (!mp) continue;
+      if (mp->layer >= cp.config.n_layers) {
+        throw CheckpointError(sp, "tensor '" + e.name + "'",
+                              "layer " + std::to_string(mp->layer) + " ≥ num_hidden_layers " +
+                                  std::to_string(cp.config.n_layers));
+      }
+      if (mp->canonical == "output.weight" && cp.config.tied_embeddings) continue;  // tied: lm_head = embed_tokens
+      TensorF32 t = read_safetensors_tensor(st, e);
+      if (mp->permute == RopePermute::q) permute_rows_hf_to_gguf(t, cp.config.n_heads, sp, e.name);
+      if (mp->permute == RopePermute::k) permute_rows_hf_to_gguf(t, cp.config.n_kv_heads, sp, e.name);
+      cp.tensors.emplace(mp->canonical, std::move(t));
+    }
+  }
+  for (const auto& [tname, sn] : weight_map) {
+    if (!seen_hf.count(tname)) {
+      throw CheckpointError(index_path, "weight_map['" + tname + "']", "tensor is missing from shard '" + sn + "'");
+    }
+  }
+  std::sort(manifest.begin(), manifest.end());
+  std::string text;
+  for (const auto& [name, sha] : manifest) text += sha + "  " + name + "\n";
+  cp.content_hash = "sha256:" + sha256_hex(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  validate_checkpoint(cp);
+  return cp;
+}
+
+// ------------------------------------------------------------------------------------ writing
+
+std::vector<uint8_t> safetensors_bytes(const std::vector<std::pair<std::string, const TensorF32*>>& tensors) {
+  json h = json::object();
+  h["__metadata__"] = {{"format", "pt"}};
+  uint64_t off = 0;
+  std::vector<std::pair<std::string, const TensorF32*>> sorted = tensors;
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [name, t] : sorted) {
+    const uint64_t nb = t->data.size() * sizeof(float);
+    h[name] = {{"dtype", "F32"}, {"shape", t->shape}, {"data_offsets", {off, off + nb}}};
+    off += nb;
+  }
+  std::string hs = h.dump();
+  hs.resize((hs.size() + 7) / 8 * 8, ' ');  // pad with spaces so the data starts 8-byte aligned
+  std::vector<uint8_t> out(8 + hs.size() + off);
+  const uint64_t n = hs.size();
+  std::memcpy(out.data(), &n, 8);
+  std::memcpy(out.data() + 8, hs.data(), hs.size());
+  uint64_t pos = 8 + hs.size();
+  for (const auto& kv : sorted) {
+    const TensorF32* t = kv.second;
+    if (!t->data.empty()) std::memcpy(out.data() + pos, t->data.data(), t->data.size() * sizeof(float));
+    pos += t->data.size() * sizeof(float);
+  }
+  return out;
+}
+
+namespace {
+
+void write_file_atomic(const std::string& path, const void* data, size_t n) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error(tmp + ": cannot open for writing: " + std::strerror(errno));
+    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
+    out.flush();
+    if (!out) throw std::runtime_error(tmp + ": write failed: " + std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    throw std::runtime_error(path + ": cannot rename " + tmp + ": " + std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+void save_safetensors(const Checkpoint& cp, const std::string& dir) {
+  validate_checkpoint(cp);
+  const ModelConfig& c = cp.config;
+  if (c.arch != "llama") {
+    throw CheckpointError(dir, "config.arch", "'" + c.arch + "' has no LlamaForCausalLM equivalent; use save_gguf_f32");
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw std::runtime_error(dir + ": cannot create directory: " + ec.message());
+
+  std::map<std::string, TensorF32> permuted;  // q/k copies in HF row order
+  std::vector<std::pair<std::string, const TensorF32*>> out;
+  for (const auto& [name, t] : cp.tensors) {
+    if (name == "output.weight" && c.tied_embeddings) continue;
+    const std::string hf = canonical_to_hf(name, dir);
+    const bool is_q = ends_with(name, ".attn_q.weight"), is_k = ends_with(name, ".attn_k.weight");
+    if (is_q || is_k) {
+      TensorF32 p = t;
+      permute_rows_gguf_to_hf(p, is_q ? c.n_heads : c.n_kv_heads, dir, name);
+      const TensorF32* ptr = &permuted.emplace(name, std::move(p)).first->second;
+      out.emplace_back(hf, ptr);
+    } else {
+      out.emplace_back(hf, &t);
+    }
+  }
+  json cfg = {{"architectures", {"LlamaForCausalLM"}},
+              {"model_type", "llama"},
+              {"hidden_size", c.d_model},
+              {"intermediate_size", c.d_ff},
+              {"num_hidden_layers", c.n_layers},
+              {"num_attention_heads", c.n_heads},
+              {"num_key_value_heads", c.n_kv_heads},
+              {"head_dim", c.head_dim()},
+              {"vocab_size", c.vocab_size},
+              {"max_position_embeddings", c.n_ctx_train},
+              {"rope_theta", c.rope_theta},
+              {"rms_norm_eps", c.rms_eps},
+              {"tie_word_embeddings", c.tied_embeddings},
+              {"hidden_act", "silu"},
+              {"attention_bias", false},
+              {"mlp_bias", false},
+              {"rope_scaling", nullptr},
+              {"torch_dtype", "float32"}};
+  if (c.bos_id >= 0) cfg["bos_token_id"] = c.bos_id;
+  if (c.eos_id >= 0) cfg["eos_token_id"] = c.eos_id;
+  const std::vector<uint8_t> bytes = safetensors_bytes(out);
+  write_file_atomic((fs::path(dir) / "model.safetensors").string(), bytes.data(), bytes.size());
+  const std::string cj = cfg.dump(2) + "\n";
+  write_file_atomic((fs::path(dir) / "config.json").string(), cj.data(), cj.size());
+}
+
+}  // namespace qeval::model

@@ -1,0 +1,71 @@
+// eval/model/safetensors.hpp — safetensors reader/writer and the Hugging Face Llama ↔ canonical (GGUF) mapping.
+//
+// safetensors layout (huggingface/safetensors README): uint64 little-endian N | N bytes of UTF-8 JSON header |
+// data. The header maps tensor name → {"dtype", "shape": [..], "data_offsets": [begin, end]} (offsets relative
+// to the start of the data, end exclusive) plus an optional "__metadata__" string→string map. Validated here:
+// N ≤ 100 MB (the reference library's limit) and inside the file, every dtype known, every shape × dtype size
+// == end − begin, and the byte ranges cover the data exactly, in order, without overlap or holes (as the
+// reference library requires).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "eval/model/checkpoint.hpp"
+
+namespace qeval::model {
+
+inline constexpr uint64_t kSafetensorsMaxHeader = 100'000'000;
+inline constexpr int kSafetensorsMaxJsonDepth = 16;  // header JSON nesting limit (real headers use 3)
+
+struct SafetensorsEntry {
+  std::string name;
+  std::string dtype;            // "F32", "F16", "BF16", … (as in the file)
+  std::vector<int64_t> shape;   // PyTorch order
+  uint64_t begin = 0, end = 0;  // byte range in the data section
+};
+
+// A parsed safetensors header over bytes it does not own.
+struct SafetensorsFile {
+  std::string file;
+  uint64_t data_offset = 0;     // 8 + N
+  std::vector<SafetensorsEntry> tensors;  // sorted by begin
+  nlohmann::json metadata;      // "__metadata__" or null
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  const SafetensorsEntry* find(const std::string& name) const;
+};
+
+SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::string& file);
+// F32 / F16 / BF16 → fp32; other dtypes throw. Non-finite values throw.
+TensorF32 read_safetensors_tensor(const SafetensorsFile& f, const SafetensorsEntry& e);
+
+// Hugging Face LlamaForCausalLM names → canonical names.
+enum class RopePermute { none, q, k };
+struct HfMapping {
+  std::string canonical;
+  RopePermute permute = RopePermute::none;
+  int64_t layer = -1;  // block index, -1 for non-block tensors
+};
+// nullopt for tensors that carry no weights (rotary_emb.inv_freq); throws CheckpointError(file, name) for
+// names that are not part of a Llama checkpoint.
+std::optional<HfMapping> hf_to_canonical(const std::string& hf_name, const std::string& file);
+// Canonical → HF name; throws for names without an HF counterpart.
+std::string canonical_to_hf(const std::string& canonical, const std::string& file);
+
+// The RoPE row permutation of llama.cpp's convert_hf_to_gguf.py (see checkpoint.hpp): for a [n_head·hd, in]
+// matrix, canonical row h·hd + 2i + j = HF row h·hd + j·hd/2 + i. `file`/`name` are for errors (rows must be
+// a multiple of n_head and hd even).
+void permute_rows_hf_to_gguf(TensorF32& t, int64_t n_head, const std::string& file, const std::string& name);
+void permute_rows_gguf_to_hf(TensorF32& t, int64_t n_head, const std::string& file, const std::string& name);
+
+// ModelConfig from a parsed config.json (LlamaForCausalLM); `file` names config.json in errors.
+ModelConfig hf_llama_config(const nlohmann::json& config, const std::string& file);
+
+// Bytes of a safetensors file holding `tensors` (names as given, F32), header padded to 8 bytes.
+std::vector<uint8_t> safetensors_bytes(const std::vector<std::pair<std::string, const TensorF32*>>& tensors);
+
+}  // namespace qeval::model

@@ -1,0 +1,410 @@
+// gpu/device.cpp — device discovery, the per-device program cache (memory + optional disk) and the tier table.
+#include "gpu/device.hpp"
+
+#include <CL/cl_ext.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+#include "gpu/embedded_sources.hpp"
+#include "gpu/ops.hpp"
+
+namespace qeval::gpu {
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string hex64(uint64_t v) {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+}  // namespace
+
+const char* to_string(Tier t) {
+  switch (t) {
+    case Tier::t0: return "T0";
+    case Tier::t1: return "T1";
+    case Tier::t2: return "T2";
+    case Tier::t3: return "T3";
+    case Tier::t3_emulated: return "T3-emulated";
+  }
+  return "?";
+}
+
+Tier parse_tier(const std::string& s) {
+  const std::string l = lower(s);
+  if (l == "t0") return Tier::t0;
+  if (l == "t1") return Tier::t1;
+  if (l == "t2") return Tier::t2;
+  if (l == "t3") return Tier::t3;
+  if (l == "t3-emulated" || l == "t3_emulated" || l == "t3emu") return Tier::t3_emulated;
+  throw std::invalid_argument("unknown OpenCL tier '" + s + "'; expected T0, T1, T2, T3 or T3-emulated");
+}
+
+bool DeviceInfo::has_extension(const std::string& ext) const {
+  std::istringstream in(extensions);
+  std::string e;
+  while (in >> e)
+    if (e == ext) return true;
+  return false;
+}
+
+bool DeviceInfo::is_nvidia() const {
+  const std::string v = lower(vendor + " " + platform_name);
+  return v.find("nvidia") != std::string::npos;
+}
+
+std::string DeviceInfo::type_string() const {
+  if (type & CL_DEVICE_TYPE_GPU) return "GPU";
+  if (type & CL_DEVICE_TYPE_CPU) return "CPU";
+  if (type & CL_DEVICE_TYPE_ACCELERATOR) return "accelerator";
+  return "other";
+}
+
+std::string DeviceInfo::label() const {
+  return platform_name + " / " + name + " (p" + std::to_string(platform_index) + ":d" + std::to_string(device_index) +
+         ")";
+}
+
+std::vector<DeviceInfo> list_devices() {
+  std::vector<DeviceInfo> out;
+  cl_uint np = 0;
+  // No ICD / no platform: CL_PLATFORM_NOT_FOUND_KHR (−1001) or 0 platforms. Not an error here.
+  if (clGetPlatformIDs(0, nullptr, &np) != CL_SUCCESS || np == 0) return out;
+  std::vector<cl_platform_id> ps(np);
+  check(clGetPlatformIDs(np, ps.data(), nullptr), "clGetPlatformIDs");
+  for (cl_uint pi = 0; pi < np; ++pi) {
+    cl_uint nd = 0;
+    if (clGetDeviceIDs(ps[pi], CL_DEVICE_TYPE_ALL, 0, nullptr, &nd) != CL_SUCCESS || nd == 0) continue;
+    std::vector<cl_device_id> ds(nd);
+    check(clGetDeviceIDs(ps[pi], CL_DEVICE_TYPE_ALL, nd, ds.data(), nullptr), "clGetDeviceIDs");
+    for (cl_uint di = 0; di < nd; ++di) {
+      DeviceInfo i;
+      i.platform_index = static_cast<int>(pi);
+      i.device_index = static_cast<int>(di);
+      i.platform = ps[pi];
+      i.device = ds[di];
+      i.platform_name = platform_string(ps[pi], CL_PLATFORM_NAME);
+      i.platform_version = platform_string(ps[pi], CL_PLATFORM_VERSION);
+      i.name = device_string(ds[di], CL_DEVICE_NAME);
+      i.vendor = device_string(ds[di], CL_DEVICE_VENDOR);
+      i.version = device_string(ds[di], CL_DEVICE_VERSION);
+      i.driver_version = device_string(ds[di], CL_DRIVER_VERSION);
+      i.c_version = device_string(ds[di], CL_DEVICE_OPENCL_C_VERSION);
+      i.extensions = device_string(ds[di], CL_DEVICE_EXTENSIONS);
+      i.type = device_value<cl_device_type>(ds[di], CL_DEVICE_TYPE);
+      i.compute_units = device_value<cl_uint>(ds[di], CL_DEVICE_MAX_COMPUTE_UNITS);
+      i.clock_mhz = device_value<cl_uint>(ds[di], CL_DEVICE_MAX_CLOCK_FREQUENCY);
+      i.global_mem_bytes = device_value<cl_ulong>(ds[di], CL_DEVICE_GLOBAL_MEM_SIZE);
+      i.local_mem_bytes = device_value<cl_ulong>(ds[di], CL_DEVICE_LOCAL_MEM_SIZE);
+      i.max_work_group = device_value<size_t>(ds[di], CL_DEVICE_MAX_WORK_GROUP_SIZE);
+      cl_device_fp_config dcfg = 0;
+      if (clGetDeviceInfo(ds[di], CL_DEVICE_DOUBLE_FP_CONFIG, sizeof dcfg, &dcfg, nullptr) != CL_SUCCESS) dcfg = 0;
+      i.fp64 = dcfg != 0 || i.has_extension("cl_khr_fp64");
+      const auto scfg = device_value<cl_device_fp_config>(ds[di], CL_DEVICE_SINGLE_FP_CONFIG);
+      i.correctly_rounded_div = (scfg & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0;
+      if (i.has_extension("cl_intel_subgroups") || i.has_extension("cl_intel_required_subgroup_size")) {
+        size_t n = 0;
+        if (clGetDeviceInfo(ds[di], CL_DEVICE_SUB_GROUP_SIZES_INTEL, 0, nullptr, &n) == CL_SUCCESS && n) {
+          i.intel_subgroup_sizes.resize(n / sizeof(size_t));
+          clGetDeviceInfo(ds[di], CL_DEVICE_SUB_GROUP_SIZES_INTEL, n, i.intel_subgroup_sizes.data(), nullptr);
+        }
+      }
+      out.push_back(std::move(i));
+    }
+  }
+  return out;
+}
+
+Device::Device(const DeviceInfo& info) : info_(info) {
+  cl_int err = CL_SUCCESS;
+  const cl_context_properties props[] = {CL_CONTEXT_PLATFORM, reinterpret_cast<cl_context_properties>(info.platform),
+                                         0};
+  cl_context c = clCreateContext(props, 1, &info.device, nullptr, nullptr, &err);
+  if (err != CL_SUCCESS) throw ClError("clCreateContext", err, info.label());
+  ctx_ = Context(c);
+  cl_command_queue q = clCreateCommandQueue(c, info.device, CL_QUEUE_PROFILING_ENABLE, &err);
+  if (err != CL_SUCCESS) throw ClError("clCreateCommandQueue", err, info.label());
+  queue_ = Queue(q);
+}
+
+std::string Device::base_options() const {
+  std::string o = "-cl-std=CL1.2";
+  if (info_.fp64) o += " -DQEVAL_HAS_FP64=1";
+  return o;
+}
+
+cl_program Device::program(const std::string& file, const std::string& options) {
+  auto lk = lock();
+  const std::string opts = base_options() + (options.empty() ? "" : " " + options);
+  const std::string key = file + "|" + opts;
+  auto it = programs_.find(key);
+  if (it != programs_.end()) return it->second.get();
+
+  const EmbeddedSource& src = embedded_source(file);
+  cl_int err = CL_SUCCESS;
+  Program prog;
+  // Optional on-disk binary cache: $QEVAL_CL_CACHE_DIR/<hash of device, driver, source, options>.bin
+  std::string cache_path;
+  if (const char* dir = std::getenv("QEVAL_CL_CACHE_DIR"); dir && *dir) {
+    uint64_t h = fnv1a(info_.platform_name + "|" + info_.name + "|" + info_.driver_version + "|" + opts);
+    h = fnv1a(hex64(src.hash), h);
+    cache_path = std::string(dir) + "/qeval-" + hex64(h) + ".bin";
+    std::ifstream f(cache_path, std::ios::binary);
+    if (f) {
+      std::vector<unsigned char> bin((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      const unsigned char* bp = bin.data();
+      const size_t bn = bin.size();
+      cl_int bst = CL_SUCCESS;
+      cl_program p = clCreateProgramWithBinary(ctx_.get(), 1, &info_.device, &bn, &bp, &bst, &err);
+      if (err == CL_SUCCESS && bst == CL_SUCCESS) {
+        prog = Program(p);
+        if (clBuildProgram(p, 1, &info_.device, opts.c_str(), nullptr, nullptr) != CL_SUCCESS) prog = Program();
+      } else if (p) {
+        clReleaseProgram(p);
+      }
+    }
+  }
+  if (!prog) {
+    const char* text = src.text;
+    const size_t len = src.size;
+    cl_program p = clCreateProgramWithSource(ctx_.get(), 1, &text, &len, &err);
+    if (err != CL_SUCCESS) throw ClError("clCreateProgramWithSource", err, file);
+    prog = Program(p);
+    const auto t0 = std::chrono::steady_clock::now();
+    err = clBuildProgram(p, 1, &info_.device, opts.c_str(), nullptr, nullptr);
+    if (std::getenv("QEVAL_CL_VERBOSE"))
+      std::cerr << "qeval: built " << file << " [" << opts << "] in "
+                << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
+    if (err != CL_SUCCESS) {
+      std::string log = "?";
+      size_t n = 0;
+      if (clGetProgramBuildInfo(p, info_.device, CL_PROGRAM_BUILD_LOG, 0, nullptr, &n) == CL_SUCCESS && n) {
+        log.assign(n, '\0');
+        clGetProgramBuildInfo(p, info_.device, CL_PROGRAM_BUILD_LOG, n, &log[0], nullptr);
+        if (log.size() > 6000) log = log.substr(0, 6000) + "\n[... build log truncated]";
+      }
+      throw ClError("clBuildProgram", err, file + " with options '" + opts + "' on " + info_.name + ":\n" + log);
+    }
+    ++built_;
+    if (!cache_path.empty()) {
+      size_t bs = 0;
+      if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof bs, &bs, nullptr) == CL_SUCCESS && bs) {
+        std::vector<unsigned char> bin(bs);
+        unsigned char* bp = bin.data();
+        if (clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof bp, &bp, nullptr) == CL_SUCCESS) {
+          const std::string tmp = cache_path + ".tmp" + std::to_string(reinterpret_cast<uintptr_t>(this));
+          std::ofstream o(tmp, std::ios::binary);
+          o.write(reinterpret_cast<const char*>(bin.data()), static_cast<std::streamsize>(bin.size()));
+          o.close();
+          if (o) std::rename(tmp.c_str(), cache_path.c_str());  // atomic publish; a failure just skips caching
+        }
+      }
+    }
+  }
+  cl_program raw = prog.get();
+  programs_.emplace(key, std::move(prog));
+  return raw;
+}
+
+cl_kernel Device::kernel(const std::string& file, const std::string& options, const std::string& kernel_name) {
+  auto lk = lock();
+  const std::string key = file + "|" + options + "|" + kernel_name;
+  auto it = kernels_.find(key);
+  if (it != kernels_.end()) return it->second.get();
+  cl_program p = program(file, options);
+  cl_int err = CL_SUCCESS;
+  cl_kernel k = clCreateKernel(p, kernel_name.c_str(), &err);
+  if (err != CL_SUCCESS) throw ClError("clCreateKernel", err, kernel_name + " in " + file);
+  kernels_.emplace(key, Kernel(k));
+  return k;
+}
+
+const std::vector<TierState>& Device::tiers() {
+  auto lk = lock();
+  if (!probes_done_) run_probes();
+  return tiers_;
+}
+
+const TierState& Device::tier(Tier t) {
+  const auto& ts = tiers();
+  for (const auto& s : ts)
+    if (s.tier == t) return s;
+  throw std::logic_error("tier table incomplete");
+}
+
+Tier Device::best_tier() {
+  for (Tier t : {Tier::t3, Tier::t2, Tier::t1, Tier::t0})
+    if (usable(t)) return t;
+  throw std::runtime_error("OpenCL device " + info_.label() +
+                           ": even the portable tier T0 failed its known-answer probe (" + tier(Tier::t0).detail +
+                           "); use the CPU backend");
+}
+
+std::string Device::dot4_option(Tier t) {
+  if (t == Tier::t1) return "-DQEVAL_DOT4_KHR=1";
+  if (t == Tier::t0 && nv_dp4a_) return "-DQEVAL_DOT4_NV=1";
+  return "";
+}
+
+int Device::subgroup_size(Tier t) {
+  if (t == Tier::t3_emulated) {
+    const char* e = std::getenv("QEVAL_CL_EMU_SG");  // tests run the emulation with 8 and 16
+    return (e && std::string(e) == "16") ? 16 : 8;
+  }
+  // The matrix extension requires the device's minimum subgroup size (8 on DG2/Arc A, 16 on PVC/Xe2).
+  size_t best = 0;
+  for (size_t s : info_.intel_subgroup_sizes)
+    if ((s == 8 || s == 16) && (best == 0 || s < best)) best = s;
+  return best ? static_cast<int>(best) : 8;
+}
+
+void Device::run_probes() {
+  probes_done_ = true;  // set first: the probes themselves enqueue GEMMs on this device
+  tiers_.clear();
+  const bool sg_ok = !info_.intel_subgroup_sizes.empty() &&
+                     std::any_of(info_.intel_subgroup_sizes.begin(), info_.intel_subgroup_sizes.end(),
+                                 [](size_t s) { return s == 8 || s == 16; });
+  for (Tier t : kAllTiers) {
+    TierState s;
+    s.tier = t;
+    switch (t) {
+      case Tier::t0:
+        s.supported = true;
+        break;
+      case Tier::t1:
+        s.supported = info_.has_extension("cl_khr_integer_dot_product");
+        if (!s.supported) s.detail = "no cl_khr_integer_dot_product";
+        break;
+      case Tier::t2:
+        s.supported = info_.has_extension("cl_intel_subgroups") && sg_ok;
+        if (!s.supported) s.detail = "no cl_intel_subgroups (with subgroup size 8 or 16)";
+        break;
+      case Tier::t3:
+        s.supported = info_.has_extension("cl_intel_subgroup_matrix_multiply_accumulate") &&
+                      info_.has_extension("cl_intel_subgroups") && sg_ok;
+        if (!s.supported) s.detail = "no cl_intel_subgroup_matrix_multiply_accumulate";
+        break;
+      case Tier::t3_emulated:
+        s.supported = true;
+        break;
+    }
+    tiers_.push_back(s);
+  }
+  auto run = [&](TierState& s) {
+    std::string r;
+    try {
+      r = probe_tier(*this, s.tier);
+    } catch (const std::exception& e) {
+      r = e.what();
+    }
+    s.probed = true;
+    s.passed = r.empty();
+    if (!s.passed) s.detail = "known-answer probe failed: " + r;
+    return s.passed;
+  };
+  for (TierState& s : tiers_) {
+    if (!s.supported) continue;
+    if (s.tier == Tier::t0) {
+      if (info_.is_nvidia()) {
+        nv_dp4a_ = true;
+        if (run(s)) {
+          s.variant = "dp4a";
+          s.detail = "dot4 = PTX dp4a.s32.s32 (inline assembly)";
+          continue;
+        }
+        std::cerr << "qeval: OpenCL T0 dp4a variant disabled on " << info_.label() << ": " << s.detail
+                  << "; using the portable char4 dot product\n";
+        nv_dp4a_ = false;
+        s.detail.clear();
+      }
+      s.variant = "portable";
+      run(s);
+    } else {
+      if (s.tier == Tier::t2 || s.tier == Tier::t3 || s.tier == Tier::t3_emulated)
+        s.variant = "sg" + std::to_string(subgroup_size(s.tier));
+      run(s);
+    }
+    if (!s.passed)
+      std::cerr << "qeval: OpenCL tier " << to_string(s.tier) << " disabled on " << info_.label() << ": " << s.detail
+                << "\n";
+  }
+}
+
+std::shared_ptr<Device> open_device(const std::string& selector_in) {
+  std::string selector = selector_in;
+  if (selector.empty())
+    if (const char* e = std::getenv("QEVAL_CL_DEVICE"); e && *e) selector = e;
+  const std::vector<DeviceInfo> devs = list_devices();
+  if (devs.empty())
+    throw std::runtime_error(
+        "no OpenCL device found (no ICD/platform installed); install PoCL (apt-get install pocl-opencl-icd) or a GPU "
+        "driver, or use the CPU backend");
+  auto names = [&] {
+    std::string s;
+    for (const auto& d : devs) s += "\n  " + d.label();
+    return s;
+  };
+  if (selector.empty()) {
+    for (const auto& d : devs)
+      if (d.type & CL_DEVICE_TYPE_GPU) return std::make_shared<Device>(d);
+    return std::make_shared<Device>(devs.front());
+  }
+  int p = -1, dd = -1;
+  char tail = 0;
+  if (std::sscanf(selector.c_str(), "%d:%d%c", &p, &dd, &tail) == 2) {
+    for (const auto& d : devs)
+      if (d.platform_index == p && d.device_index == dd) return std::make_shared<Device>(d);
+    throw std::runtime_error("no OpenCL device " + selector + " (platform:device); found:" + names());
+  }
+  const std::string l = lower(selector);
+  for (const auto& d : devs)
+    if (lower(d.platform_name + " " + d.name).find(l) != std::string::npos) return std::make_shared<Device>(d);
+  throw std::runtime_error("no OpenCL device matches '" + selector + "'; found:" + names());
+}
+
+std::shared_ptr<Device> default_device() {
+  static std::once_flag once;
+  static std::shared_ptr<Device> dev;
+  std::call_once(once, [] {
+    try {
+      dev = open_device("");
+    } catch (const std::exception& e) {
+      dev = nullptr;
+    }
+  });
+  return dev;
+}
+
+const EmbeddedSource& embedded_source(const std::string& name) {
+  size_t n = 0;
+  const EmbeddedSource* s = embedded_sources(&n);
+  for (size_t i = 0; i < n; ++i)
+    if (name == s[i].name) return s[i];
+  std::string known;
+  for (size_t i = 0; i < n; ++i) known += std::string(i ? ", " : "") + s[i].name;
+  throw std::invalid_argument("no embedded OpenCL source '" + name + "'; embedded: " + known);
+}
+
+}  // namespace qeval::gpu

@@ -1,0 +1,352 @@
+// gpu/kernels/quantize.cl — dynamic (per-token / grouped) integer quantization of rows on the device:
+// storage codes, scales, zero points and per-group code sums, bit-exact with qeval::ref::quantize_affine_ref.
+//
+// The arithmetic contract of quant/affine.hpp, step by step:
+//   1. the group's finite min/max (order-independent, so a tree reduction finds exactly the reference's);
+//   2. group_params_from_range() replicated in double (needs cl_khr_fp64; QEVAL_HAS_FP64): every double
+//      operation is IEEE correctly rounded in OpenCL C, so scale, zero point and inv_scale are the same bits.
+//      inv_scale = float(1.0 / double(scale)) equals the C++ 1.0f / scale: a float quotient rounded first
+//      to double and then to float is the correctly rounded float quotient (53 ≥ 2·24 + 2, Figueroa 1995).
+//      Without fp64 the host computes the parameters from the min/max this kernel wrote (params_on_host):
+//      kernel quantize_minmax, then quantize_codes with QEVAL_PARAMS_IN = 1;
+//   3. per element, in float: v = round(x·inv_scale) (one correctly rounded product; rint = ties-to-even),
+//      clamped to [qmin − zp, qmax − zp], code = int(v) + zp, storage code u = code + offset.
+// Inputs are float32 or binary16 (QEVAL_IN_HALF; vload_half is exact and everything after it is fp32 —
+// the min/max, the range and the scale never pass through fp16, so a ±65504 range cannot overflow).
+//
+// Work split: a "segment" is one group of one row (per-token: the whole row). TPS threads share a segment
+// (a power of two); each handles up to QEVAL_MAX_NV vectors of QEVAL_VEC elements, kept in registers
+// between the range pass and the code pass. A work-group holds get_local_size(0) / TPS segments.
+#include "common.cl"
+
+#ifndef QEVAL_VEC
+#define QEVAL_VEC 1
+#endif
+#ifndef QEVAL_MAX_NV
+#define QEVAL_MAX_NV 8
+#endif
+#ifndef QEVAL_IN_HALF
+#define QEVAL_IN_HALF 0
+#endif
+#ifndef QEVAL_PARAMS_IN
+#define QEVAL_PARAMS_IN 0
+#endif
+
+#if QEVAL_IN_HALF
+#define IN_T ushort
+#if QEVAL_VEC == 4
+#define LOADV(p, i) vload_half4(0, (__global const half*)((p) + (i)))
+#else
+#define LOADV(p, i) vload_half(0, (__global const half*)((p) + (i)))
+#endif
+#define LOAD1(p, i) vload_half(0, (__global const half*)((p) + (i)))
+#else
+#define IN_T float
+#if QEVAL_VEC == 4
+#define LOADV(p, i) vload4(0, (p) + (i))
+#else
+#define LOADV(p, i) ((p)[i])
+#endif
+#define LOAD1(p, i) ((p)[i])
+#endif
+
+#if QEVAL_VEC == 4
+typedef float4 vecf;
+#define VGET(v, e) ((e) == 0 ? (v).s0 : (e) == 1 ? (v).s1 : (e) == 2 ? (v).s2 : (v).s3)
+#else
+typedef float vecf;
+#define VGET(v, e) (v)
+#endif
+
+#define RND_EVEN 0
+#define RND_AWAY 1
+#define RND_ZERO 2
+
+inline float round_by(float v, int mode) {
+  return mode == RND_EVEN ? rint(v) : (mode == RND_AWAY ? round(v) : trunc(v));
+}
+
+#ifdef QEVAL_HAS_FP64
+typedef double clip_t;
+// quant::group_params_from_range (quant/affine.hpp) after choose_range's minmax clip, in the same
+// double operations. Writes scale, inv_scale and the zero point.
+inline void group_params(float lo, float hi, int bits, int asym, double clip, float* scale, float* inv, int* zp) {
+  if (clip != 1.0) {  // choose_range: c.lo = float(double(lo)·r), c.hi = float(double(hi)·r)
+    lo = (float)((double)lo * clip);
+    hi = (float)((double)hi * clip);
+  }
+  const double kFltMaxD = 3.4028234663852886e38;
+  float s;
+  int z = 0;
+  if (!asym) {
+    const double amax = fmax(fabs((double)lo), fabs((double)hi));
+    double d = amax / (double)((1 << (bits - 1)) - 1);
+    if (d > kFltMaxD) d = kFltMaxD;
+    s = (float)d;
+  } else {
+    const double l = fmin((double)lo, 0.0);
+    const double h = fmax((double)hi, 0.0);
+    const double levels = (double)((1 << bits) - 1);
+    double d = (h - l) / levels;
+    if (d > kFltMaxD) d = kFltMaxD;
+    s = (float)d;
+    if (s > 0.0f) {
+      double zd = -rint(l / (double)s);
+      if (zd < 0.0) zd = 0.0;
+      if (zd > levels) zd = levels;
+      z = (int)zd;
+    }
+  }
+  float iv = s > 0.0f ? (float)(1.0 / (double)s) : 0.0f;
+  if (!isfinite(iv)) iv = 0.0f;
+  *scale = s;
+  *inv = iv;
+  *zp = z;
+}
+#else
+typedef float clip_t;
+#endif
+
+// One segment's range: finite min/max over unmasked elements (NaN/±Inf ignored and counted).
+// Returns through lmin/lmax/lcnt at index lid (local arrays), then the segment's threads reduce.
+__kernel void quantize_codes(
+    __global const IN_T* x, int rows, int cols, int ld,  // input rows (ld: elements between rows)
+    int glen, int gpr,                                   // group length, groups per row (the last group of
+                                                         //   a row may be shorter: partial_last_group)
+    int bits, int asym, int rounding, clip_t clip,
+    int tps, int nv,                                     // threads per segment, vectors per thread
+    __global uchar* codes, int row_bytes, int packed,    // packed: 1 = planar bit stream (bits 8 or 4,
+                                                         //   aligned); 0 = one storage code per byte
+    __global float* scales, __global int* zps,           // per group (zps: asymmetric only)
+    __global int* sums,                                  // per group Σ(u − 2^(b−1)), or NULL
+    __global const uchar* col_mask,                      // 1 = column excluded (LLM.int8 outliers), or NULL
+    __global int* nonfinite,                             // count of NaN/±Inf seen (atomic), never NULL
+    __global float* minmax_out,                          // QEVAL_PARAMS_IN == 0 && params_on_host: lo, hi
+    __local float* lmin, __local float* lmax, __local int* lcnt) {
+  const int lid = get_local_id(0);
+  const int spw = get_local_size(0) / tps;  // segments per work-group
+  const int t = lid % tps;
+  const int sl = lid / tps;
+  const int sid = get_group_id(0) * spw + sl;
+  const int nseg = rows * gpr;
+  const bool live = sid < nseg;
+  const int r = live ? sid / gpr : 0;
+  const int j = live ? sid % gpr : 0;
+  const int c0 = j * glen;
+  __global const IN_T* px = x + (size_t)r * (size_t)ld + c0;
+  const int gl = min(glen, cols - c0);  // this group's length: glen, or a partial last group
+
+  // ---- pass 1: load and find the finite range ------------------------------------------------------
+  vecf v[QEVAL_MAX_NV];
+  float lo = INFINITY, hi = -INFINITY;
+  int bad = 0;
+#pragma unroll
+  for (int i = 0; i < QEVAL_MAX_NV; ++i) {
+    if (i < nv) {
+      const int e0 = (t + i * tps) * QEVAL_VEC;  // first element of this vector within the group
+      if (live && e0 < gl) {
+#if QEVAL_VEC == 4
+        if (e0 + 4 <= gl) {
+          v[i] = LOADV(px, e0);
+        } else {
+          v[i] = (float4)(0.0f);
+          if (e0 + 0 < gl) v[i].s0 = LOAD1(px, e0 + 0);
+          if (e0 + 1 < gl) v[i].s1 = LOAD1(px, e0 + 1);
+          if (e0 + 2 < gl) v[i].s2 = LOAD1(px, e0 + 2);
+        }
+#else
+        v[i] = LOADV(px, e0);
+#endif
+#pragma unroll
+        for (int e = 0; e < QEVAL_VEC; ++e) {
+          const int c = e0 + e;
+          if (c < gl) {
+            const float xv = VGET(v[i], e);
+            const bool masked = col_mask && col_mask[c0 + c];
+            if (!isfinite(xv)) {
+              if (!masked) ++bad;
+            } else if (!masked) {
+              lo = fmin(lo, xv);
+              hi = fmax(hi, xv);
+            }
+          }
+        }
+      }
+    }
+  }
+  lmin[lid] = lo;
+  lmax[lid] = hi;
+  lcnt[lid] = bad;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = tps >> 1; s > 0; s >>= 1) {
+    if (t < s) {
+      lmin[lid] = fmin(lmin[lid], lmin[lid + s]);
+      lmax[lid] = fmax(lmax[lid], lmax[lid + s]);
+      lcnt[lid] += lcnt[lid + s];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const int base = sl * tps;  // the segment's slot 0
+  float scale, inv;
+  int zp;
+#if QEVAL_PARAMS_IN
+  // Parameters computed on the host from the min/max of a first pass (devices without fp64).
+  scale = live ? scales[sid] : 0.0f;
+  zp = (live && asym) ? zps[sid] : 0;
+  inv = live ? minmax_out[2 * sid] : 0.0f;  // the host stores inv_scale in slot 2·sid for the second pass
+#else
+  {
+    float glo = lmin[base], ghi = lmax[base];
+    if (glo > ghi) {  // no finite value: finite_min_max() returns {0, 0}
+      glo = 0.0f;
+      ghi = 0.0f;
+    }
+#ifdef QEVAL_HAS_FP64
+    group_params(glo, ghi, bits, asym, clip, &scale, &inv, &zp);
+#else
+    scale = 0.0f;
+    inv = 0.0f;
+    zp = 0;
+#endif
+    if (live && t == 0) {
+      if (minmax_out) {
+        minmax_out[2 * sid] = glo;
+        minmax_out[2 * sid + 1] = ghi;
+      } else {
+        scales[sid] = scale;
+        if (asym) zps[sid] = zp;
+      }
+      if (lcnt[base] > 0) atomic_add(nonfinite, lcnt[base]);
+    }
+  }
+  if (minmax_out) return;  // first pass of params_on_host: the range only (uniform per launch)
+#endif
+
+  // ---- pass 2: codes --------------------------------------------------------------------------------
+  const int qmin = asym ? 0 : -((1 << (bits - 1)) - 1);
+  const int qmax = asym ? (1 << bits) - 1 : (1 << (bits - 1)) - 1;
+  const int offset = asym ? 0 : (1 << (bits - 1));
+  const float clo = (float)(qmin - zp);
+  const float chi = (float)(qmax - zp);
+  const int half_range = 1 << (bits - 1);
+  int sum = 0;
+  __global uchar* prow = codes + (size_t)r * (size_t)row_bytes;
+#pragma unroll
+  for (int i = 0; i < QEVAL_MAX_NV; ++i) {
+    if (i < nv) {
+      const int e0 = (t + i * tps) * QEVAL_VEC;
+      if (live && e0 < gl) {
+        uint u4[QEVAL_VEC];
+#pragma unroll
+        for (int e = 0; e < QEVAL_VEC; ++e) {
+          const int c = e0 + e;
+          const float xv = VGET(v[i], e);
+          int code = zp;  // the code of 0: masked columns, NaN/±Inf (propagate policy), padding
+          if (c < gl && isfinite(xv) && !(col_mask && col_mask[c0 + c])) {
+            float q = round_by(xv * inv, rounding);
+            q = q < clo ? clo : (q > chi ? chi : q);
+            code = (int)q + zp;
+          }
+          u4[e] = (uint)(code + offset);
+          if (c < gl) sum += (int)u4[e] - half_range;
+        }
+#if QEVAL_VEC == 4
+        if (packed && bits == 4) {
+          // elements c0+e0 .. +3 → two bytes at (c0 + e0)/2 (c0 + e0 is a multiple of 4)
+          const int b0 = (c0 + e0) >> 1;
+          prow[b0] = (uchar)(u4[0] | (u4[1] << 4));
+          if (e0 + 2 < gl) prow[b0 + 1] = (uchar)(u4[2] | (u4[3] << 4));
+        } else if (e0 + 4 <= gl) {
+          vstore4((uchar4)((uchar)u4[0], (uchar)u4[1], (uchar)u4[2], (uchar)u4[3]), 0, prow + c0 + e0);
+        } else {
+          for (int e = 0; e < 4; ++e)
+            if (e0 + e < gl) prow[c0 + e0 + e] = (uchar)u4[e];
+        }
+#else
+        prow[c0 + e0] = (uchar)u4[0];
+#endif
+      }
+    }
+  }
+  if (sums) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    lcnt[lid] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = tps >> 1; s > 0; s >>= 1) {
+      if (t < s) lcnt[lid] += lcnt[lid + s];
+      barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (live && t == 0) sums[sid] = lcnt[base];
+  }
+}
+
+// Planar bit-stream packing of one-code-per-byte rows (bits 2..8, any column count): each work-item
+// writes one output byte, gathering the (at most 8/bits + 1) codes that touch it. No write races.
+__kernel void pack_rows(__global const uchar* u, int rows, int cols, int bits, __global uchar* out, int row_bytes) {
+  const int b = get_global_id(0);
+  const int r = get_global_id(1);
+  if (b >= row_bytes || r >= rows) return;
+  __global const uchar* ur = u + (size_t)r * (size_t)cols;
+  const int bit0 = b * 8;
+  int c = bit0 / bits;
+  uint acc = 0;
+  for (; c < cols && c * bits < bit0 + 8; ++c) {
+    const int pos = c * bits - bit0;  // may be negative for the code straddling in from the left
+    const uint code = (uint)ur[c];
+    acc |= pos >= 0 ? (code << pos) : (code >> (-pos));
+  }
+  out[(size_t)r * (size_t)row_bytes + b] = (uchar)(acc & 0xFFu);
+}
+
+// Σ over each K segment of seg elements of the signed GEMM operand codes (u − off) of one row, for the
+// asymmetric epilogue (common.cl). Storage codes one per byte (int8) or int4 packed (bits == 4).
+__kernel void segment_sums(__global const uchar* codes, int rows, int cols, int row_bytes, int bits, int off,
+                           int seg, int nseg, __global int* out) {
+  const int s = get_global_id(0);
+  const int r = get_global_id(1);
+  if (s >= nseg || r >= rows) return;
+  __global const uchar* row = codes + (size_t)r * (size_t)row_bytes;
+  const int c1 = min(cols, (s + 1) * seg);
+  int acc = 0;
+  for (int c = s * seg; c < c1; ++c) acc += (int)packed_code_at(row, c, bits) - off;
+  out[r * nseg + s] = acc;
+}
+
+// LLM.int8 outlier detection: column c is an outlier when max_m |x[m][c]| > threshold (Dettmers et al.
+// 2022, "LLM.int8()", threshold 6.0). One work-item per column; rows are read coalesced across columns.
+__kernel void outlier_columns(__global const IN_T* x, int rows, int cols, int ld, float threshold,
+                              __global uchar* mask) {
+  const int c = get_global_id(0);
+  if (c >= cols) return;
+  float amax = 0.0f;
+  for (int r = 0; r < rows; ++r) {
+    const float v = fabs(LOAD1(x, (size_t)r * (size_t)ld + c));
+    if (isfinite(v)) amax = fmax(amax, v);
+  }
+  mask[c] = amax > threshold ? 1 : 0;
+}
+
+// VNNI packing of weights for the T2/T3 GEMM (quant/layouts.h §4): one work-item per 32-bit word.
+// W: storage codes, int8 (w_xor 0x80 turns u into u − 128) or int4 packed (bits == 4: u − 8); zero beyond
+// N or K. Host twin: gpu/vnni.cpp.
+__kernel void pack_vnni(__global const uchar* W, int N, int K, int ldw, int bits, uint w_xor, int sg, int KB,
+                        __global uint* out) {
+  const int widx = get_global_id(0);
+  const int ntiles = (N + sg - 1) / sg;
+  if (widx >= ntiles * KB * 8 * sg) return;
+  const int l = widx % sg;
+  const int j = (widx / sg) % 8;
+  const int kb = (widx / (8 * sg)) % KB;
+  const int t = widx / (8 * sg * KB);
+  const int n = t * sg + l;
+  uint w = 0;
+  for (int i = 0; i < 4; ++i) {
+    const int k = kb * 32 + 4 * j + i;
+    if (n < N && k < K) {
+      __global const uchar* row = W + (size_t)n * (size_t)ldw;
+      const uint s = bits == 4 ? ((packed_code_at(row, k, 4) - 8u) & 0xFFu) : (((uint)row[k] ^ w_xor) & 0xFFu);
+      w |= s << (8 * i);
+    }
+  }
+  out[QEVAL_VNNI_WORD_INDEX(t, kb, j, l, KB, sg)] = w;
+}

@@ -1,0 +1,134 @@
+// gpu/ops.hpp — the OpenCL kernels as device-resident operations: dynamic quantization of rows, dequantize,
+// int8 GEMM (T0/T1 tiled, T2/T3/T3-emulated on the VNNI layout) with the scale/zero-point epilogue,
+// weight-only matmul (W4A16/W8A16/any format) and the LLM.int8 split.
+//
+// Everything here works on device buffers and only enqueues (one in-order queue per Device), so the
+// benchmarks can time kernels with profiling events; gpu/backend.hpp wraps these for host matrices.
+// Every function validates its arguments and throws std::invalid_argument naming the problem and the fix.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gpu/cl_api.hpp"
+#include "gpu/device.hpp"
+#include "quant/affine.hpp"
+#include "quant/matrix.hpp"
+
+namespace qeval::gpu {
+
+// ---- device-resident data ---------------------------------------------------------------------------
+
+enum class ElemType : uint8_t { f32, f16 };  // f16: IEEE binary16 bit patterns (uint16_t on the host)
+
+// A row-major float (or half) matrix on the device.
+struct DevMatrix {
+  Buffer buf;
+  int64_t rows = 0, cols = 0, ld = 0;  // ld: elements between row starts
+  ElemType type = ElemType::f32;
+};
+DevMatrix upload(Device& d, quant::MatrixView x);                                      // f32
+DevMatrix upload_f16(Device& d, const uint16_t* x, int64_t rows, int64_t cols, int64_t ld);
+DevMatrix alloc_matrix(Device& d, int64_t rows, int64_t cols, ElemType t = ElemType::f32);
+quant::Matrix download(Device& d, const DevMatrix& m);                                  // f32 only
+
+// What dynamic (activation) quantization computes: QuantParams restricted to what the kernel does.
+struct ActQuantSpec {
+  int bits = 8;                                      // 2..8 (int8 and int4 are the GEMM operands)
+  int64_t group_size = quant::kPerRow;               // kPerRow (per token) or > 0 along the row
+  quant::Mapping mapping = quant::Mapping::symmetric;
+  quant::Rounding rounding = quant::Rounding::nearest_even;
+  double clip_ratio = 1.0;                           // RangeMethod::minmax with this ratio
+  quant::NonFinitePolicy non_finite = quant::NonFinitePolicy::error;
+  bool with_sums = true;                             // also Σ(u − 2^(b−1)) per group
+  bool partial_last_group = false;                   // QuantParams::partial_last_group
+  // From QuantParams: throws std::invalid_argument for what the kernel does not do (percentile/MSE
+  // ranges, per-tensor groups), naming the field and the fix (quantize on the CPU).
+  static ActQuantSpec from_params(const quant::QuantParams& p);
+  quant::QuantParams to_params() const;
+};
+
+// Quantized rows on the device: the planar storage codes of quant::QuantizedMatrix plus the group sums.
+struct DevQuantized {
+  quant::Format format = quant::Format::int_affine;
+  quant::QuantParams params;
+  int64_t rows = 0, cols = 0;
+  int64_t row_bytes = 0;
+  int64_t glen = 0;     // elements per group (cols for per-row; rows·cols for per-tensor)
+  int64_t gpr = 0;      // groups per row (0 = one scale for the whole tensor)
+  Buffer codes;         // rows × row_bytes
+  Buffer scales;        // float per group
+  Buffer zps;           // int32 per group, asymmetric int_affine only
+  Buffer sums;          // int32 per group Σ(u − 2^(b−1)) (dynamic quantization with_sums)
+  Buffer perm, col_scale, non_finite;  // optional QuantizedMatrix extensions (dequantize)
+  int64_t n_non_finite = 0;
+
+  // Derived data the GEMMs build on first use and keep: VNNI tiles per subgroup size, segment sums per
+  // segment length.
+  std::map<int, Buffer> vnni;
+  std::map<int64_t, Buffer> seg_sums;
+};
+DevQuantized upload(Device& d, const quant::QuantizedMatrix& q);
+quant::QuantizedMatrix download(Device& d, const DevQuantized& q);  // codes, scales, zero points
+
+// ---- kernels ----------------------------------------------------------------------------------------
+
+// Dynamic quantization of every row of x (f32 or f16), bit-exact with ref::quantize_affine_ref on the same
+// float values. NonFinitePolicy::error: throws quant::NonFiniteError with the reference's message;
+// propagate: NaN/Inf get the code of 0 and are listed (read back on the host). `col_mask` (optional,
+// cols bytes, 1 = excluded): masked columns are left out of the range and get the code of 0 (LLM.int8).
+// Devices without fp64 take a two-pass path: min/max on the device, parameters on the host.
+DevQuantized quantize_rows(Device& d, const DevMatrix& x, const ActQuantSpec& spec, const Buffer* col_mask = nullptr,
+                           Event* ev = nullptr);
+
+// x̂ of every element into out (rows × cols floats, ld elements per row). Every Format and bit width.
+void dequantize(Device& d, const DevQuantized& q, const Buffer& out, int64_t ld);
+
+// Which kernel of a tier, for tests and benchmarks; `automatic` picks by shape.
+// decode: the weight-streaming kernel for M ≤ 16 (gemm_decode.cl; int32 output or a single K segment).
+enum class TileConfig : uint8_t { automatic, large, medium, small, decode };
+struct GemmOptions {
+  Tier tier = Tier::t0;
+  TileConfig tile = TileConfig::automatic;
+  bool portable_dot4 = false;  // T0: the char4 dot product even where dp4a is available (benchmarks)
+  int decode_tpc = 16;         // gemm_decode: work-items per weight row (16 or 32)
+};
+inline constexpr int64_t kDecodeMaxRows = 16;
+
+// C (int32, M×N, ldc) = A·Wᵀ, A: M×K int8 (lda bytes per row), W: N×K int8 (ldw), exact (wraps mod 2^32
+// like ref::gemm_s8s8_s32_ref). a_xor/w_xor = 0x80 for uint8 storage codes (operand u − 128).
+// T2/T3/T3-emulated pack W to the VNNI layout on the device first (gpu/vnni.hpp).
+void gemm_s8s8_s32(Device& d, int64_t M, int64_t N, int64_t K, const Buffer& A, int64_t lda, const Buffer& W,
+                   int64_t ldw, const Buffer& C, int64_t ldc, const GemmOptions& o, uint8_t a_xor = 0,
+                   uint8_t w_xor = 0, Event* ev = nullptr);
+
+// Y (float, M×N) = dequantized A·Ŵᵀ computed as int8 (int4 weights: W4A8) products with the scale and
+// zero-point epilogue per K segment (segment = the shorter of the two group lengths; the longer must be a
+// multiple of it, and it must be a multiple of 32 or the whole row). a: int8 dynamic quantization;
+// w: int_affine 8- or 4-bit, no perm/col_scale. On T2/T3 4-bit weights are widened to int8 in the VNNI
+// packing (the packed copy is kept with the weights).
+void matmul_quantized(Device& d, const DevQuantized& a, DevQuantized& w, const Buffer& Y, int64_t ldy,
+                      const GemmOptions& o, Event* ev = nullptr);
+
+// Weight-only quantized matmul: Y = X·Ŵᵀ, X f32/f16 (M×K), Ŵ dequantized in registers (any Format; no
+// perm/col_scale — dequantize() those first and pass the float matrix to matmul_f32).
+void matmul_a16(Device& d, const DevMatrix& x, const DevQuantized& w, const Buffer& Y, int64_t ldy,
+                Event* ev = nullptr);
+// Y = X·Wᵀ in fp32 with W a float matrix on the device (N×K).
+void matmul_f32(Device& d, const DevMatrix& x, const DevMatrix& w, const Buffer& Y, int64_t ldy);
+
+// LLM.int8 (Dettmers et al. 2022): columns c with max_m |X[m][c]| > threshold are outliers. The rest is
+// quantized per token (int8 symmetric absmax, outlier columns excluded) and multiplied with the int8
+// per-channel weights `wq`; the outlier columns are multiplied in fp32 with the float weights `w`
+// (N×K; only the outlier columns are read) and added. Returns the outlier columns found.
+std::vector<int32_t> matmul_llm_int8(Device& d, const DevMatrix& x, DevQuantized& wq, const DevMatrix& w,
+                                     float threshold, const Buffer& Y, int64_t ldy, const GemmOptions& o);
+
+// The known-answer probe of a tier: a small GEMM against qeval::ref::gemm_s8s8_s32_ref (and, for T0, the
+// quantize kernel against ref::quantize_affine_ref). Returns "" on success, else what differed.
+std::string probe_tier(Device& d, Tier t);
+
+}  // namespace qeval::gpu

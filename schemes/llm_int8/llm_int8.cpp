@@ -1,0 +1,175 @@
+// schemes/llm_int8/llm_int8.cpp — LLM.int8(): fp32 outlier columns + vector-wise int8 for the rest (see .hpp),
+// with per-layer outlier statistics for the report.
+#include "schemes/llm_int8/llm_int8.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "quant/cpu/dispatch.hpp"
+#include "quant/quantize.hpp"
+#include "schemes/common/calib_common.hpp"
+#include "schemes/scheme.hpp"
+
+namespace qeval::schemes {
+
+namespace {
+
+// Codes of one matrix quantized per row, symmetric: q[r][c] ∈ [−(2^(b−1) − 1), 2^(b−1) − 1] and the row scales.
+struct RowCodes {
+  std::vector<int8_t> q;
+  std::vector<float> scale;
+};
+RowCodes row_codes(const quant::Matrix& m, int bits) {
+  quant::QuantParams p;
+  p.bits = bits;
+  p.group_size = quant::kPerRow;
+  p.mapping = quant::Mapping::symmetric;
+  RowCodes out;
+  out.q.resize(static_cast<size_t>(m.rows * m.cols));
+  if (m.cols == 0) {
+    out.scale.assign(static_cast<size_t>(m.rows), 0.0f);
+    return out;
+  }
+  const quant::QuantizedMatrix qm = quant::quantize_affine(m.view(), p);
+  out.scale = qm.scales;
+  const int offset = 1 << (bits - 1);  // symmetric storage code u = q + 2^(b−1)
+  std::vector<uint8_t> u(static_cast<size_t>(m.cols));
+  for (int64_t r = 0; r < m.rows; ++r) {
+    quant::unpack_row(qm, r, u.data());
+    for (int64_t c = 0; c < m.cols; ++c)
+      out.q[static_cast<size_t>(r * m.cols + c)] = static_cast<int8_t>(static_cast<int>(u[static_cast<size_t>(c)]) - offset);
+  }
+  return out;
+}
+
+}  // namespace
+
+Int8SplitStats llm_int8_matmul(quant::MatrixView x, quant::MatrixView w, double threshold, int bits,
+                               quant::MutableMatrixView y) {
+  if (x.cols != w.cols || y.rows != x.rows || y.cols != w.rows)
+    throw std::invalid_argument("llm_int8: x is " + std::to_string(x.rows) + " x " + std::to_string(x.cols) +
+                                ", w is " + std::to_string(w.rows) + " x " + std::to_string(w.cols) + ", y is " +
+                                std::to_string(y.rows) + " x " + std::to_string(y.cols) + " (need y = x·wᵀ)");
+  if (!(threshold > 0.0))
+    throw std::invalid_argument("llm_int8: threshold " + std::to_string(threshold) +
+                                " must be > 0 (|x| above it marks an outlier feature; the paper uses 6.0)");
+  if (bits < quant::kMinBits || bits > quant::kMaxBits)
+    throw std::invalid_argument("llm_int8: bits " + std::to_string(bits) + " outside 2..8");
+  quant::check_finite(x, quant::NonFinitePolicy::error, "llm_int8 input");
+  quant::check_finite(w, quant::NonFinitePolicy::error, "llm_int8 weight");
+  const int64_t t = x.rows, in = x.cols, out = w.rows;
+
+  std::vector<int64_t> outl, reg;
+  for (int64_t j = 0; j < in; ++j) {
+    bool big = false;
+    for (int64_t r = 0; r < t && !big; ++r) big = std::fabs(static_cast<double>(x(r, j))) > threshold;
+    (big ? outl : reg).push_back(j);
+  }
+  const int64_t nr = static_cast<int64_t>(reg.size());
+
+  // Regular part: compact, quantize per row, int32 GEMM.
+  quant::Matrix xr(t, nr), wr(out, nr);
+  for (int64_t r = 0; r < t; ++r)
+    for (int64_t k = 0; k < nr; ++k) xr(r, k) = x(r, reg[static_cast<size_t>(k)]);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t k = 0; k < nr; ++k) wr(o, k) = w(o, reg[static_cast<size_t>(k)]);
+  const RowCodes qx = row_codes(xr, bits), qw = row_codes(wr, bits);
+  std::vector<int32_t> acc(static_cast<size_t>(t * out), 0);
+  if (nr > 0) {
+    // Exact in int32 for nr ≤ 131071 (|q| ≤ 127: 127²·131071 < 2^31); longer rows use int64 below.
+    const cpu::FastResult fr =
+        nr <= 131071 ? cpu::try_gemm_s8s8_s32(t, out, nr, qx.q.data(), nr, qw.q.data(), nr, acc.data(), out)
+                     : cpu::FastResult{};
+    if (fr.status != cpu::FastStatus::done) {
+      for (int64_t r = 0; r < t; ++r)
+        for (int64_t o = 0; o < out; ++o) {
+          const int8_t* a = qx.q.data() + r * nr;
+          const int8_t* b = qw.q.data() + o * nr;
+          int64_t s = 0;
+          for (int64_t k = 0; k < nr; ++k) s += static_cast<int32_t>(a[k]) * static_cast<int32_t>(b[k]);
+          acc[static_cast<size_t>(r * out + o)] = static_cast<int32_t>(s);
+        }
+    }
+  }
+  for (int64_t r = 0; r < t; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      double v = static_cast<double>(acc[static_cast<size_t>(r * out + o)]) * qx.scale[static_cast<size_t>(r)] *
+                 qw.scale[static_cast<size_t>(o)];
+      for (int64_t j : outl) v += static_cast<double>(x(r, j)) * static_cast<double>(w(o, j));
+      y(r, o) = static_cast<float>(v);
+    }
+  Int8SplitStats st;
+  st.outlier_columns = static_cast<int64_t>(outl.size());
+  st.columns = in;
+  return st;
+}
+
+namespace {
+
+class LlmInt8 final : public Scheme {
+ public:
+  static constexpr double kDefaultThreshold = 6.0;  // the paper's outlier threshold
+
+  explicit LlmInt8(const SchemeConfig& cfg) : Scheme(cfg) {
+    const std::string id = cfg.scheme;
+    cfg.options.check_known(id, {"threshold"});
+    threshold_ = cfg.options.get_double(id, "threshold", kDefaultThreshold);
+    if (!(threshold_ > 0.0))
+      throw std::invalid_argument("scheme 'llm_int8': option threshold=" + cfg.options.items().at("threshold") +
+                                  " must be > 0 (|x| above it marks an outlier feature computed in fp32; the paper "
+                                  "uses 6.0)");
+    if (cfg.params.group_size != quant::kPerRow)
+      throw std::invalid_argument("scheme 'llm_int8': group size " + std::to_string(cfg.params.group_size) +
+                                  " is not vector-wise; LLM.int8 uses one scale per token and per output channel "
+                                  "(group size 0)");
+    if (cfg.params.mapping != quant::Mapping::symmetric)
+      throw std::invalid_argument("scheme 'llm_int8': the int8 product needs symmetric codes (zero points would "
+                                  "need correction terms); use --sym");
+    if (cfg.params.range != quant::RangeMethod::minmax || cfg.params.clip_ratio != 1.0)
+      throw std::invalid_argument("scheme 'llm_int8': vector-wise absmax quantization uses range minmax with "
+                                  "clip_ratio 1 (outliers are handled by the fp32 split, not by clipping)");
+  }
+  Target target() const override { return Target::linear; }
+
+  // The stored weight of the regular part: per-output-channel codes.
+  quant::QuantizedMatrix quantize(quant::MatrixView w, const Calibration*) const override {
+    return quant::quantize_affine(w, params());
+  }
+
+  bool linear(quant::MatrixView x, quant::MatrixView w, quant::MutableMatrixView y,
+              const Calibration* c) const override {
+    const Int8SplitStats st = llm_int8_matmul(x, w, threshold_, params().bits, y);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& s = stats_[c ? c->layer_name : std::string()];
+    s["calls"] += 1;
+    s["outlier_columns"] += static_cast<double>(st.outlier_columns);
+    s["columns"] += static_cast<double>(st.columns);
+    s["outlier_fraction"] = s["outlier_columns"] / s["columns"];
+    s["last_outlier_fraction"] = st.outlier_fraction();
+    s["max_outlier_fraction"] = std::max(s["max_outlier_fraction"], st.outlier_fraction());
+    return true;
+  }
+
+  // Per layer: calls, outlier_columns and columns (summed over calls), outlier_fraction (their ratio: the
+  // mean fraction of outlier features per call, weighted by width), last_ and max_outlier_fraction.
+  std::map<std::string, std::map<std::string, double>> run_stats() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+
+ private:
+  double threshold_ = kDefaultThreshold;
+  mutable std::mutex mu_;
+  mutable std::map<std::string, std::map<std::string, double>> stats_;
+};
+
+}  // namespace
+
+std::unique_ptr<Scheme> make_scheme_llm_int8(const SchemeConfig& cfg) { return std::make_unique<LlmInt8>(cfg); }
+
+}  // namespace qeval::schemes
