@@ -15,6 +15,9 @@
 
 #include "eval/cli/sweep.hpp"
 #include "eval/inputs/synthetic.hpp"
+#if QEVAL_HAVE_TRAIN
+#include "eval/train/train_cli.hpp"
+#endif
 #include "eval/report/check.hpp"
 #include "eval/report/diff.hpp"
 #include "eval/report/html.hpp"
@@ -440,6 +443,17 @@ int qeval_main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if QEVAL_HAVE_TRAIN
+  // Model runs use LibTorch's OpenMP threads; spinning waiters starve each other on a shared machine (measured:
+  // a training step 42 s spinning vs 5–8 s passive under load 6 on 2 cores, eval/train/train_cli.hpp). Re-exec
+  // once with OMP_WAIT_POLICY=PASSIVE for `sweep` (`train` does the same in cmd_train.cpp). Results do not
+  // depend on the wait policy.
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "sweep") {
+      qeval::train::reexec_with_passive_omp(argv);
+      break;
+    }
+#endif
   try {
     return qeval_main(argc, argv);
   } catch (const std::bad_alloc&) {

@@ -354,7 +354,8 @@ json ModelExecutor::execute(const Run& run, ExecContext& ctx) const {
   const std::string root = model_project_root();
   auto holder = ctx.get_or_load("model-run-context", [&] {
     auto c = std::make_shared<model::ModelRunContext>(root);
-    c->progress = false;
+    // GPTQ/AWQ/mixed progress bars (per layer, with ETA) on an interactive terminal; quiet in logs and CI.
+    c->progress = ::isatty(STDERR_FILENO) != 0;
     return std::static_pointer_cast<const void>(c);
   });
   // The context is internally synchronized (model_run.hpp); the engine hands out const pointers.

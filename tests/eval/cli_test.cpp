@@ -94,6 +94,10 @@ TEST_F(Cli, BadInputsEndWithOneClearLine) {
   expect_one_line_error("sweep --bits 9", "bits = 9");
   expect_one_line_error("sweep --bits nine", "'nine' is not an integer");
   expect_one_line_error("sweep --group-sizes 100 --cols 4096 --rows 4", "group size 100 does not divide the row length 4096");
+#if QEVAL_HAVE_MODEL_RUNS
+  // No tensor option: the embedded default model (d_model 256), checked against its GGUF header before any run.
+  expect_one_line_error("sweep --group-sizes 100", "100 does not divide the hidden size 256");
+#endif
   expect_one_line_error("sweep --input /nonexistent/dir/w.npy", "cannot open file");
   expect_one_line_error("sweep --input gausian", "neither a distribution");
   expect_one_line_error("sweep --option foo=bar --rows 4", "no option 'foo'");
