@@ -161,6 +161,9 @@ std::string short_label(const json& plan) {
     s += g > 0 ? " g" + std::to_string(g) : (g == 0 ? " row" : " tensor");
     if (p.value("partial_last_group", false)) s += "+";
     s += p.value("mapping", std::string("symmetric")) == "symmetric" ? " sym" : " asym";
+    if (w.contains("options") && w["options"].is_object())
+      for (auto it = w["options"].begin(); it != w["options"].end(); ++it)
+        s += " " + it.key() + "=" + (it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
   } else {
     s = "fp-weights";
   }
