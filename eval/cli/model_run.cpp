@@ -64,28 +64,7 @@ std::string join(const std::string& dir, const std::string& p) {
   return dir + "/" + p;
 }
 
-std::string shown(const json& v) {
-  std::string s = v.dump();
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-}
 
-std::vector<std::pair<json, std::string>> axis(const json& entry, const std::string& path, const char* key,
-                                               const json& def) {
-  std::vector<std::pair<json, std::string>> out;
-  const std::string p = key_path(path, key);
-  if (!entry.contains(key)) {
-    for (size_t i = 0; i < def.size(); ++i) out.emplace_back(def[i], p + " (default)");
-    return out;
-  }
-  const json& v = entry[key];
-  if (v.is_array()) {
-    if (v.empty()) throw ConfigError(p, "is an empty list (leave the key out for the default)");
-    for (size_t i = 0; i < v.size(); ++i) out.emplace_back(v[i], index_path(p, i));
-  } else {
-    out.emplace_back(v, p);
-  }
-  return out;
-}
 
 // SHA-256 of a file, cached per (path, size, mtime) so planning many runs on one model hashes it once.
 std::string file_sha256(const std::string& path) {
@@ -131,7 +110,7 @@ json weight_config(const std::string& scheme, const json& bits, const json& grou
 }
 
 std::string mapping_name(const json& v, const std::string& path) {
-  if (!v.is_string()) throw ConfigError(path, shown(v) + " is not sym or asym");
+  if (!v.is_string()) throw ConfigError(path, shown_value(v) + " is not sym or asym");
   const std::string s = v.get<std::string>();
   if (s == "sym" || s == "symmetric") return "symmetric";
   if (s == "asym" || s == "asymmetric") return "asymmetric";
@@ -146,7 +125,7 @@ json group_value(const json& v, const std::string& path) {
     throw ConfigError(path, "'" + s + "' is not a group size (a positive size, \"row\" = 0, \"tensor\" = -1)");
   }
   if (!v.is_number_integer() || v.get<int64_t>() < -1)
-    throw ConfigError(path, shown(v) + " is not a group size (a positive size, 0 = per row, -1 = per tensor)");
+    throw ConfigError(path, shown_value(v) + " is not a group size (a positive size, 0 = per row, -1 = per tensor)");
   return v;
 }
 
@@ -224,8 +203,8 @@ std::vector<Run> ModelExecutor::expand(const json& entry, const std::string& pat
   const std::string root = model_project_root();
   // ---- models
   std::vector<std::pair<std::string, std::string>> models;  // (path as given/resolved relative to root, json path)
-  for (const auto& [v, p] : axis(entry, path, "models", json::array({"default"}))) {
-    if (!v.is_string()) throw ConfigError(p, shown(v) + " is not a model path or \"default\"");
+  for (const auto& [v, p] : config_axis(entry, path, "models", json::array({"default"}))) {
+    if (!v.is_string()) throw ConfigError(p, shown_value(v) + " is not a model path or \"default\"");
     std::string m = v.get<std::string>();
     if (m == "default") {
       const json d = read_json_file(join(root, "configs/default-model.json"), p);
@@ -274,7 +253,7 @@ std::vector<Run> ModelExecutor::expand(const json& entry, const std::string& pat
     for (const char* k : {"schemes", "bits", "group_sizes", "mappings", "partial_groups", "options", "activations"})
       if (entry.contains(k))
         throw ConfigError(key_path(path, k), "cannot be combined with \"plans\" (put it in the plans)");
-    for (const auto& [v, p] : axis(entry, path, "plans", json::array())) {
+    for (const auto& [v, p] : config_axis(entry, path, "plans", json::array())) {
       if (!v.is_object()) throw ConfigError(p, "is not a QuantPlan object (eval/model/hooks.hpp)");
       check_group(v.value("weight", json()), dims, p + ".weight.params.group_size");
       plans.emplace_back(v, p);
@@ -286,21 +265,21 @@ std::vector<Run> ModelExecutor::expand(const json& entry, const std::string& pat
       for (auto it = entry["options"].begin(); it != entry["options"].end(); ++it)
         opts[it.key()] = it.value().is_string() ? it.value() : json(it.value().dump());
     }
-    for (const auto& [sv, sp] : axis(entry, path, "schemes", json::array({"rtn"}))) {
-      if (!sv.is_string()) throw ConfigError(sp, shown(sv) + " is not a scheme id (see `qeval list-schemes`)");
+    for (const auto& [sv, sp] : config_axis(entry, path, "schemes", json::array({"rtn"}))) {
+      if (!sv.is_string()) throw ConfigError(sp, shown_value(sv) + " is not a scheme id (see `qeval list-schemes`)");
       if (!schemes::find_scheme(sv.get<std::string>()))
         throw ConfigError(sp, "unknown scheme '" + sv.get<std::string>() + "' (see `qeval list-schemes`)");
-      for (const auto& [bv, bp] : axis(entry, path, "bits", json::array({nullptr}))) {
-        if (!bv.is_null() && !bv.is_number_integer()) throw ConfigError(bp, shown(bv) + " is not an integer");
+      for (const auto& [bv, bp] : config_axis(entry, path, "bits", json::array({nullptr}))) {
+        if (!bv.is_null() && !bv.is_number_integer()) throw ConfigError(bp, shown_value(bv) + " is not an integer");
         if (!bv.is_null() && (bv.get<int64_t>() < 2 || bv.get<int64_t>() > 8))
           throw ConfigError(bp, "bits = " + std::to_string(bv.get<int64_t>()) + " is out of range (integer formats: 2..8)");
-        for (const auto& [gv, gp] : axis(entry, path, "group_sizes", json::array({nullptr}))) {
+        for (const auto& [gv, gp] : config_axis(entry, path, "group_sizes", json::array({nullptr}))) {
           const json g = gv.is_null() ? gv : group_value(gv, gp);
-          for (const auto& [mv, mp] : axis(entry, path, "mappings", json::array({nullptr}))) {
+          for (const auto& [mv, mp] : config_axis(entry, path, "mappings", json::array({nullptr}))) {
             const json m = mv.is_null() ? mv : json(mapping_name(mv, mp));
-            for (const auto& [pv, ppath] : axis(entry, path, "partial_groups", json::array({false}))) {
-              if (!pv.is_boolean()) throw ConfigError(ppath, shown(pv) + " is not true or false");
-              for (const auto& [av, ap] : axis(entry, path, "activations", json::array({nullptr}))) {
+            for (const auto& [pv, ppath] : config_axis(entry, path, "partial_groups", json::array({false}))) {
+              if (!pv.is_boolean()) throw ConfigError(ppath, shown_value(pv) + " is not true or false");
+              for (const auto& [av, ap] : config_axis(entry, path, "activations", json::array({nullptr}))) {
                 json plan = {{"weight", weight_config(sv.get<std::string>(), bv, g, m, pv.get<bool>(), opts)},
                              {"overrides", overrides}};
                 {
@@ -314,7 +293,7 @@ std::vector<Run> ModelExecutor::expand(const json& entry, const std::string& pat
                 else if (av.is_object())
                   plan["activation"] = av;
                 else if (!av.is_null())
-                  throw ConfigError(ap, shown(av) + " is not null, a scheme id or a scheme object");
+                  throw ConfigError(ap, shown_value(av) + " is not null, a scheme id or a scheme object");
                 plans.emplace_back(plan, sp);
               }
             }
@@ -393,17 +372,6 @@ json ModelExecutor::execute(const Run& run, ExecContext& ctx) const {
   return e;
 }
 
-std::string fmt(const json& v, int prec) {
-  if (!v.is_number()) return "-";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v.get<double>());
-  return buf;
-}
-const json& at(const json& j, const char* ptr) {
-  static const json null;
-  const json::json_pointer p(ptr);
-  return j.contains(p) ? j.at(p) : null;
-}
 
 constexpr int kPlanW = 30;
 
@@ -420,9 +388,9 @@ std::string ModelExecutor::table_row(const json& r) const {
   std::string name = short_label(spec.at("plan"));
   if (name.size() > static_cast<size_t>(kPlanW - 1)) name = name.substr(0, kPlanW - 2) + "~";
   const json& m = r.at("metrics");
-  json top1 = at(m, "/top1");
+  json top1 = json_at(m, "/top1");
   if (top1.is_number()) top1 = 100.0 * top1.get<double>();
-  json lam = at(m, "/lambada/accuracy");
+  json lam = json_at(m, "/lambada/accuracy");
   if (lam.is_number()) lam = 100.0 * lam.get<double>();
   // ppl/fp_ppl are NllStats objects ({"ppl": ...}) or numbers.
   auto ppl_of = [&](const char* key) {
@@ -431,14 +399,14 @@ std::string ModelExecutor::table_row(const json& r) const {
   };
   // se of dppl by the delta method: ppl = exp(mean nll), so se(dppl) ≈ ppl · se(d mean nll).
   json dppl_se;
-  if (ppl_of("ppl").is_number() && at(m, "/delta_mean_nll_se").is_number())
-    dppl_se = ppl_of("ppl").get<double>() * at(m, "/delta_mean_nll_se").get<double>();
+  if (ppl_of("ppl").is_number() && json_at(m, "/delta_mean_nll_se").is_number())
+    dppl_se = ppl_of("ppl").get<double>() * json_at(m, "/delta_mean_nll_se").get<double>();
   std::ostringstream os;
-  os << std::left << std::setw(kPlanW) << name << std::right << std::setw(7) << fmt(at(m, "/bits_per_weight"), 3)
-     << std::setw(10) << fmt(ppl_of("ppl"), 3) << std::setw(9) << fmt(ppl_of("fp_ppl"), 3) << std::setw(9)
-     << fmt(at(m, "/delta_ppl"), 3) << std::setw(8) << fmt(dppl_se, 3) << std::setw(9)
-     << fmt(at(m, "/kl/mean"), 4) << std::setw(8) << fmt(at(m, "/kl/se"), 4) << std::setw(9) << fmt(at(m, "/kl/p99"), 3)
-     << std::setw(8) << fmt(top1, 2) << std::setw(9) << fmt(lam, 2) << "  " << spec.value("model", std::string());
+  os << std::left << std::setw(kPlanW) << name << std::right << std::setw(7) << table_number(json_at(m, "/bits_per_weight"), 3)
+     << std::setw(10) << table_number(ppl_of("ppl"), 3) << std::setw(9) << table_number(ppl_of("fp_ppl"), 3) << std::setw(9)
+     << table_number(json_at(m, "/delta_ppl"), 3) << std::setw(8) << table_number(dppl_se, 3) << std::setw(9)
+     << table_number(json_at(m, "/kl/mean"), 4) << std::setw(8) << table_number(json_at(m, "/kl/se"), 4) << std::setw(9) << table_number(json_at(m, "/kl/p99"), 3)
+     << std::setw(8) << table_number(top1, 2) << std::setw(9) << table_number(lam, 2) << "  " << spec.value("model", std::string());
   return os.str();
 }
 

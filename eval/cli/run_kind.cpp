@@ -2,11 +2,48 @@
 #include "eval/cli/run_kind.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace qeval::cli {
 
 std::string key_path(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
 std::string index_path(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
+
+std::string shown_value(const nlohmann::json& v) {
+  std::string s = v.dump();
+  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
+
+std::vector<std::pair<nlohmann::json, std::string>> config_axis(const nlohmann::json& entry, const std::string& path,
+                                                                const char* key, const nlohmann::json& def) {
+  std::vector<std::pair<nlohmann::json, std::string>> out;
+  const std::string p = key_path(path, key);
+  if (!entry.contains(key)) {
+    for (size_t i = 0; i < def.size(); ++i) out.emplace_back(def[i], p + " (default)");
+    return out;
+  }
+  const nlohmann::json& v = entry[key];
+  if (v.is_array()) {
+    if (v.empty()) throw ConfigError(p, "is an empty list (leave the key out for the default)");
+    for (size_t i = 0; i < v.size(); ++i) out.emplace_back(v[i], index_path(p, i));
+  } else {
+    out.emplace_back(v, p);
+  }
+  return out;
+}
+
+std::string table_number(const nlohmann::json& v, int prec) {
+  if (!v.is_number()) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", prec, v.get<double>());
+  return buf;
+}
+
+const nlohmann::json& json_at(const nlohmann::json& j, const char* pointer) {
+  static const nlohmann::json null;
+  const nlohmann::json::json_pointer p(pointer);
+  return j.contains(p) ? j.at(p) : null;
+}
 
 namespace {
 struct Registry {

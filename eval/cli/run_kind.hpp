@@ -48,6 +48,17 @@ class ConfigError : public std::invalid_argument {
 std::string key_path(const std::string& path, const std::string& key);
 std::string index_path(const std::string& path, size_t i);
 
+// Config helpers shared by the executors.
+// A value for an error message: its JSON, cut to 60 characters.
+std::string shown_value(const nlohmann::json& v);
+// An axis of entry[key]: a list (or a scalar, read as a one-element list), `def` when the key is absent.
+// Returns (value, JSON path) pairs; an empty list is a ConfigError.
+std::vector<std::pair<nlohmann::json, std::string>> config_axis(const nlohmann::json& entry, const std::string& path,
+                                                                const char* key, const nlohmann::json& def);
+// Table cells: a number with `prec` decimals, or "-" when `v` is not a number; the value at a JSON pointer, or null.
+std::string table_number(const nlohmann::json& v, int prec);
+const nlohmann::json& json_at(const nlohmann::json& j, const char* pointer);
+
 struct Run {
   std::string kind;      // "tensor", "model"
   std::string id;        // report::run_id(spec): 16 hex digits

@@ -37,43 +37,21 @@ bool ends_with(const std::string& s, const std::string& suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
 
-std::string shown(const json& v) {
-  std::string s = v.dump();
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-}
 
-// An axis: a list (or a scalar, read as a one-element list). Returns (value, path) pairs.
-std::vector<std::pair<json, std::string>> axis(const json& entry, const std::string& path, const char* key,
-                                               const json& def) {
-  std::vector<std::pair<json, std::string>> out;
-  const std::string p = key_path(path, key);
-  if (!entry.contains(key)) {
-    for (size_t i = 0; i < def.size(); ++i) out.emplace_back(def[i], p + " (default)");
-    return out;
-  }
-  const json& v = entry[key];
-  if (v.is_array()) {
-    if (v.empty()) throw ConfigError(p, "is an empty list (leave the key out for the default)");
-    for (size_t i = 0; i < v.size(); ++i) out.emplace_back(v[i], index_path(p, i));
-  } else {
-    out.emplace_back(v, p);
-  }
-  return out;
-}
 
 int64_t as_int(const json& v, const std::string& path, const char* what) {
   if (v.is_number_integer()) return v.get<int64_t>();
   if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 1e15)
     return static_cast<int64_t>(v.get<double>());
-  throw ConfigError(path, shown(v) + " is not " + what);
+  throw ConfigError(path, shown_value(v) + " is not " + what);
 }
 double as_double(const json& v, const std::string& path, const char* what) {
   if (v.is_number()) return v.get<double>();
-  throw ConfigError(path, shown(v) + " is not " + what);
+  throw ConfigError(path, shown_value(v) + " is not " + what);
 }
 std::string as_string(const json& v, const std::string& path, const char* what) {
   if (v.is_string()) return v.get<std::string>();
-  throw ConfigError(path, shown(v) + " is not " + what);
+  throw ConfigError(path, shown_value(v) + " is not " + what);
 }
 
 std::string group_name(int64_t g) {
@@ -165,7 +143,7 @@ InputSpec parse_input(const json& v, const std::string& path, const PlanContext&
         if (v.contains("cols")) spec.cols = as_int(v["cols"], key_path(path, "cols"), "an integer");
         if (v.contains("seed")) {
           if (!v["seed"].is_number_unsigned() && !(v["seed"].is_number_integer() && v["seed"].get<int64_t>() >= 0))
-            throw ConfigError(key_path(path, "seed"), shown(v["seed"]) + " is not a non-negative integer");
+            throw ConfigError(key_path(path, "seed"), shown_value(v["seed"]) + " is not a non-negative integer");
           spec.seed = v["seed"].get<uint64_t>();
         }
         if (v.contains("nu")) spec.student_nu = static_cast<int>(as_int(v["nu"], key_path(path, "nu"), "an integer"));
@@ -184,7 +162,7 @@ InputSpec parse_input(const json& v, const std::string& path, const PlanContext&
         }
       }
     } else {
-      throw ConfigError(path, shown(v) + " is not an input (a distribution name, a file path, or an object)");
+      throw ConfigError(path, shown_value(v) + " is not an input (a distribution name, a file path, or an object)");
     }
 
     if (synthetic) {
@@ -254,7 +232,7 @@ json options_axis_values(const json& v, const std::string& path) {
     else if (x.is_boolean()) out.push_back(x.get<bool>() ? "true" : "false");
     else if (x.is_number_integer()) out.push_back(std::to_string(x.get<int64_t>()));
     else if (x.is_number_float()) out.push_back(x.dump());
-    else throw ConfigError(p, shown(x) + " is not an option value (a string, number or boolean)");
+    else throw ConfigError(p, shown_value(x) + " is not an option value (a string, number or boolean)");
   }
   return out;
 }
@@ -290,7 +268,7 @@ std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& pa
     std::string id, path;
   };
   std::vector<SchemeAx> schemes_ax;
-  for (const auto& [v, p] : axis(entry, path, "schemes", json::array({"rtn"}))) {
+  for (const auto& [v, p] : config_axis(entry, path, "schemes", json::array({"rtn"}))) {
     const std::string id = as_string(v, p, "a scheme id (see `qeval list-schemes`)");
     if (!schemes::find_scheme(id)) {
       try {
@@ -305,7 +283,7 @@ std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& pa
   // ---- bits / group sizes / mappings (empty: scheme default)
   std::vector<std::pair<int, std::string>> bits_ax;
   if (entry.contains("bits"))
-    for (const auto& [v, p] : axis(entry, path, "bits", json::array())) {
+    for (const auto& [v, p] : config_axis(entry, path, "bits", json::array())) {
       const int64_t b = as_int(v, p, "an integer bit width");
       quant::QuantParams q;
       q.bits = static_cast<int>(b);
@@ -319,7 +297,7 @@ std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& pa
     }
   std::vector<std::pair<int64_t, std::string>> groups_ax;
   if (entry.contains("group_sizes"))
-    for (const auto& [v, p] : axis(entry, path, "group_sizes", json::array())) {
+    for (const auto& [v, p] : config_axis(entry, path, "group_sizes", json::array())) {
       int64_t g = 0;
       if (v.is_string()) {
         const std::string s = v.get<std::string>();
@@ -333,7 +311,7 @@ std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& pa
       groups_ax.emplace_back(g, p);
     }
   std::vector<std::pair<quant::Mapping, std::string>> maps_ax;
-  for (const auto& [v, p] : axis(entry, path, "mappings", json::array({"sym"}))) {
+  for (const auto& [v, p] : config_axis(entry, path, "mappings", json::array({"sym"}))) {
     const std::string s = as_string(v, p, "a mapping (sym, asym)");
     if (s == "sym" || s == "symmetric") maps_ax.emplace_back(quant::Mapping::symmetric, p);
     else if (s == "asym" || s == "asymmetric") maps_ax.emplace_back(quant::Mapping::asymmetric, p);
@@ -341,7 +319,7 @@ std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& pa
   }
   // ---- backends
   std::vector<std::pair<std::string, std::string>> backends_ax;
-  for (const auto& [v, p] : axis(entry, path, "backends", json::array({"cpu"}))) {
+  for (const auto& [v, p] : config_axis(entry, path, "backends", json::array({"cpu"}))) {
     const std::string b = as_string(v, p, "a backend (cpu, opencl)");
     std::string why;
     if (!backend_available(b, &why)) throw ConfigError(p, why);
@@ -349,7 +327,7 @@ std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& pa
   }
   // ---- the other QuantParams axes
   std::vector<std::pair<quant::RangeMethod, std::string>> ranges_ax;
-  for (const auto& [v, p] : axis(entry, path, "ranges", json::array({"minmax"}))) {
+  for (const auto& [v, p] : config_axis(entry, path, "ranges", json::array({"minmax"}))) {
     try {
       ranges_ax.emplace_back(quant::parse_range_method(as_string(v, p, "a range method (minmax, percentile, mse)")), p);
     } catch (const ConfigError&) {
@@ -359,12 +337,12 @@ std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& pa
     }
   }
   std::vector<std::pair<double, std::string>> clips_ax, pct_ax;
-  for (const auto& [v, p] : axis(entry, path, "clip_ratios", json::array({1.0})))
+  for (const auto& [v, p] : config_axis(entry, path, "clip_ratios", json::array({1.0})))
     clips_ax.emplace_back(as_double(v, p, "a clip ratio in (0, 1]"), p);
-  for (const auto& [v, p] : axis(entry, path, "percentiles", json::array({99.99})))
+  for (const auto& [v, p] : config_axis(entry, path, "percentiles", json::array({99.99})))
     pct_ax.emplace_back(as_double(v, p, "a percentile in (50, 100]"), p);
   std::vector<std::pair<quant::Rounding, std::string>> round_ax;
-  for (const auto& [v, p] : axis(entry, path, "roundings", json::array({"nearest_even"}))) {
+  for (const auto& [v, p] : config_axis(entry, path, "roundings", json::array({"nearest_even"}))) {
     try {
       round_ax.emplace_back(quant::parse_rounding(as_string(v, p, "a rounding mode")), p);
     } catch (const ConfigError&) {
@@ -374,7 +352,7 @@ std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& pa
     }
   }
   std::vector<std::pair<quant::NonFinitePolicy, std::string>> nf_ax;
-  for (const auto& [v, p] : axis(entry, path, "non_finite", json::array({"error"}))) {
+  for (const auto& [v, p] : config_axis(entry, path, "non_finite", json::array({"error"}))) {
     try {
       nf_ax.emplace_back(quant::parse_non_finite_policy(as_string(v, p, "a non-finite policy (error, propagate)")), p);
     } catch (const ConfigError&) {
@@ -385,8 +363,8 @@ std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& pa
   }
   // ---- partial_groups: allow a shorter last group (QuantParams::partial_last_group), e.g. 576 = 4·128 + 64
   std::vector<std::pair<bool, std::string>> partial_ax;
-  for (const auto& [v, p] : axis(entry, path, "partial_groups", json::array({false}))) {
-    if (!v.is_boolean()) throw ConfigError(p, shown(v) + " is not true or false");
+  for (const auto& [v, p] : config_axis(entry, path, "partial_groups", json::array({false}))) {
+    if (!v.is_boolean()) throw ConfigError(p, shown_value(v) + " is not true or false");
     partial_ax.emplace_back(v.get<bool>(), p);
   }
   // ---- options: key → values (an axis per key), "scheme.key" = that scheme only
@@ -419,7 +397,7 @@ std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& pa
   }
   // ---- inputs
   std::vector<InputSpec> inputs_ax;
-  for (const auto& [v, p] : axis(entry, path, "inputs", json::array({"gaussian"}))) inputs_ax.push_back(parse_input(v, p, ctx));
+  for (const auto& [v, p] : config_axis(entry, path, "inputs", json::array({"gaussian"}))) inputs_ax.push_back(parse_input(v, p, ctx));
 
   // ---- enumerate
   std::vector<Run> runs;
@@ -529,14 +507,14 @@ nlohmann::json tensor_protocol(const nlohmann::json& given, const std::string& p
   for (const auto& [k, v] : given.items()) {
     const std::string kp = key_path(path, k);
     if (k == "kind") {
-      if (v != "tensor") throw ConfigError(kp, shown(v) + " is not \"tensor\"");
+      if (v != "tensor") throw ConfigError(kp, shown_value(v) + " is not \"tensor\"");
     } else if (k == "measure") {
-      if (v != "quantize+dequantize") throw ConfigError(kp, shown(v) + " is not \"quantize+dequantize\" (the only one)");
+      if (v != "quantize+dequantize") throw ConfigError(kp, shown_value(v) + " is not \"quantize+dequantize\" (the only one)");
     } else if (k == "sampling") {
-      if (v != "rows" && v != "none") throw ConfigError(kp, shown(v) + " is not \"rows\" or \"none\"");
+      if (v != "rows" && v != "none") throw ConfigError(kp, shown_value(v) + " is not \"rows\" or \"none\"");
       p[k] = v;
     } else if (k == "version") {
-      if (v != 1) throw ConfigError(kp, shown(v) + " is not 1");
+      if (v != 1) throw ConfigError(kp, shown_value(v) + " is not 1");
     } else {
       throw ConfigError(kp, "unknown key (known: kind, measure, sampling, version)");
     }
@@ -740,22 +718,11 @@ json TensorExecutor::execute(const Run& run, ExecContext& ctx) const {
   return e;
 }
 
-std::string fmt(const json& v, int prec) {
-  if (!v.is_number()) return "-";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v.get<double>());
-  return buf;
-}
 std::string fmte(const json& v) {
   if (!v.is_number()) return "-";
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.3e", v.get<double>());
   return buf;
-}
-const json& at(const json& j, const char* ptr) {
-  static const json null;
-  const json::json_pointer p(ptr);
-  return j.contains(p) ? j.at(p) : null;
 }
 
 constexpr int kSchemeW = 22;
@@ -791,19 +758,19 @@ std::string TensorExecutor::table_row(const json& r) const {
   if (tn != "synthetic" && input.find(tn) == std::string::npos) input += ":" + tn;
   if (input.size() > static_cast<size_t>(kInputW - 1)) input = "~" + input.substr(input.size() - (kInputW - 2));
   const json& m = r.at("metrics");
-  json clip = at(m, "/clipping/fraction");
+  json clip = json_at(m, "/clipping/fraction");
   if (clip.is_number()) clip = 100.0 * clip.get<double>();
   std::ostringstream os;
   os << std::left << std::setw(kSchemeW) << name << std::right << std::setw(5) << p.value("bits", 0) << std::setw(7)
      << (group_name(p.value("group_size", int64_t{0})) + (p.value("partial_last_group", false) ? "+" : "")) << std::setw(5)
      << (p.value("mapping", std::string()) == "symmetric" ? "sym" : "asym") << "  " << std::left << std::setw(kInputW)
-     << input << std::right << std::setw(7) << fmt(at(m, "/bits_per_weight"), 3) << std::setw(11) << fmte(at(m, "/mse"))
-     << std::setw(8) << fmt(at(m, "/sqnr_db"), 2) << std::setw(7) << fmt(at(m, "/sampling/sqnr_se_db"), 3) << std::setw(7)
-     << fmt(at(m, "/bound_db"), 2) << std::setw(7) << fmt(at(m, "/grid_adjusted_db"), 2) << std::setw(7)
-     << fmt(at(m, "/expected_sqnr_db"), 2) << std::setw(7) << fmt(at(m, "/gap_db/total"), 2) << std::setw(7)
-     << fmt(at(m, "/gap_db/grid"), 2) << std::setw(7) << fmt(at(m, "/gap_db/range"), 2) << std::setw(7)
-     << fmt(at(m, "/gap_db/other"), 2) << std::setw(10) << fmte(at(m, "/max_abs_error")) << std::setw(9)
-     << fmt(at(m, "/cosine"), 6) << std::setw(7) << fmt(clip, 3);
+     << input << std::right << std::setw(7) << table_number(json_at(m, "/bits_per_weight"), 3) << std::setw(11) << fmte(json_at(m, "/mse"))
+     << std::setw(8) << table_number(json_at(m, "/sqnr_db"), 2) << std::setw(7) << table_number(json_at(m, "/sampling/sqnr_se_db"), 3) << std::setw(7)
+     << table_number(json_at(m, "/bound_db"), 2) << std::setw(7) << table_number(json_at(m, "/grid_adjusted_db"), 2) << std::setw(7)
+     << table_number(json_at(m, "/expected_sqnr_db"), 2) << std::setw(7) << table_number(json_at(m, "/gap_db/total"), 2) << std::setw(7)
+     << table_number(json_at(m, "/gap_db/grid"), 2) << std::setw(7) << table_number(json_at(m, "/gap_db/range"), 2) << std::setw(7)
+     << table_number(json_at(m, "/gap_db/other"), 2) << std::setw(10) << fmte(json_at(m, "/max_abs_error")) << std::setw(9)
+     << table_number(json_at(m, "/cosine"), 6) << std::setw(7) << table_number(clip, 3);
   return os.str();
 }
 
