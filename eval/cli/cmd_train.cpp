@@ -26,14 +26,7 @@ CLI::App* add_train_command(CLI::App& app, int argc, char** argv) {
       "corpus: BPE tokenizer, AdamW with warmup + cosine decay, validation on the last addresses, resumable;\n"
       "writes <out>/{model.gguf, tokenizer.json, training.json, README.md} (models/qeval-sotu-4l256 is one)");
 #if QEVAL_HAVE_TRAIN
-  train::add_train_options(c, g_train);
-  // Spinning OpenMP threads starve each other on a shared machine: re-exec with OMP_WAIT_POLICY=PASSIVE
-  // (train_cli.hpp) — only when this subcommand is on the command line.
-  for (int i = 1; i < argc; ++i)
-    if (std::string(argv[i]) == "train") {
-      train::reexec_with_passive_omp(argv);
-      break;
-    }
+  train::add_train_options(c, g_train);  // OMP_WAIT_POLICY=PASSIVE: main() re-execs for train and sweep
 #else
   c->allow_extras();
 #endif

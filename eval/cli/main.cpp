@@ -444,12 +444,11 @@ int qeval_main(int argc, char** argv) {
 
 int main(int argc, char** argv) {
 #if QEVAL_HAVE_TRAIN
-  // Model runs use LibTorch's OpenMP threads; spinning waiters starve each other on a shared machine (measured:
-  // a training step 42 s spinning vs 5–8 s passive under load 6 on 2 cores, eval/train/train_cli.hpp). Re-exec
-  // once with OMP_WAIT_POLICY=PASSIVE for `sweep` (`train` does the same in cmd_train.cpp). Results do not
-  // depend on the wait policy.
+  // `train` and model runs in `sweep` use LibTorch's OpenMP threads; spinning waiters starve each other on a
+  // shared machine (measured: a training step 42 s spinning vs 5–8 s passive under load 6 on 2 cores,
+  // eval/train/train_cli.hpp). Re-exec once with OMP_WAIT_POLICY=PASSIVE. Results do not depend on the wait policy.
   for (int i = 1; i < argc; ++i)
-    if (std::string(argv[i]) == "sweep") {
+    if (std::string(argv[i]) == "sweep" || std::string(argv[i]) == "train") {
       qeval::train::reexec_with_passive_omp(argv);
       break;
     }

@@ -64,8 +64,6 @@ std::string join(const std::string& dir, const std::string& p) {
   return dir + "/" + p;
 }
 
-
-
 // SHA-256 of a file, cached per (path, size, mtime) so planning many runs on one model hashes it once.
 std::string file_sha256(const std::string& path) {
   struct stat st {};
@@ -111,10 +109,11 @@ json weight_config(const std::string& scheme, const json& bits, const json& grou
 
 std::string mapping_name(const json& v, const std::string& path) {
   if (!v.is_string()) throw ConfigError(path, shown_value(v) + " is not sym or asym");
-  const std::string s = v.get<std::string>();
-  if (s == "sym" || s == "symmetric") return "symmetric";
-  if (s == "asym" || s == "asymmetric") return "asymmetric";
-  throw ConfigError(path, "'" + s + "' is not sym or asym");
+  try {
+    return quant::to_string(quant::parse_mapping(v.get<std::string>()));
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(path, e.what());
+  }
 }
 
 json group_value(const json& v, const std::string& path) {
@@ -402,11 +401,12 @@ std::string ModelExecutor::table_row(const json& r) const {
   if (ppl_of("ppl").is_number() && json_at(m, "/delta_mean_nll_se").is_number())
     dppl_se = ppl_of("ppl").get<double>() * json_at(m, "/delta_mean_nll_se").get<double>();
   std::ostringstream os;
-  os << std::left << std::setw(kPlanW) << name << std::right << std::setw(7) << table_number(json_at(m, "/bits_per_weight"), 3)
-     << std::setw(10) << table_number(ppl_of("ppl"), 3) << std::setw(9) << table_number(ppl_of("fp_ppl"), 3) << std::setw(9)
-     << table_number(json_at(m, "/delta_ppl"), 3) << std::setw(8) << table_number(dppl_se, 3) << std::setw(9)
-     << table_number(json_at(m, "/kl/mean"), 4) << std::setw(8) << table_number(json_at(m, "/kl/se"), 4) << std::setw(9) << table_number(json_at(m, "/kl/p99"), 3)
-     << std::setw(8) << table_number(top1, 2) << std::setw(9) << table_number(lam, 2) << "  " << spec.value("model", std::string());
+  auto num = [&](const char* ptr, int prec) { return table_number(json_at(m, ptr), prec); };
+  os << std::left << std::setw(kPlanW) << name << std::right << std::setw(7) << num("/bits_per_weight", 3)
+     << std::setw(10) << table_number(ppl_of("ppl"), 3) << std::setw(9) << table_number(ppl_of("fp_ppl"), 3)
+     << std::setw(9) << num("/delta_ppl", 3) << std::setw(8) << table_number(dppl_se, 3) << std::setw(9)
+     << num("/kl/mean", 4) << std::setw(8) << num("/kl/se", 4) << std::setw(9) << num("/kl/p99", 3) << std::setw(8)
+     << table_number(top1, 2) << std::setw(9) << table_number(lam, 2) << "  " << spec.value("model", std::string());
   return os.str();
 }
 

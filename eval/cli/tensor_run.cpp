@@ -37,8 +37,6 @@ bool ends_with(const std::string& s, const std::string& suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
 
-
-
 int64_t as_int(const json& v, const std::string& path, const char* what) {
   if (v.is_number_integer()) return v.get<int64_t>();
   if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 1e15)
@@ -397,7 +395,8 @@ std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& pa
   }
   // ---- inputs
   std::vector<InputSpec> inputs_ax;
-  for (const auto& [v, p] : config_axis(entry, path, "inputs", json::array({"gaussian"}))) inputs_ax.push_back(parse_input(v, p, ctx));
+  for (const auto& [v, p] : config_axis(entry, path, "inputs", json::array({"gaussian"})))
+    inputs_ax.push_back(parse_input(v, p, ctx));
 
   // ---- enumerate
   std::vector<Run> runs;
@@ -760,17 +759,18 @@ std::string TensorExecutor::table_row(const json& r) const {
   const json& m = r.at("metrics");
   json clip = json_at(m, "/clipping/fraction");
   if (clip.is_number()) clip = 100.0 * clip.get<double>();
+  auto num = [&](const char* ptr, int prec) { return table_number(json_at(m, ptr), prec); };
   std::ostringstream os;
   os << std::left << std::setw(kSchemeW) << name << std::right << std::setw(5) << p.value("bits", 0) << std::setw(7)
      << (group_name(p.value("group_size", int64_t{0})) + (p.value("partial_last_group", false) ? "+" : "")) << std::setw(5)
      << (p.value("mapping", std::string()) == "symmetric" ? "sym" : "asym") << "  " << std::left << std::setw(kInputW)
-     << input << std::right << std::setw(7) << table_number(json_at(m, "/bits_per_weight"), 3) << std::setw(11) << fmte(json_at(m, "/mse"))
-     << std::setw(8) << table_number(json_at(m, "/sqnr_db"), 2) << std::setw(7) << table_number(json_at(m, "/sampling/sqnr_se_db"), 3) << std::setw(7)
-     << table_number(json_at(m, "/bound_db"), 2) << std::setw(7) << table_number(json_at(m, "/grid_adjusted_db"), 2) << std::setw(7)
-     << table_number(json_at(m, "/expected_sqnr_db"), 2) << std::setw(7) << table_number(json_at(m, "/gap_db/total"), 2) << std::setw(7)
-     << table_number(json_at(m, "/gap_db/grid"), 2) << std::setw(7) << table_number(json_at(m, "/gap_db/range"), 2) << std::setw(7)
-     << table_number(json_at(m, "/gap_db/other"), 2) << std::setw(10) << fmte(json_at(m, "/max_abs_error")) << std::setw(9)
-     << table_number(json_at(m, "/cosine"), 6) << std::setw(7) << table_number(clip, 3);
+     << input << std::right << std::setw(7) << num("/bits_per_weight", 3) << std::setw(11) << fmte(json_at(m, "/mse"))
+     << std::setw(8) << num("/sqnr_db", 2) << std::setw(7) << num("/sampling/sqnr_se_db", 3) << std::setw(7)
+     << num("/bound_db", 2) << std::setw(7) << num("/grid_adjusted_db", 2) << std::setw(7)
+     << num("/expected_sqnr_db", 2) << std::setw(7) << num("/gap_db/total", 2) << std::setw(7)
+     << num("/gap_db/grid", 2) << std::setw(7) << num("/gap_db/range", 2) << std::setw(7)
+     << num("/gap_db/other", 2) << std::setw(10) << fmte(json_at(m, "/max_abs_error")) << std::setw(9)
+     << num("/cosine", 6) << std::setw(7) << table_number(clip, 3);
   return os.str();
 }
 
