@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -313,9 +314,12 @@ json build_report(const SweepPlan& plan, const std::vector<json>& entries, const
   for (const auto& r : plan.runs) ids.push_back(r.id);
   j["plan"] = {{"runs", plan.runs.size()}, {"ids", ids}};
   if (o.shard_count > 1) j["shard"] = {{"index", o.shard_index}, {"count", o.shard_count}};
-  if (o.inject_rounding)
-    j["fault_injection"] = {{"rounding", quant::to_string(*o.inject_rounding)},
-                            {"note", "test-only: executed with this rounding, the specs say otherwise"}};
+  if (o.inject_rounding || o.inject_scale_error != 0.0) {
+    j["fault_injection"] = {{"note", "test-only: executed with a fault, the specs say otherwise"}};
+    if (o.inject_rounding) j["fault_injection"]["rounding"] = quant::to_string(*o.inject_rounding);
+    if (o.inject_scale_error != 0.0) j["fault_injection"]["scale_error"] = o.inject_scale_error;
+  }
+  if (o.twin) j["twin"] = true;
   std::map<std::string, const json*> by_id;
   for (const auto& e : entries) by_id.emplace(e.at("id").get<std::string>(), &e);
   json runs = json::array();
@@ -407,6 +411,8 @@ EngineResult run_engine(const SweepPlan& plan, const EngineOptions& o, std::ostr
   if (plan.duplicates) out << ", " << plan.duplicates << " duplicate(s) collapsed";
   if (o.jobs > 1) out << ", " << o.jobs << " jobs";
   if (o.inject_rounding) out << " [FAULT INJECTION: rounding " << quant::to_string(*o.inject_rounding) << "]";
+  if (o.inject_scale_error != 0.0) out << " [FAULT INJECTION: weight scales x (1 + " << o.inject_scale_error << ")]";
+  if (o.twin) out << " (with reassociation twins)";
   out << "\n";
   std::set<std::string> kinds_shown;
   for (const Run* r : todo)
@@ -418,6 +424,8 @@ EngineResult run_engine(const SweepPlan& plan, const EngineOptions& o, std::ostr
   SignalGuard signals(o.handle_signals);
   ExecContext ctx;
   ctx.inject_rounding = o.inject_rounding;
+  ctx.inject_scale_error = o.inject_scale_error;
+  ctx.twin = o.twin;
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   std::mutex mu;
@@ -511,6 +519,11 @@ EngineResult run_engine(const SweepPlan& plan, const EngineOptions& o, std::ostr
                              " runs, the plan " + std::to_string(mine.size()));
   const std::string legend = mine.empty() ? "" : find_executor(mine.front()->kind)->table_legend();
   if (!legend.empty()) out << legend << "\n";
+  std::map<std::string, std::vector<json>> by_kind;
+  for (const auto& e : res.report["runs"]) by_kind[e.value("kind", std::string())].push_back(e);
+  for (const auto& [kind, es] : by_kind)
+    if (const RunExecutor* ex = find_executor(kind))
+      if (const std::string s = ex->table_summary(es); !s.empty()) out << s;
   if (durable) {
     report::write_json_atomic(o.out, res.report);
     journal->close_and_remove();

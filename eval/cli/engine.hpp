@@ -41,6 +41,8 @@ struct EngineOptions {
   int shard_index = 0, shard_count = 1;
   ProgressMode progress = ProgressMode::automatic;
   std::optional<quant::Rounding> inject_rounding;  // test-only fault injection (hidden --inject-rounding)
+  double inject_scale_error = 0.0;                 // test-only (hidden --inject-scale-error)
+  bool twin = false;                               // model runs with their reassociation twin (--twin)
   std::vector<std::string> command_line;
   std::map<std::string, std::string> extra_libraries;  // added to environment.libraries (e.g. cli11)
   bool handle_signals = false;  // install SIGINT/SIGTERM handlers (the CLI does)

@@ -156,8 +156,9 @@ int qeval_main(int argc, char** argv) {
                     "safetensors path (e.g. models/external/SmolLM2-135M-Instruct.Q4_1.gguf). Reports perplexity,\n"
                     "delta-ppl, KL and top-1 against the fp model under a pinned protocol (docs/model-eval.md)");
   sweep->add_option("--protocol", o.protocol,
-                    "Evaluation protocol of model runs: configs/protocol-*.json (default: the default model's,\n"
-                    "configs/protocol-wikitext2-512-32chunks.json)");
+                    "Evaluation protocol of model runs: configs/protocol-*.json (default: the one configs/default-model.json\n"
+                    "names for the embedded model, 32 windows of its held-out text: configs/protocol-sotu-heldout-512-32.json;\n"
+                    "WikiText-2: configs/protocol-wikitext2-512-32chunks.json)");
   sweep->add_option("--activation", o.activations,
                     "Model runs: activation schemes, comma-separated ('none' = fp activations), e.g.\n"
                     "--activation none,dynamic_per_token")
@@ -207,10 +208,15 @@ int qeval_main(int argc, char** argv) {
   // Test-only fault injection: executes with a worse rounding while the run specs (and ids) stay the same,
   // so `qeval check` must catch it. Hidden from --help.
   sweep->add_option("--inject-rounding", inject_text)->group("");
+  sweep->add_option("--inject-scale-error", o.inject_scale_error)->group("");
+  sweep->add_flag("--twin", o.twin,
+                  "Model runs also run their reassociation twin: the same run with every linear product summed in\n"
+                  "another order, compared token by token - how far float summation order alone moves KL and dppl\n"
+                  "(what another CPU would show); the CI gate derives its tolerances from it (docs/regression-gate.md)");
   sweep->footer(
       "Examples:\n"
-      "  qeval sweep --group-sizes 32,128,256           rtn 4-bit sym on the embedded default model and\n"
-      "                                                 WikiText-2: ppl, delta-ppl, KL, top-1 per group size\n"
+      "  qeval sweep --group-sizes 32,128,256           rtn 4-bit sym on the embedded default model and its\n"
+      "                                                 held-out text: ppl, delta-ppl, KL, top-1, ranked by KL\n"
       "  qeval sweep --input gaussian --group-sizes 32,128,256   the same on a 1024x4096 N(0,1) tensor (SQNR)\n"
       "  qeval sweep --model models/external/SmolLM2-135M-Instruct.Q4_1.gguf --group-sizes 32,64 \\\n"
       "      --scheme rtn,gptq,awq --bits 3,4 --protocol configs/protocol-wikitext2-512-quick.json\n"
@@ -250,15 +256,21 @@ int qeval_main(int argc, char** argv) {
   std::string check_base, check_cur;
   bool check_json = false, check_update = false;
   double check_alpha = 0.01;
+  bool check_weights = false;
   CLI::App* chk = app.add_subcommand(
       "check", "Regression gate: fail (exit 1) when an error metric (SQNR, MSE, KL, dppl) of a run is worse than in\n"
-               "the baseline by more than a tolerance derived from the bit width and the protocol's noise\n"
+               "the baseline by more than a tolerance derived from what can legitimately differ (float summation\n"
+               "order: measured by the runs' reassociation twins; input samples); names the layers whose quantized\n"
+               "weights changed (fingerprints)\n"
                "(docs/regression-gate.md). --update-baseline replaces the baseline with the current report.");
   chk->add_option("--baseline", check_base, "Baseline report (reports/baseline/<name>.json)")->required();
   chk->add_option("current", check_cur, "Current report")->required();
   chk->add_flag("--json", check_json, "Print the verdict as JSON");
   chk->add_flag("--update-baseline", check_update,
                 "Write the current report (validated, marked with who/when/from what) over the baseline instead");
+  chk->add_flag("--fail-on-weight-change", check_weights,
+                "Also fail when a model run's quantized weights changed (fingerprints differ) although they do not\n"
+                "depend on float summation order (its twin kept them): for changes that must not move one code");
   chk->add_option("--alpha", check_alpha,
                   "Family-wise false-alarm probability of comparisons across input samples / model runs (default 0.01)")
       ->check(CLI::Range(1e-12, 0.5));
@@ -423,6 +435,7 @@ int qeval_main(int argc, char** argv) {
     const nlohmann::json base = qeval::report::load_report(check_base);
     qeval::report::GateOptions go;
     go.alpha = check_alpha;
+    go.fail_on_weight_change = check_weights;
     const qeval::report::GateResult g = qeval::report::check_regression(base, cur, go);
     if (check_json) std::cout << g.to_json().dump(2) << "\n";
     else std::cout << qeval::report::format_gate(g, check_base, check_cur, base);

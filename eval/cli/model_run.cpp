@@ -195,6 +195,7 @@ class ModelExecutor final : public RunExecutor {
   std::string table_header() const override;
   std::string table_row(const json& entry) const override;
   std::string table_legend() const override;
+  std::string table_summary(const std::vector<json>& entries) const override;
 };
 
 std::vector<Run> ModelExecutor::expand(const json& entry, const std::string& path, const PlanContext& pctx) const {
@@ -337,6 +338,8 @@ json ModelExecutor::execute(const Run& run, ExecContext& ctx) const {
     auto c = std::make_shared<model::ModelRunContext>(root);
     // GPTQ/AWQ/mixed progress bars (per layer, with ETA) on an interactive terminal; quiet in logs and CI.
     c->progress = ::isatty(STDERR_FILENO) != 0;
+    c->reassociation_twin = ctx.twin;
+    c->fault_scale_error = ctx.inject_scale_error;
     return std::static_pointer_cast<const void>(c);
   });
   // The context is internally synchronized (model_run.hpp); the engine hands out const pointers.
@@ -368,6 +371,7 @@ json ModelExecutor::execute(const Run& run, ExecContext& ctx) const {
   e["timing_ms"] = {{"total", ms}};
   if (ctx.inject_rounding)
     e["fault_injection"] = {{"rounding", quant::to_string(*ctx.inject_rounding)}, {"applied", injected}};
+  if (ctx.inject_scale_error != 0.0) e["fault_injection"]["scale_error"] = ctx.inject_scale_error;
   return e;
 }
 
@@ -415,6 +419,75 @@ std::string ModelExecutor::table_legend() const {
          "dppl = ppl - fp ppl (+-se: standard error of the paired difference); KL: mean KL(fp || quantized) of the\n"
          "next-token distributions in nats (+-se), p99 its 99th percentile; top1%: tokens whose argmax agrees with\n"
          "fp; b/w: bits per weight of the quantized linear layers incl. scales. See docs/model-eval.md.";
+}
+
+// One run's figures for the ranking.
+struct Ranked {
+  std::string label;
+  double kl, kl_se, dppl, dppl_se, top1;
+};
+
+std::string ranking_line(size_t i, const Ranked& r) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "  %2zu. %-36s KL %.4f +- %.4f   dppl %+.3f +- %.3f   top1 %.2f%%\n", i + 1,
+                r.label.c_str(), r.kl, r.kl_se, r.dppl, r.dppl_se, 100.0 * r.top1);
+  return buf;
+}
+
+// Adjacent runs in KL order: does Δppl rank them the same way, and does it resolve them? Its noise for a pair is
+// 2·√(se_a² + se_b²) (conservative, since the two Δppl share the fp model's NLL).
+std::string dppl_agreement(const std::vector<Ranked>& v) {
+  std::string against, unresolved;
+  for (size_t i = 0; i + 1 < v.size(); ++i) {
+    const double diff = v[i + 1].dppl - v[i].dppl, noise = 2.0 * std::hypot(v[i].dppl_se, v[i + 1].dppl_se);
+    char buf[320];
+    if (diff < 0) {
+      std::snprintf(buf, sizeof buf, "  dppl orders %s and %s the other way (by %.3f; %s)\n", v[i].label.c_str(),
+                    v[i + 1].label.c_str(), -diff,
+                    -diff <= noise ? "within 2 standard errors: perplexity cannot separate them here"
+                                   : "beyond 2 standard errors: look at both (docs/model-eval.md)");
+      against += buf;
+    } else if (diff <= noise) {
+      std::snprintf(buf, sizeof buf, "%s%s vs %s (%.3f < %.3f)", unresolved.empty() ? "" : ", ", v[i].label.c_str(),
+                    v[i + 1].label.c_str(), diff, noise);
+      unresolved += buf;
+    }
+  }
+  if (!against.empty()) return against;
+  return "  dppl ranks them the same way" +
+         (unresolved.empty() ? std::string(", each step beyond 2 standard errors.\n")
+                             : "; within 2 standard errors of dppl: " + unresolved + ".\n");
+}
+
+std::string ModelExecutor::table_summary(const std::vector<json>& entries) const {
+  std::map<std::string, std::vector<Ranked>> groups;  // per model and protocol
+  for (const json& e : entries) {
+    const json& m = e.value("metrics", json());
+    const json& kl = json_at(m, "/kl/mean");
+    const json& ppl = json_at(m, "/ppl/ppl");
+    if (!kl.is_number() || !ppl.is_number() || !json_at(m, "/delta_mean_nll_se").is_number()) continue;
+    const json& spec = e.at("spec");
+    const json& pname = json_at(spec, "/protocol/name");
+    const json& nw = json_at(m, "/n_windows");  // runs on other window counts are not compared
+    const std::string key = "model " + spec.value("model", std::string()) + ", protocol " +
+                            (pname.is_string() ? pname.get<std::string>() : std::string("?")) + ", " +
+                            (nw.is_number() ? std::to_string(nw.get<int64_t>()) : std::string("?")) + " windows";
+    groups[key].push_back({short_label(spec.at("plan")), kl.get<double>(), json_at(m, "/kl/se").get<double>(),
+                           json_at(m, "/delta_ppl").get<double>(),
+                           ppl.get<double>() * json_at(m, "/delta_mean_nll_se").get<double>(),
+                           json_at(m, "/top1").get<double>()});
+  }
+  std::string out;
+  for (auto& [key, v] : groups) {
+    if (v.size() < 2) continue;
+    std::stable_sort(v.begin(), v.end(), [](const Ranked& a, const Ranked& b) { return a.kl < b.kl; });
+    out += "\nRanking by KL to the fp model, lowest first (" + key + "):\n";
+    for (size_t i = 0; i < v.size(); ++i) out += ranking_line(i, v[i]);
+    out += dppl_agreement(v);
+    out += "  KL compares whole next-token distributions, so it separates schemes that perplexity (the probability\n"
+           "  of one token) cannot; rank by KL, read dppl with its standard error (docs/model-eval.md).\n";
+  }
+  return out;
 }
 
 }  // namespace

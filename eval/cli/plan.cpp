@@ -24,14 +24,16 @@ nlohmann::json load_config_file(const std::string& path) {
 
 SweepPlan plan_sweep(const nlohmann::json& config, uint64_t default_seed, const std::string& base_dir) {
   if (!config.is_object()) throw ConfigError("(top level)", "a sweep config is a JSON object with \"sweeps\": [...]");
-  static const std::set<std::string> top = {"version", "name", "description", "seed", "protocol", "sweeps"};
+  static const std::set<std::string> top = {"version", "name", "description", "seed", "protocol", "twin", "sweeps"};
   for (const auto& [k, v] : config.items())
-    if (!top.count(k)) throw ConfigError(k, "unknown key (known: version, name, description, seed, protocol, sweeps)");
+    if (!top.count(k)) throw ConfigError(k, "unknown key (known: version, name, description, seed, protocol, twin, sweeps)");
   if (config.contains("version") && config["version"] != kConfigVersion)
     throw ConfigError("version", config["version"].dump() + " is not a config version this qeval reads (" +
                                      std::to_string(kConfigVersion) + ")");
   for (const char* k : {"name", "description"})
     if (config.contains(k) && !config[k].is_string()) throw ConfigError(k, "is not a string");
+  if (config.contains("twin") && !config["twin"].is_boolean())
+    throw ConfigError("twin", config["twin"].dump() + " is not true or false (model runs with their reassociation twin)");
 
   SweepPlan plan;
   plan.config = config;

@@ -7,6 +7,8 @@
 //     "description": "...",              // optional
 //     "seed": 20240229,                   // synthetic inputs without their own seed (default: $QEVAL_SEED or 20240229)
 //     "protocol": {"tensor": {...}, "model": "configs/protocol-wikitext2-512-quick.json"},  // per run kind, optional
+//     "twin": true,                       // model runs also run their reassociation twin (the CI gate's noise
+//                                         // figures, eval/model/model_run.hpp); not part of any run's id
 //     "sweeps": [ {"kind": "tensor", "schemes": [...], "bits": [...], ...}, ... ]       // eval/cli/tensor_run.hpp
 //   }
 // Every problem is a ConfigError naming its JSON path, raised before any run starts:

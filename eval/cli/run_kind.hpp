@@ -83,6 +83,11 @@ class ExecContext {
   // Test-only fault injection (`qeval sweep --inject-rounding toward_zero`): executors use this rounding
   // instead of the spec's, WITHOUT changing the spec (so the regression gate sees "the same run, worse").
   std::optional<quant::Rounding> inject_rounding;
+  // Test-only: model runs' weight scales × (1 + e) after quantization (`--inject-scale-error e`), same contract.
+  double inject_scale_error = 0.0;
+  // Model runs also run their reassociation twin (`--twin`, config "twin": true): the noise figures of the CI
+  // gate's tolerances (eval/model/model_run.hpp). Not part of any spec.
+  bool twin = false;
 
   // Cached shared object for `key`, created by `make` on first use (at most once per key, thread-safe).
   std::shared_ptr<const void> get_or_load(const std::string& key,
@@ -120,6 +125,9 @@ class RunExecutor {
   virtual std::string table_header() const = 0;
   virtual std::string table_row(const nlohmann::json& entry) const = 0;
   virtual std::string table_legend() const { return ""; }
+  // Printed after the legend: what the finished runs of this kind say together (e.g. model runs ranked). `entries`
+  // are complete runs[] entries of this kind, in plan order. Default: nothing.
+  virtual std::string table_summary(const std::vector<nlohmann::json>& entries) const { return ""; }
 };
 
 // The executors of run_kinds.def plus registered ones; nullptr for an unknown kind.

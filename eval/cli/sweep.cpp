@@ -218,6 +218,8 @@ int run_sweep(const SweepOptions& o, const std::vector<std::string>& command_lin
   if (!o.shard.empty()) parse_shard(o.shard, &eo.shard_index, &eo.shard_count);
   eo.progress = o.progress;
   eo.inject_rounding = o.inject_rounding;
+  eo.inject_scale_error = o.inject_scale_error;
+  eo.twin = o.twin || plan.config.value("twin", false);
   eo.command_line = command_line;
   eo.extra_libraries = o.extra_libraries;
   eo.handle_signals = o.handle_signals;

@@ -69,6 +69,8 @@ struct SweepOptions {
   std::string shard;               // "i/N", "" = all runs
   ProgressMode progress = ProgressMode::automatic;
   std::optional<quant::Rounding> inject_rounding;  // test-only (hidden --inject-rounding)
+  double inject_scale_error = 0.0;                 // test-only (hidden --inject-scale-error)
+  bool twin = false;                               // --twin (or the config's "twin": true)
   bool handle_signals = false;
   bool dry_run = false;            // plan (validate everything), list the runs, execute nothing
   // Versions of libraries only the caller links (e.g. CLI11 in the qeval binary), added to

@@ -384,13 +384,22 @@ at::Tensor LlamaModel::linear(LinearLayer& layer, const at::Tensor& x) {
                                      quant::MatrixView(w.data_ptr<float>(), w.size(0), in),
                                      quant::MutableMatrixView(y.data_ptr<float>(), xs.size(0), w.size(0)),
                                      layer.linear_calib.get()))
-      y = at::mm(x2, layer.effective.t());
+      y = matmul_t(x2, layer.effective);
   } else {
-    const at::Tensor& w = use_plan ? layer.effective : layer.weight;
-    y = at::mm(x2, w.t());
+    y = matmul_t(x2, use_plan ? layer.effective : layer.weight);
   }
   if (observer_) observer_(layer, x2, y);
   return y.view(out_shape);
+}
+
+const char* to_string(Reassociation r) { return r == Reassociation::native ? "native" : "split_k"; }
+
+at::Tensor LlamaModel::matmul_t(const at::Tensor& x, const at::Tensor& w) const {
+  const int64_t in = x.size(1);
+  // Split at a multiple of 16 so both halves keep SIMD-friendly widths; inputs narrower than 32 stay whole.
+  const int64_t h = (in / 2) / 16 * 16;
+  if (reassociation_ == Reassociation::native || h == 0) return at::mm(x, w.t());
+  return at::mm(x.slice(1, 0, h), w.slice(1, 0, h).t()).add_(at::mm(x.slice(1, h, in), w.slice(1, h, in).t()));
 }
 
 at::Tensor LlamaModel::rmsnorm(const at::Tensor& x, const at::Tensor& w) const {

@@ -92,6 +92,14 @@ using KvHook = std::function<void(int layer, at::Tensor& keys, at::Tensor& value
 using LinearObserver = std::function<void(const LinearLayer& layer, const at::Tensor& input,
                                           const at::Tensor& output)>;
 
+// How the linear layers sum their products. native: one at::mm, in the order this machine's BLAS chooses.
+// split_k: the reduction split into two halves (the first a multiple of 16 columns) whose fp32 products are
+// added — another, equally valid order, the kind of difference another CPU's BLAS kernel makes. The
+// reassociation twin of a model run (eval/model/model_run.hpp) repeats the run with split_k to measure how
+// far float summation order alone moves its metrics; the CI gate's tolerance comes from that.
+enum class Reassociation : uint8_t { native, split_k };
+const char* to_string(Reassociation r);
+
 class LlamaModel {
  public:
   // Copies the checkpoint's fp32 tensors (the checkpoint may be dropped afterwards). Throws
@@ -143,6 +151,9 @@ class LlamaModel {
   // blame to feed each quantized layer the fp model's inputs.
   void set_bypass_plan(bool on) { bypass_plan_ = on; }
 
+  void set_reassociation(Reassociation r) { reassociation_ = r; }
+  Reassociation reassociation() const { return reassociation_; }
+
   void set_capture(CalibrationCapture* capture) { capture_ = capture; }  // nullptr: off
   void set_kv_hook(KvHook hook) { kv_hook_ = std::move(hook); }
   void set_observer(LinearObserver obs) { observer_ = std::move(obs); }
@@ -164,6 +175,7 @@ class LlamaModel {
  private:
   void init_layers();
   at::Tensor rmsnorm(const at::Tensor& x, const at::Tensor& w) const;
+  at::Tensor matmul_t(const at::Tensor& x, const at::Tensor& w) const;  // x·wᵀ in the reassociation_ order
   at::Tensor attention(int layer, LlamaBlock& blk, const at::Tensor& x);
   at::Tensor forward_hidden_impl(const at::Tensor& tokens);
   at::Tensor embed_impl(const at::Tensor& tokens);
@@ -177,6 +189,7 @@ class LlamaModel {
   LinearLayer output_;      // weight aliases tok_embd_ when tied
   bool training_ = false;
   bool bypass_plan_ = false;
+  Reassociation reassociation_ = Reassociation::native;
   int64_t cur_seq_len_ = 0;
   QuantPlan plan_;
   std::shared_ptr<const schemes::Scheme> kv_scheme_;

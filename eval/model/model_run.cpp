@@ -61,6 +61,99 @@ bool has_unallocated_mixed(const QuantPlan& p) {
   return any;
 }
 
+// Test-only fault injection (ModelRunContext::fault_scale_error): a weight scheme whose stored scales come out
+// multiplied by (1 + e) — the codes unchanged, as a bad scale conversion would leave them. Everything else is the
+// wrapped scheme's.
+class ScaleErrorScheme final : public schemes::Scheme {
+ public:
+  ScaleErrorScheme(std::shared_ptr<const schemes::Scheme> inner, double e)
+      : schemes::Scheme(inner->config()), inner_(std::move(inner)), e_(e) {}
+  schemes::Target target() const override { return inner_->target(); }
+  bool needs_calibration() const override { return inner_->needs_calibration(); }
+  schemes::Calibration calibrate(schemes::Calibration c) const override { return inner_->calibrate(std::move(c)); }
+  std::vector<float> input_channel_scales(const schemes::Calibration& c,
+                                          const std::vector<quant::MatrixView>& w) const override {
+    return inner_->input_channel_scales(c, w);
+  }
+  quant::QuantizedMatrix quantize(quant::MatrixView x, const schemes::Calibration* c) const override {
+    quant::QuantizedMatrix q = inner_->quantize(x, c);
+    for (float& v : q.scales) v = static_cast<float>(v * (1.0 + e_));
+    return q;
+  }
+  void dequantize(const quant::QuantizedMatrix& q, quant::MutableMatrixView out) const override {
+    inner_->dequantize(q, out);
+  }
+  std::map<std::string, std::map<std::string, double>> run_stats() const override { return inner_->run_stats(); }
+
+ private:
+  std::shared_ptr<const schemes::Scheme> inner_;
+  double e_;
+};
+
+SchemeFactory scale_error_factory(double e) {
+  return [e](const schemes::SchemeConfig& c) -> std::shared_ptr<const schemes::Scheme> {
+    std::shared_ptr<const schemes::Scheme> s = schemes::make_scheme(c);
+    if (s->target() != schemes::Target::weight) return s;
+    return std::make_shared<ScaleErrorScheme>(std::move(s), e);
+  };
+}
+
+// Mean and standard error of per-token differences d (token order, S scored tokens per window): the larger of the
+// token-level and the window-level estimate, since the tokens of one window are correlated.
+nlohmann::json diff_stats(const std::vector<double>& d, int64_t per_window, double scale = 1.0) {
+  const NllStats st = nll_stats(d.data(), static_cast<int64_t>(d.size()), per_window);
+  return {{"delta", scale * st.mean_nll}, {"se", scale * std::max(st.se_nll, st.se_nll_window)}};
+}
+
+// What the reassociation twin needs of the run it shadows.
+struct TwinInputs {
+  const ModelRunContext::Loaded& loaded;
+  const Evaluator& ev;
+  const QuantPlan& plan;
+  const CalibrationWindows* calib;
+  const QuantizeOptions& qo;
+  const EvalOptions& eo;        // keep_tokens set
+  const EvalResult& run;        // the run's own evaluation (per-token NLL and KL kept)
+  const FpReference& ref;       // the run's fp reference
+  const QuantizedModel& qm;
+};
+
+// The run again with Reassociation::split_k everywhere (reference, calibration forward, evaluation), compared
+// token by token (model_run.hpp, "twin").
+nlohmann::json run_twin(const TwinInputs& in, ModelRunContext& ctx) {
+  const double t0 = now_s();
+  LlamaModel t(in.loaded.ck);
+  t.set_reassociation(Reassociation::split_k);
+  const auto ref_t = in.ev.reference(t, ctx.cache_dir());
+  const QuantizedModel qm_t = quantize_model(t, in.plan, in.calib, in.qo);
+  const EvalResult r_t = in.ev.evaluate(t, ref_t.get(), in.eo);
+  const int64_t n = static_cast<int64_t>(in.run.token_kl.size()), S = in.ev.windows().scored_per_window();
+  if (static_cast<int64_t>(r_t.token_kl.size()) != n || static_cast<int64_t>(in.run.token_nll.size()) != n)
+    throw std::logic_error("reassociation twin: the twin scored another number of tokens than the run");
+  std::vector<double> dkl(n), dq(n), dfp(n);
+  for (int64_t i = 0; i < n; ++i) {
+    dkl[i] = r_t.token_kl[i] - in.run.token_kl[i];
+    dq[i] = r_t.token_nll[i] - in.run.token_nll[i];
+    dfp[i] = ref_t->nll()[i] - in.ref.nll()[i];
+  }
+  // Δppl = exp(mean nll_q) − exp(mean nll_fp): to first order its change is ppl_q·Δmean(nll_q) − ppl_fp·Δmean(nll_fp);
+  // the two standard errors are added (the changes are correlated through the shared forward).
+  const nlohmann::json sq = diff_stats(dq, S, in.run.ppl.ppl), sfp = diff_stats(dfp, S, in.run.ref_ppl.ppl);
+  nlohmann::json changed = nlohmann::json::array();
+  const nlohmann::json fa = in.qm.fingerprint_json()["layers"], fb = qm_t.fingerprint_json()["layers"];
+  for (const auto& [layer, h] : fa.items())
+    if (!fb.contains(layer) || fb[layer] != h) changed.push_back(layer);
+  return {{"reassociation", to_string(Reassociation::split_k)},
+          {"kl", diff_stats(dkl, S)},
+          {"delta_ppl",
+           {{"delta", r_t.delta_ppl - in.run.delta_ppl},
+            {"se", sq["se"].get<double>() + sfp["se"].get<double>()}}},
+          {"fp_ppl", {{"delta", r_t.ref_ppl.ppl - in.run.ref_ppl.ppl}}},
+          {"fingerprint_equal", changed.empty() && fa.size() == fb.size()},
+          {"changed_layers", changed},
+          {"seconds", now_s() - t0}};
+}
+
 }  // namespace
 
 // ---- spec ------------------------------------------------------------------------------------------------------
@@ -197,16 +290,18 @@ std::shared_ptr<const Evaluator> ModelRunContext::evaluator(const Loaded& m, con
 
 std::shared_ptr<const CalibrationWindows> ModelRunContext::calibration(const Loaded& m, const CalibrationSpec& spec,
                                                                        int64_t length, BosMode bos,
-                                                                       const std::string& eval_sha256) {
+                                                                       const std::string& eval_sha256,
+                                                                       int64_t eval_begin_byte) {
   const std::string key = m.ts.hash + "|" + spec.to_json().dump() + "|" + std::to_string(length) + "|" +
-                          to_string(bos) + "|" + std::to_string(m.ts.bos_id) + "|" + eval_sha256;
+                          to_string(bos) + "|" + std::to_string(m.ts.bos_id) + "|" + eval_sha256 + "|" +
+                          std::to_string(eval_begin_byte);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = calibs_.find(key);
     if (it != calibs_.end()) return it->second;
   }
   auto w = std::make_shared<const CalibrationWindows>(
-      make_calibration_windows(spec, length, m.ts, bos, root_, eval_sha256));
+      make_calibration_windows(spec, length, m.ts, bos, root_, eval_sha256, eval_begin_byte));
   std::lock_guard<std::mutex> lock(mu_);
   return calibs_.emplace(key, w).first->second;
 }
@@ -292,7 +387,7 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
   if (plan_needs_calibration(plan, names)) {
     t0 = now_s();
     const int64_t length = spec.calibration.length > 0 ? spec.calibration.length : p.n_ctx;
-    calib = ctx.calibration(*loaded, spec.calibration, length, p.bos, p.text_sha256);
+    calib = ctx.calibration(*loaded, spec.calibration, length, p.bos, p.text_sha256, p.text_begin_byte);
     timings["calibration_windows_s"] = now_s() - t0;
     calib_json = {{"spec", spec.calibration.to_json()}, {"windows", calib->record}};
   }
@@ -317,6 +412,7 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
   qo.max_rows = spec.calibration.max_rows;
   qo.batch = spec.calibration.batch;
   qo.sequential = spec.calibration.sequential;
+  if (ctx.fault_scale_error != 0.0) qo.make_scheme = scale_error_factory(ctx.fault_scale_error);
   t0 = now_s();
   const QuantizedModel qm = quantize_model(q, plan, calib.get(), qo);
   timings["quantize_s"] = now_s() - t0;
@@ -325,6 +421,7 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
   EvalOptions eo;
   eo.max_windows = spec.max_windows;
   eo.progress = false;
+  eo.keep_tokens = ctx.reassociation_twin;  // the twin compares token by token
   const EvalResult r = ev->evaluate(q, ref.get(), eo);
   timings["eval_s"] = r.seconds;
   const nlohmann::json stats = qm.run_stats();  // before LAMBADA and blame call the schemes again
@@ -411,6 +508,12 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
   res["scheme_stats"] = stats;
   res["scheme_stats_summary"] = summary;
   res["mixed"] = mixed_json;
+  res["fingerprint"] = qm.fingerprint_json();
+  res["twin"] = nullptr;
+  if (ctx.reassociation_twin) {
+    res["twin"] = run_twin({*loaded, *ev, plan, calib.get(), qo, eo, r, *ref, qm}, ctx);
+    timings["twin_s"] = res["twin"]["seconds"];
+  }
   timings["total_s"] = now_s() - t_start;
   res["timings"] = timings;
   return res;

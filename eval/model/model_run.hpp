@@ -76,6 +76,15 @@ class ModelRunContext {
   const std::string& cache_dir() const { return cache_dir_; }
   const std::string& work_dir() const { return work_dir_; }
   bool progress = true;
+  // Execution settings that are not part of a run's spec (nor its id): with or without them a run is the same
+  // experiment.
+  //   reassociation_twin  also run the run's reassociation twin (run_model's "twin"): the noise figures the CI
+  //                       gate derives its tolerances from (docs/regression-gate.md); costs a second quantize and
+  //                       evaluation (and one fp reference per protocol)
+  //   fault_scale_error   test-only fault injection (`qeval sweep --inject-scale-error E`): every weight scheme's
+  //                       stored scales are multiplied by (1 + E) after quantize() — "a slightly wrong scale"
+  bool reassociation_twin = false;
+  double fault_scale_error = 0.0;
 
   struct Loaded {
     std::string path;
@@ -86,7 +95,8 @@ class ModelRunContext {
   std::shared_ptr<const Loaded> model(const std::string& path);
   std::shared_ptr<const Evaluator> evaluator(const Loaded& m, const Protocol& p);
   std::shared_ptr<const CalibrationWindows> calibration(const Loaded& m, const CalibrationSpec& spec, int64_t length,
-                                                        BosMode bos, const std::string& eval_sha256);
+                                                        BosMode bos, const std::string& eval_sha256,
+                                                        int64_t eval_begin_byte = 0);
   std::shared_ptr<const std::vector<LambadaItem>> lambada_items_for(const Loaded& m, const LambadaProtocol& lp);
   // The fp model's LAMBADA result, computed once per (model, LAMBADA protocol) with `fp` (which must be fp).
   LambadaResult fp_lambada(const Loaded& m, const LambadaProtocol& lp, LlamaModel& fp, int threads);
@@ -110,6 +120,14 @@ class ModelRunContext {
 //    "bits_per_weight" (parameter-weighted over quantized layers, overhead counted), "quantized_params",
 //    "linear_params", "layers": [per-layer quantization], "blame": [worst first], "scheme_stats": run_stats(),
 //    "scheme_stats_summary": {scheme: {stat: {mean, max}}}, "mixed": <allocation report> | null,
+//    "fingerprint": {"model": hex, "layers": {layer: hex}} (QuantizedModel::fingerprint_json),
+//    "twin": null | {"reassociation": "split_k", "kl": {"delta", "se"}, "delta_ppl": {"delta", "se"},
+//                    "fp_ppl": {"delta"}, "fingerprint_equal", "changed_layers": [...], "seconds"}
+//           the reassociation twin: the same run (fp reference, calibration, quantization, evaluation) with every
+//           linear product summed in another order (LlamaModel's Reassociation::split_k), compared token by token
+//           with this run: delta = twin − run; se = the larger of the token-level (sd/√N) and window-level (sd of
+//           window means/√W) standard errors of the per-token differences. What another CPU's BLAS would move.
+//           Only when ctx.reassociation_twin.
 //    "timings": {load_s, reference_s, calibration_windows_s, mixed_s, quantize_s, quantize: {...}, eval_s,
 //                lambada_s, lambada_fp_s, blame_s, total_s}}
 nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx);

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "eval/model/mapped_file.hpp"
 
@@ -184,7 +185,8 @@ void FpReference::encode_token(int64_t t, const float* l, int32_t target) {
 }
 
 void FpReference::save(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
+  // A name of this process's own, so processes sharing a cache directory (Slurm shards) never write one file.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw std::runtime_error(tmp + ": cannot create the fp-reference cache file (check the cache directory)");
@@ -313,8 +315,10 @@ Evaluator::Evaluator(Protocol p, Windows w) : p_(std::move(p)), w_(std::move(w))
 }
 
 std::string Evaluator::reference_key(const LlamaModel& fp) const {
-  const std::string s = p_.to_json().dump() + "|" + w_.stream_hash + "|" + fp.content_hash() + "|qfpref-v" +
-                        std::to_string(FpReference::kFormatVersion);
+  std::string s = p_.to_json().dump() + "|" + w_.stream_hash + "|" + fp.content_hash() + "|qfpref-v" +
+                  std::to_string(FpReference::kFormatVersion);
+  // A reference computed in another summation order is another reference (the native key stays as it was).
+  if (fp.reassociation() != Reassociation::native) s += std::string("|") + to_string(fp.reassociation());
   return hex16(XXH64(s.data(), s.size(), 0));
 }
 
@@ -325,6 +329,7 @@ std::shared_ptr<FpReference> Evaluator::compute_reference(LlamaModel& fp, const 
   nlohmann::json header = {{"protocol", p_.to_json()},
                            {"stream_hash", w_.stream_hash},
                            {"model", fp.content_hash()},
+                           {"reassociation", to_string(fp.reassociation())},
                            {"n_windows", nW},
                            {"format", "u16 log-softmax, step = range/65535 per token, renormalized on decode"}};
   auto ref = FpReference::create(nW * S, V, p_.kl_range_nats, reference_key(fp), header);
@@ -346,30 +351,44 @@ std::shared_ptr<FpReference> Evaluator::compute_reference(LlamaModel& fp, const 
   return ref;
 }
 
+namespace {
+
+// The disk cache's copy of reference `key`, or null when there is none; throws when the file is not that reference.
+std::shared_ptr<const FpReference> load_cached(const std::string& path, const std::string& key, int64_t n_scored) {
+  struct stat st;
+  if (path.empty() || ::stat(path.c_str(), &st) != 0) return nullptr;
+  auto loaded = FpReference::load(path);
+  if (loaded->key() != key)
+    throw std::runtime_error(path + ": key " + loaded->key() + " does not match its name — delete it to recompute");
+  if (loaded->n_tokens() != n_scored)
+    throw std::runtime_error(path + ": holds " + std::to_string(loaded->n_tokens()) + " tokens, the protocol scores " +
+                             std::to_string(n_scored) + " — delete it to recompute");
+  return loaded;
+}
+
+}  // namespace
+
 std::shared_ptr<const FpReference> Evaluator::reference(LlamaModel& fp, const std::string& cache_dir) const {
+  // One slot per key, so that runs needing the same reference at once (sweep --jobs) compute it once: the first
+  // holds the slot's lock while computing, the others wait for it.
+  struct Slot {
+    std::mutex mu;
+    std::shared_ptr<const FpReference> ref;
+  };
   static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<const FpReference>> memory;
+  static std::map<std::string, std::shared_ptr<Slot>> memory;
   const std::string key = reference_key(fp);
+  std::shared_ptr<Slot> slot;
   {
     std::lock_guard<std::mutex> lock(mu);
-    auto it = memory.find(key);
-    if (it != memory.end()) return it->second;
+    auto& s = memory[key];
+    if (!s) s = std::make_shared<Slot>();
+    slot = s;
   }
-  std::shared_ptr<const FpReference> ref;
-  std::string path;
-  if (!cache_dir.empty()) {
-    path = cache_dir + "/" + key + ".qfpref";
-    struct stat st;
-    if (::stat(path.c_str(), &st) == 0) {
-      auto loaded = FpReference::load(path);
-      if (loaded->key() != key)
-        throw std::runtime_error(path + ": key " + loaded->key() + " does not match its name — delete it to recompute");
-      if (loaded->n_tokens() != w_.n_scored())
-        throw std::runtime_error(path + ": holds " + std::to_string(loaded->n_tokens()) + " tokens, the protocol scores " +
-                                 std::to_string(w_.n_scored()) + " — delete it to recompute");
-      ref = loaded;
-    }
-  }
+  std::lock_guard<std::mutex> lock(slot->mu);
+  if (slot->ref) return slot->ref;
+  const std::string path = cache_dir.empty() ? "" : cache_dir + "/" + key + ".qfpref";
+  std::shared_ptr<const FpReference> ref = load_cached(path, key, w_.n_scored());
   if (!ref) {
     auto computed = compute_reference(fp);
     if (!path.empty()) {
@@ -385,8 +404,7 @@ std::shared_ptr<const FpReference> Evaluator::reference(LlamaModel& fp, const st
     }
     ref = computed;
   }
-  std::lock_guard<std::mutex> lock(mu);
-  memory[key] = ref;
+  slot->ref = ref;
   return ref;
 }
 

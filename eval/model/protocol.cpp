@@ -55,6 +55,7 @@ nlohmann::json Protocol::to_json() const {
   j["name"] = name;
   j["text"] = text;
   j["text_sha256"] = text_sha256;
+  if (text_begin_byte != 0) j["text_begin_byte"] = text_begin_byte;  // absent = 0: older protocols keep their hash
   j["tokenizer"] = tokenizer;
   j["tokenizer_hash"] = tokenizer_hash;
   j["n_ctx"] = n_ctx;
@@ -90,6 +91,7 @@ Protocol Protocol::from_json(const nlohmann::json& j) {
     } else if (k == "name") p.name = get_as<std::string>(v, k, "a string");
     else if (k == "text") p.text = get_as<std::string>(v, k, "a string");
     else if (k == "text_sha256") p.text_sha256 = get_as<std::string>(v, k, "a string");
+    else if (k == "text_begin_byte") p.text_begin_byte = get_int(v, k);
     else if (k == "tokenizer") p.tokenizer = get_as<std::string>(v, k, "a string");
     else if (k == "tokenizer_hash") p.tokenizer_hash = get_as<std::string>(v, k, "a string");
     else if (k == "n_ctx") p.n_ctx = get_int(v, k);
@@ -127,7 +129,7 @@ Protocol Protocol::from_json(const nlohmann::json& j) {
         throw std::invalid_argument("protocol: lambada needs stride ≥ 1, offset ≥ 0, batch ≥ 1, count ≥ −1");
     } else {
       throw std::invalid_argument("protocol: unknown key '" + k +
-                                  "' (accepted: version, name, text, text_sha256, tokenizer, tokenizer_hash, n_ctx, "
+                                  "' (accepted: version, name, text, text_sha256, text_begin_byte, tokenizer, tokenizer_hash, n_ctx, "
                                   "n_chunks, first_chunk, chunk_stride, bos, dtype, threads, batch, seed, kl_cache, "
                                   "lambada)");
     }
@@ -135,6 +137,9 @@ Protocol Protocol::from_json(const nlohmann::json& j) {
   if (p.n_ctx < 4) throw std::invalid_argument("protocol: n_ctx must be ≥ 4, got " + std::to_string(p.n_ctx));
   if (p.n_chunks < -1 || p.n_chunks == 0)
     throw std::invalid_argument("protocol: n_chunks must be −1 (all) or ≥ 1, got " + std::to_string(p.n_chunks));
+  if (p.text_begin_byte < 0)
+    throw std::invalid_argument("protocol: text_begin_byte must be ≥ 0 (a byte offset into the text), got " +
+                                std::to_string(p.text_begin_byte));
   if (p.first_chunk < 0 || p.chunk_stride < 1)
     throw std::invalid_argument("protocol: first_chunk must be ≥ 0 and chunk_stride ≥ 1");
   if (p.dtype != "fp32")
@@ -179,6 +184,22 @@ std::string Protocol::checked_text_path(const std::string& root) const {
     throw std::runtime_error("protocol '" + name + "': " + path + " has " + got + ", the protocol pins " + text_sha256 +
                              " — a different file; restore it or write a new protocol");
   return path;
+}
+
+std::string Protocol::read_text(const std::string& root) const {
+  const std::string path = checked_text_path(root);
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream os;
+  os << f.rdbuf();
+  std::string t = os.str();
+  if (text_begin_byte == 0) return t;
+  if (text_begin_byte >= static_cast<int64_t>(t.size()))
+    throw std::invalid_argument("protocol '" + name + "': text_begin_byte " + std::to_string(text_begin_byte) +
+                                " is past the end of " + path + " (" + std::to_string(t.size()) + " bytes)");
+  if (t[static_cast<size_t>(text_begin_byte) - 1] != '\n')
+    throw std::invalid_argument("protocol '" + name + "': text_begin_byte " + std::to_string(text_begin_byte) +
+                                " is not at a line start of " + path + " (the byte before it is not a newline)");
+  return t.substr(static_cast<size_t>(text_begin_byte));
 }
 
 Windows make_windows(const Protocol& p, const std::vector<int32_t>& text_ids, int64_t bos_id) {

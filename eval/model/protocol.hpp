@@ -3,6 +3,10 @@
 // A protocol says exactly which tokens are scored and how, so two runs — or a run and llama.cpp's
 // perplexity tool — measure the same thing:
 //   text + SHA-256           the file is checked against the hash before use
+//   text_begin_byte          optional (default 0): only the text from this byte on is tokenized and windowed — e.g.
+//                            the held-out addresses at the end of the embedded model's training file. It must be a
+//                            line start. A calibration text that is the same file is then allowed when it ends
+//                            before this byte (make_calibration_windows checks it)
 //   tokenizer + hash         ids come from a tokenizer (eval/tokenizer) through an adapter; the protocol
 //                            records its hash ("" in a config = take the model's tokenizer and record its
 //                            hash in the report; a non-empty value is checked)
@@ -58,6 +62,7 @@ struct Protocol {
   std::string name;
   std::string text;            // path, relative to the project root unless absolute
   std::string text_sha256;     // "sha256:<hex>"
+  int64_t text_begin_byte = 0; // the evaluated text starts here (a line start)
   std::string tokenizer;       // description ("model" = the model's own tokenizer)
   std::string tokenizer_hash;  // "" in a config: filled from the tokenizer at run time
   int64_t n_ctx = 512;
@@ -87,6 +92,9 @@ struct Protocol {
   // Absolute path of `text` (relative to `root`) after checking its SHA-256; throws std::runtime_error naming
   // the file, the expected and the actual hash (and the fix) on a mismatch or a missing file.
   std::string checked_text_path(const std::string& root) const;
+  // The evaluated text: the file from text_begin_byte on (checked as checked_text_path does). Throws
+  // std::invalid_argument when text_begin_byte is past the end or not at a line start.
+  std::string read_text(const std::string& root) const;
 };
 
 // The windows a protocol evaluates, built from the text's token ids.

@@ -21,6 +21,7 @@
 #include <stdexcept>
 
 #include "eval/model/checkpoint.hpp"
+#include "eval/model/fingerprint.hpp"
 #include "eval/model/ppl.hpp"
 #include "quant/rng.hpp"
 #include "schemes/mixed/mixed.hpp"
@@ -179,16 +180,14 @@ CalibrationWindows calibration_windows_from_ids(const std::vector<int32_t>& ids,
 }
 
 CalibrationWindows make_calibration_windows(const CalibrationSpec& spec, int64_t length, const TokenSource& ts,
-                                            BosMode bos, const std::string& root, const std::string& forbidden_sha256) {
+                                            BosMode bos, const std::string& root, const std::string& forbidden_sha256,
+                                            int64_t eval_begin_byte) {
   const std::string path = resolve_path(root, spec.text);
   struct stat st;
   if (::stat(path.c_str(), &st) != 0)
     throw std::runtime_error("calibration text " + path + " not found (default data/sotu/sotu.txt under the project "
                              "root; set calibration.text)");
   const std::string sha = sha256_file_hex(path);
-  if (!forbidden_sha256.empty() && sha == forbidden_sha256)
-    throw std::invalid_argument("calibration text " + path + " is the evaluation text (" + sha +
-                                "); calibrate on another text (default data/sotu/sotu.txt)");
   std::string text = read_text_file(path);
   const int64_t file_bytes = static_cast<int64_t>(text.size());
   if (spec.text_bytes > 0 && file_bytes > spec.text_bytes) {
@@ -196,6 +195,16 @@ CalibrationWindows make_calibration_windows(const CalibrationSpec& spec, int64_t
     const size_t nl = text.rfind('\n', static_cast<size_t>(spec.text_bytes) - 1);
     text.resize(nl == std::string::npos ? static_cast<size_t>(spec.text_bytes) : nl + 1);
   }
+  // Never calibrate on evaluated text: another file, or a part of the same file that ends before the evaluated
+  // part begins (a protocol's text_begin_byte).
+  if (!forbidden_sha256.empty() && sha == forbidden_sha256 && static_cast<int64_t>(text.size()) > eval_begin_byte)
+    throw std::invalid_argument(
+        "calibration text " + path + " is the evaluation text (" + sha + ")" +
+        (eval_begin_byte > 0 ? ", and its first " + std::to_string(text.size()) + " bytes reach into the evaluated part (from byte " +
+                                   std::to_string(eval_begin_byte) + " on); set calibration.text_bytes ≤ " +
+                                   std::to_string(eval_begin_byte) + " or"
+                             : ";") +
+        " calibrate on another text (default data/sotu/sotu.txt)");
   const std::vector<int32_t> ids = ts.encode(text);
   CalibrationWindows w = calibration_windows_from_ids(ids, spec, length, bos, ts.bos_id, spec.text);
   w.record["text"] = spec.text;
@@ -382,6 +391,17 @@ nlohmann::json QuantizedModel::layers_json() const {
   nlohmann::json a = nlohmann::json::array();
   for (const auto& l : layers) a.push_back(l.to_json());
   return a;
+}
+
+nlohmann::json QuantizedModel::fingerprint_json() const {
+  Fingerprint model;
+  nlohmann::json per_layer = nlohmann::json::object();
+  for (const auto& l : layers) {
+    if (l.fingerprint.empty()) continue;
+    model.add(l.layer.data(), l.layer.size()).add(l.fingerprint.data(), l.fingerprint.size());
+    per_layer[l.layer] = l.fingerprint;
+  }
+  return {{"model", model.hex()}, {"layers", per_layer}};
 }
 
 // ---- the quantizer ---------------------------------------------------------------------------------------------
@@ -583,6 +603,8 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
     const double t0 = now_s();
     LinearLayer& L = *s.layer;
     LayerQuantInfo info;
+    Fingerprint fp;  // what this layer stores, in fingerprint.hpp's order
+    bool stores = false;
     info.layer = s.name;
     info.rows = L.out_features();
     info.cols = L.in_features();
@@ -593,6 +615,7 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
       info.migration_scales = mig->s;
     }
     if (s.ws) {
+      stores = true;
       info.role = s.role == Role::weight ? "weight" : "linear";
       c10::InferenceMode g(false);
       at::NoGradGuard ng;
@@ -602,6 +625,7 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
       s.ws->dequantize(q, quant::MutableMatrixView(eff.data_ptr<float>(), w.size(0), w.size(1)));
       info.bits_per_weight = q.bits_per_weight() + (q.col_scale.empty() ? 0.0 : 16.0 / static_cast<double>(q.rows));
       info.weight_sqnr_db = sqnr_db(w, eff);
+      fp.add(q);
       L.effective = eff;
       L.bits_per_weight = info.bits_per_weight;
       L.weight_sqnr_db = info.weight_sqnr_db;
@@ -635,9 +659,13 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
           }
         }
         L.act_calib = std::make_shared<const schemes::Calibration>(stripped(s.as->calibrate(rc)));
+        fp.add(L.act_calib->frozen_scales).add(L.act_calib->frozen_zero_points);
+        stores = true;
       }
       L.act_scheme = s.as;
     }
+    if (mig) fp.add(mig->s).add_int(mig->folded ? 1 : 0);
+    if (stores) info.fingerprint = fp.hex();
     info.seconds = now_s() - t0;
     t_quant += info.seconds;
     out.layers.push_back(std::move(info));

@@ -93,11 +93,13 @@ struct CalibrationWindows {
 // Reads and tokenizes the first spec.text_bytes of spec.text (relative to `root`), cuts the ids into non-overlapping
 // windows of `length` tokens (make_windows of a protocol with n_ctx = length over that text, so BOS is handled as
 // `bos` says; bos must be resolved, not auto) and draws spec.count distinct windows with qeval::Rng(spec.seed)
-// (partial Fisher–Yates), sorted. `forbidden_sha256` (the evaluation text's hash) must differ from the text's.
+// (partial Fisher–Yates), sorted. `forbidden_sha256` (the evaluation text's hash) must differ from the text's,
+// unless the part read (the first text_bytes, cut at a line end) ends at or before `eval_begin_byte` (the protocol's
+// text_begin_byte: the evaluation reads that file only from there on).
 // Throws std::invalid_argument naming the text when it is too short for `count` windows (and the fix).
 CalibrationWindows make_calibration_windows(const CalibrationSpec& spec, int64_t length, const TokenSource& ts,
                                             BosMode bos, const std::string& root,
-                                            const std::string& forbidden_sha256 = "");
+                                            const std::string& forbidden_sha256 = "", int64_t eval_begin_byte = 0);
 // The same from ids in hand (tests; `source` names them in the record). bos_id is needed for replace_first.
 CalibrationWindows calibration_windows_from_ids(const std::vector<int32_t>& ids, const CalibrationSpec& spec,
                                                 int64_t length, BosMode bos, int64_t bos_id,
@@ -149,6 +151,10 @@ struct LayerQuantInfo {
   std::string migration;        // "", "folded into blk.3.attn_norm", "folded into blk.3.ffn_up rows", "unfolded"
   std::vector<float> migration_scales;  // kept for tests/reports (not written to JSON; see migration_stats)
   double seconds = 0.0;         // scheme->quantize (+ calibrate) time for this layer
+  // Content hash of the quantized layer (eval/model/fingerprint.hpp): codes, scales, zero points, permutation,
+  // column scales, migration factors, frozen activation parameters. "" for layers whose inputs are quantized
+  // dynamically and whose weights stay fp (nothing is stored).
+  std::string fingerprint;
   nlohmann::json to_json() const;
 };
 
@@ -166,6 +172,9 @@ struct QuantizedModel {
   // {scheme id: {layer: {stat: value}}} from every installed scheme's run_stats().
   nlohmann::json run_stats() const;
   nlohmann::json layers_json() const;
+  // {"model": hash over (layer, fingerprint) in forward order, "layers": {layer: fingerprint}} over the layers with
+  // a fingerprint — what the CI gate compares (docs/regression-gate.md).
+  nlohmann::json fingerprint_json() const;
 };
 
 // Quantizes `m` (full precision, no plan or earlier quantize_model on it; throws std::invalid_argument otherwise)

@@ -73,8 +73,7 @@ Evaluator make_evaluator(Protocol p, const TokenSource& ts, const std::string& r
   p.tokenizer_hash = ts.hash;
   if (p.bos == BosMode::auto_) p.bos = ts.add_bos ? BosMode::replace_first : BosMode::none;
   if (p.tokenizer.empty() || p.tokenizer == "model") p.tokenizer = ts.name;
-  const std::string path = p.checked_text_path(root);
-  const std::vector<int32_t> ids = ts.encode(read_text_file(path));
+  const std::vector<int32_t> ids = ts.encode(p.read_text(root));
   Windows w = make_windows(p, ids, ts.bos_id);
   return Evaluator(std::move(p), std::move(w));
 }

@@ -15,8 +15,11 @@
 //   other sample (seed differs): tol = z·√(se_b² + se_c²) + the bound above, se = metrics.sampling.* (SQNR/MSE
 //     standard error over the rows), z = Φ⁻¹(1 − α/m) (Bonferroni over the m such comparisons, α = 0.01
 //     family-wise false-alarm probability).
-//   model runs: tol = z·√(se_b² + se_c²) (+ the KL cache's bias bounds), se = metrics.kl.se for KL and
-//     ppl·delta_mean_nll_se (paired; else ppl.ppl_se) for Δppl, as eval/model records them.
+//   model runs (same spec): first the weight fingerprints — the layers whose quantized weights changed, exactly;
+//     then KL mean and Δppl with tol = z·max(se_b, se_c) + max(|Δ_b|, |Δ_c|) from the runs' reassociation twins
+//     (eval/model/model_run.hpp: the run repeated with another float summation order, compared token by token —
+//     what another CPU can legitimately change). Without a twin: z·√(se_b² + se_c²) (+ the KL cache's bias
+//     bounds) from the protocol's sampling standard errors, which is far looser.
 // Also fatal: a baseline run missing from the current report, and more non-finite outputs than before.
 #pragma once
 
@@ -29,6 +32,19 @@ namespace qeval::report {
 
 struct GateOptions {
   double alpha = 0.01;  // family-wise false-alarm probability of the statistical comparisons
+  // Fail when a same-spec model run's quantized weights changed (fingerprints differ) although its twin shows they
+  // do not depend on float summation order — for changes that must not move a single code (refactors).
+  bool fail_on_weight_change = false;
+};
+
+// A same-spec model run whose weight fingerprints differ from the baseline's: exactly which layers.
+struct WeightChange {
+  std::string name;
+  std::vector<std::string> changed;  // layer names ("<layer> (new)" for layers only the current run has)
+  size_t layers = 0;                 // layers with a fingerprint in the baseline run
+  // Its reassociation twin quantized differently too: float summation order moves this run's weights (GPTQ, AWQ,
+  // SmoothQuant read the forward), so another machine is expected to change them. Never fails the gate.
+  bool float_sensitive = false;
 };
 
 struct MetricCheck {
@@ -46,9 +62,12 @@ struct GateResult {
   std::vector<std::string> missing;   // names of baseline runs absent from the current report
   std::vector<std::string> added;     // names of current runs absent from the baseline
   std::vector<std::string> notes;     // protocol/config/environment differences worth knowing
+  std::vector<WeightChange> weight_changes;
+  bool fail_on_weight_change = false;  // GateOptions::fail_on_weight_change, as checked
   double z = 0;                       // the quantile used for statistical comparisons (0: none)
   bool pass() const;
   size_t regressions() const;
+  size_t failing_weight_changes() const;  // counted only under fail_on_weight_change
   nlohmann::json to_json() const;
 };
 

@@ -100,6 +100,38 @@ TEST(Protocol, ShippedConfigsLoadAndPinTheSharedText) {
   EXPECT_GE(n, 2);
 }
 
+// text_begin_byte: only the text from a line start on is evaluated; absent (0) it is left out of the JSON, so
+// protocols without it keep their hashes (and every committed run id).
+TEST(Protocol, TextBeginByteStartsTheTextAtALine) {
+  char tmpl[] = "/tmp/qeval-proto-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  const std::string text = "first line\nsecond line\nthird\n";
+  ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  close(fd);
+  Protocol p = proto();
+  p.text = tmpl;
+  p.text_sha256 = "";
+  EXPECT_EQ(p.read_text("/"), text);
+  EXPECT_FALSE(p.to_json().contains("text_begin_byte"));
+  p.text_begin_byte = 11;  // "second line\n..."
+  EXPECT_EQ(p.read_text("/"), "second line\nthird\n");
+  EXPECT_EQ(Protocol::from_json(p.to_json()).text_begin_byte, 11);
+  p.text_begin_byte = 12;
+  try {
+    p.read_text("/");
+    ADD_FAILURE() << "a start inside a line must be refused";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("not at a line start"), std::string::npos) << e.what();
+  }
+  p.text_begin_byte = static_cast<int64_t>(text.size());
+  EXPECT_THROW(p.read_text("/"), std::invalid_argument);
+  nlohmann::json j = p.to_json();
+  j["text_begin_byte"] = -1;
+  EXPECT_THROW(Protocol::from_json(j), std::invalid_argument);
+  std::remove(tmpl);
+}
+
 TEST(Protocol, WindowsFollowLlamaCppChunking) {
   const Protocol p = proto(16);
   const std::vector<int32_t> ids = stream(100, 50, 1);

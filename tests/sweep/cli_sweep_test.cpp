@@ -261,6 +261,28 @@ TEST_F(CliSweep, CommittedBaselineMatchesTheCiConfig) {
   for (const char* k : {"refreshed", "by", "command", "git_sha"}) EXPECT_TRUE(base["baseline"].contains(k)) << k;
 }
 
+// The baseline holds what users run: the README's main command (and its --mapping sym,asym example) plans runs whose
+// ids are all in the committed baseline, so the CI gate checks exactly those runs.
+TEST_F(CliSweep, ReadmeMainCommandIsInTheCiBaseline) {
+  const std::string src = QEVAL_SOURCE_DIR;
+  const json base = report::load_report(src + "/reports/baseline/ci.json");
+  std::set<std::string> in_base;
+  for (const auto& id : base["plan"]["ids"]) in_base.insert(id.get<std::string>());
+  for (const std::string args : {"--group-sizes 32,128,256", "--group-sizes 32,128,256 --mapping sym,asym"}) {
+    const CmdResult d = testing::run_in(src, "'" + kQeval + "' sweep " + args + " --dry-run");
+    ASSERT_EQ(d.status, 0) << d.err;
+    std::istringstream lines(d.out);
+    std::string line;
+    std::getline(lines, line);  // "qeval sweep: N run(s) ..."
+    size_t n = 0;
+    while (std::getline(lines, line)) {
+      ++n;
+      EXPECT_TRUE(in_base.count(line.substr(0, 16))) << "qeval sweep " << args << ": " << line << " is not in the baseline";
+    }
+    EXPECT_EQ(n, args.find("asym") == std::string::npos ? 3u : 6u) << d.out;
+  }
+}
+
 TEST_F(CliSweep, CommandsThatReadReportsRejectMalformedOnes) {
   TempDir dir;
   json bad = *ref_;

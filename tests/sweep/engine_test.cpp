@@ -218,3 +218,46 @@ TEST(Engine, AFailedRunStopsTheSweepAndKeepsFinishedWork) {
 
 }  // namespace
 }  // namespace qeval::cli
+
+namespace qeval {
+namespace {
+
+// A finished model run as the summary reads it (eval/cli/model_run.cpp: table_summary).
+nlohmann::json ranked_entry(int group, double kl, double dppl, double dppl_se) {
+  const nlohmann::json plan = {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 4}, {"group_size", group}}}}}};
+  return {{"kind", "model"},
+          {"spec", {{"model", "m.gguf"}, {"protocol", {{"name", "p"}}}, {"plan", plan}}},
+          {"metrics",
+           {{"kl", {{"mean", kl}, {"se", 0.0001}}},
+            {"ppl", {{"ppl", 40.0}}},
+            {"delta_ppl", dppl},
+            {"delta_mean_nll_se", dppl_se / 40.0},
+            {"top1", 0.9},
+            {"n_windows", 32}}}};
+}
+
+// The model table's summary ranks runs by KL and says whether Δppl agrees — and, where it does not, whether the
+// disagreement is inside 2·√(se_a² + se_b²).
+TEST(ModelSummary, RanksByKlAndJudgesDpplAgainstItsNoise) {
+  const cli::RunExecutor* ex = cli::find_executor("model");
+  ASSERT_NE(ex, nullptr);
+  // Given out of order; KL ranks g32 < g128 < g256. Δppl agrees, g32 vs g128 by 0.05 < 2·√2·0.05 = 0.141.
+  std::string s = ex->table_summary({ranked_entry(256, 0.015, 0.72, 0.05), ranked_entry(32, 0.009, 0.40, 0.05),
+                                     ranked_entry(128, 0.013, 0.45, 0.05)});
+  const size_t a = s.find("g32"), b = s.find("g128"), c = s.find("g256");
+  ASSERT_NE(a, std::string::npos) << s;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+  EXPECT_NE(s.find("ranks them the same way; within 2 standard errors of dppl: rtn 4b g32 sym vs rtn 4b g128 sym"),
+            std::string::npos) << s;
+  // Inverted by 0.03 (inside the noise) and by 0.5 (beyond it).
+  s = ex->table_summary({ranked_entry(32, 0.009, 0.45, 0.05), ranked_entry(128, 0.013, 0.42, 0.05)});
+  EXPECT_NE(s.find("the other way (by 0.030; within 2 standard errors"), std::string::npos) << s;
+  s = ex->table_summary({ranked_entry(32, 0.009, 0.95, 0.05), ranked_entry(128, 0.013, 0.45, 0.05)});
+  EXPECT_NE(s.find("beyond 2 standard errors"), std::string::npos) << s;
+  // One run: nothing to rank.
+  EXPECT_EQ(ex->table_summary({ranked_entry(32, 0.009, 0.45, 0.05)}), "");
+}
+
+}  // namespace
+}  // namespace qeval

@@ -211,5 +211,64 @@ TEST(Gate, ModelRunsUseTheirStandardErrors) {
   EXPECT_FALSE(worse_ppl.pass());
 }
 
+// A model report with a reassociation twin (twin KL/Δppl noise) and weight fingerprints.
+json twin_report(double kl, double dppl, double twin_kl_delta, double twin_kl_se, const json& layers,
+                 bool twin_fingerprint_equal = true) {
+  json r = model_report(kl, 0.001, dppl, 0.002);
+  json& m = r["runs"][0]["metrics"];
+  m["twin"] = {{"kl", {{"delta", twin_kl_delta}, {"se", twin_kl_se}}},
+               {"delta_ppl", {{"delta", 1e-5}, {"se", 2e-5}}},
+               {"fingerprint_equal", twin_fingerprint_equal}};
+  m["fingerprint"] = {{"model", "0"}, {"layers", layers}};
+  return r;
+}
+
+// With twins the tolerance is z·max(se) + max|Δ| of the twins — a measured float-order noise, thousands of times
+// below the sampling se — so a 1 % KL rise fails where the se-based tolerance (3.6e-3 on 0.010: 36 %) would pass it.
+TEST(Gate, ModelRunsWithTwinsUseTheMeasuredReassociationNoise) {
+  const json fp = {{"blk.0.attn_q", "aa"}, {"blk.0.attn_k", "bb"}};
+  const json base = twin_report(0.010, 0.50, 2e-8, 3e-8, fp);
+  ASSERT_NO_THROW(report::validate(base));
+  // z = 2.576 (m = 2): KL tolerance 2.576·3e-8 + 2e-8 = 9.7e-8; Δppl 2.576·2e-5 + 1e-5 = 6.2e-5.
+  const report::GateResult same = report::check_regression(base, twin_report(0.010 + 5e-8, 0.50 + 3e-5, 1e-8, 2e-8, fp));
+  EXPECT_TRUE(same.pass()) << report::format_gate(same, "b", "c", base);
+  for (const auto& c : same.checks) {
+    EXPECT_EQ(c.basis, "twin");
+    EXPECT_NEAR(c.tolerance, c.metric == "kl_mean" ? 2.5758293 * 3e-8 + 2e-8 : 2.5758293 * 2e-5 + 1e-5, 1e-12);
+  }
+  EXPECT_TRUE(same.weight_changes.empty());
+  const report::GateResult worse = report::check_regression(base, twin_report(0.0101, 0.50, 1e-8, 2e-8, fp));
+  EXPECT_FALSE(worse.pass());
+  EXPECT_EQ(worse.regressions(), 1u);
+  // The twin of either report counts: a current report without one still gets the baseline's noise.
+  json no_twin = model_report(0.010 + 5e-8, 0.50, 0.001, 0.002);
+  EXPECT_TRUE(report::check_regression(base, no_twin).pass());
+}
+
+// Fingerprints name exactly the layers whose quantized weights changed. A run whose twin kept its weights (RTN)
+// reports them as WEIGHTS CHANGED, and --fail-on-weight-change fails on them; a run whose twin changed them
+// (GPTQ: float order moves its Hessian) reports them as expected and never fails for that.
+TEST(Gate, FingerprintsNameTheChangedLayers) {
+  const json a = {{"blk.0.attn_q", "aa"}, {"blk.0.attn_k", "bb"}, {"output", "cc"}};
+  const json b = {{"blk.0.attn_q", "aa"}, {"blk.0.attn_k", "b2"}, {"output", "cc"}};
+  const json base = twin_report(0.010, 0.50, 2e-8, 3e-8, a);
+  report::GateResult r = report::check_regression(base, twin_report(0.010, 0.50, 2e-8, 3e-8, b));
+  ASSERT_EQ(r.weight_changes.size(), 1u);
+  EXPECT_EQ(r.weight_changes[0].changed, std::vector<std::string>{"blk.0.attn_k"});
+  EXPECT_EQ(r.weight_changes[0].layers, 3u);
+  EXPECT_FALSE(r.weight_changes[0].float_sensitive);
+  EXPECT_TRUE(r.pass());  // the metrics did not move: reported, not failed
+  EXPECT_NE(report::format_gate(r, "b", "c", base).find("WEIGHTS CHANGED"), std::string::npos);
+  report::GateOptions strict;
+  strict.fail_on_weight_change = true;
+  EXPECT_FALSE(report::check_regression(base, twin_report(0.010, 0.50, 2e-8, 3e-8, b), strict).pass());
+  EXPECT_TRUE(report::check_regression(base, twin_report(0.010, 0.50, 2e-8, 3e-8, a), strict).pass());
+  const json gbase = twin_report(0.010, 0.50, 2e-8, 3e-8, a, /*twin_fingerprint_equal=*/false);
+  r = report::check_regression(gbase, twin_report(0.010, 0.50, 2e-8, 3e-8, b, false), strict);
+  ASSERT_EQ(r.weight_changes.size(), 1u);
+  EXPECT_TRUE(r.weight_changes[0].float_sensitive);
+  EXPECT_TRUE(r.pass());
+}
+
 }  // namespace
 }  // namespace qeval
