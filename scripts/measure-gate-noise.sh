@@ -6,6 +6,7 @@
 # moved. The figures in docs/regression-gate.md and reports/gate/machine-noise.md come from this script.
 #
 #   scripts/measure-gate-noise.sh [OUT_DIR]      (default build/gate-noise; ~2 min per setting on 2 cores)
+#   REUSE=1 scripts/measure-gate-noise.sh DIR    keep the sweeps already in DIR, redo the comparison
 #   QEVAL_BUILD_DIR=dir                          build directory (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,12 +40,28 @@ settings=(
 for s in "${settings[@]}"; do
   name=${s%%|*}; envs=${s#*|}
   cfg="$out/model-ci.json"; [ "$name" = threads-1 ] && cfg="$out/model-ci-t1.json"
-  rm -rf "$out/cache-$name"
-  echo "== $name ($envs)" >&2
-  env $envs QEVAL_CACHE_DIR="$out/cache-$name" "$qeval" sweep --config "$cfg" --out "$out/$name.json" --jobs 2 \
-    --progress none > "$out/$name.log"
+  if [ "${REUSE:-0}" != 1 ] || [ ! -s "$out/$name.json" ]; then
+    rm -rf "$out/cache-$name"
+    echo "== $name ($envs)" >&2
+    env $envs QEVAL_CACHE_DIR="$out/cache-$name" "$qeval" sweep --config "$cfg" --out "$out/$name.json" --jobs 2 \
+      --progress none > "$out/$name.log"
+  fi
   [ "$name" = native ] && continue
-  "$qeval" check --json --baseline "$out/native.json" "$out/$name.json" > "$out/check-$name.json" || true
+  cur="$out/$name.json"
+  if [ "$name" = threads-1 ]; then
+    # The protocol pins the thread count, so these runs have other ids: compare them in plan order under the
+    # native runs' ids (the specs differ in "threads" only).
+    python3 - "$out/native.json" "$cur" "$out/$name-as-native.json" <<'PY'
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+for ra, rb in zip(a["runs"], b["runs"]):
+    rb["id"], rb["spec"], rb["name"] = ra["id"], ra["spec"], ra["name"]
+b["plan"], b["protocol"] = a["plan"], a["protocol"]
+json.dump(b, open(sys.argv[3], "w"))
+PY
+    cur="$out/$name-as-native.json"
+  fi
+  "$qeval" check --json --baseline "$out/native.json" "$cur" > "$out/check-$name.json" || true
 done
 python3 - "$out" "${settings[@]}" <<'PY'
 import json, sys
@@ -53,7 +70,7 @@ base = {r["id"]: r for r in json.load(open(f"{out}/native.json"))["runs"]}
 print(f"{'setting':22} {'run':34} {'KL rel change':>13} {'|dKL|/tol':>9} {'|ddppl|/tol':>11} {'weights':>8}")
 for n in names[1:]:
     chk = json.load(open(f"{out}/check-{n}.json"))
-    cur = {r["id"]: r for r in json.load(open(f"{out}/{n}.json"))["runs"]}
+    cur = {r["id"]: r for r in json.load(open(f"{out}/{n}-as-native.json" if n == "threads-1" else f"{out}/{n}.json"))["runs"]}
     rows = {}
     for c in chk["checks"]:
         rows.setdefault(c["id"], {})[c["metric"]] = abs(c["worse_by"]) / c["tolerance"] if c["tolerance"] else float("inf")

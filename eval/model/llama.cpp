@@ -394,17 +394,30 @@ at::Tensor LlamaModel::linear(LinearLayer& layer, const at::Tensor& x) {
 
 const char* to_string(Reassociation r) { return r == Reassociation::native ? "native" : "split_k"; }
 
+namespace {
+// Where split_k splits a reduction of length k: a multiple of 16 (SIMD-friendly halves); 0 (no split) below 32.
+int64_t split_point(int64_t k) { return (k / 2) / 16 * 16; }
+}  // namespace
+
 at::Tensor LlamaModel::matmul_t(const at::Tensor& x, const at::Tensor& w) const {
-  const int64_t in = x.size(1);
-  // Split at a multiple of 16 so both halves keep SIMD-friendly widths; inputs narrower than 32 stay whole.
-  const int64_t h = (in / 2) / 16 * 16;
+  const int64_t in = x.size(1), h = split_point(in);
   if (reassociation_ == Reassociation::native || h == 0) return at::mm(x, w.t());
   return at::mm(x.slice(1, 0, h), w.slice(1, 0, h).t()).add_(at::mm(x.slice(1, h, in), w.slice(1, h, in).t()));
 }
 
+at::Tensor LlamaModel::matmul(const at::Tensor& a, const at::Tensor& b) const {
+  const int64_t k = a.size(-1), h = split_point(k);
+  if (reassociation_ == Reassociation::native || h == 0) return at::matmul(a, b);
+  return at::matmul(a.narrow(-1, 0, h), b.narrow(-2, 0, h)).add_(at::matmul(a.narrow(-1, h, k - h), b.narrow(-2, h, k - h)));
+}
+
 at::Tensor LlamaModel::rmsnorm(const at::Tensor& x, const at::Tensor& w) const {
   // v / sqrt(mean(v²) + eps) · w, all fp32 (as llama.cpp's ggml_rms_norm and HF's LlamaRMSNorm in fp32).
-  return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + cfg_.rms_eps) * w;
+  const int64_t d = x.size(-1), h = split_point(d);
+  if (reassociation_ == Reassociation::native || h == 0)
+    return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + cfg_.rms_eps) * w;
+  const at::Tensor ss = x.narrow(-1, 0, h).pow(2).sum(-1, true).add_(x.narrow(-1, h, d - h).pow(2).sum(-1, true));
+  return x * at::rsqrt(ss.div_(static_cast<double>(d)) + cfg_.rms_eps) * w;
 }
 
 std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T) {
@@ -478,7 +491,7 @@ at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x
   const at::Tensor kh = k.permute({0, 2, 1, 3});  // [B, KV, T, hd]
   const at::Tensor vh = v.permute({0, 2, 1, 3});
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  at::Tensor scores = at::matmul(qh, kh.transpose(-1, -2)).mul_(scale).view({B, KV, rep, T, T});
+  at::Tensor scores = matmul(qh, kh.transpose(-1, -2)).mul_(scale).view({B, KV, rep, T, T});
   // Causal mask: position t sees 0..t.
   at::Tensor mask;
   {
@@ -486,7 +499,7 @@ at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x
     mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).triu(1);
   }
   at::Tensor p = at::softmax(scores + mask, -1).view({B, KV, rep * T, T});
-  at::Tensor o = at::matmul(p, vh)                    // [B, KV, rep·T, hd]
+  at::Tensor o = matmul(p, vh)                        // [B, KV, rep·T, hd]
                      .view({B, H, T, hd})
                      .permute({0, 2, 1, 3})
                      .reshape({B, T, H * hd});

@@ -92,9 +92,10 @@ using KvHook = std::function<void(int layer, at::Tensor& keys, at::Tensor& value
 using LinearObserver = std::function<void(const LinearLayer& layer, const at::Tensor& input,
                                           const at::Tensor& output)>;
 
-// How the linear layers sum their products. native: one at::mm, in the order this machine's BLAS chooses.
-// split_k: the reduction split into two halves (the first a multiple of 16 columns) whose fp32 products are
-// added — another, equally valid order, the kind of difference another CPU's BLAS kernel makes. The
+// How the forward sums its reductions. native: one at::mm / at::matmul / mean, in the order this machine's BLAS
+// and ATen kernels choose. split_k: every reduction of the linear layers, of attention (q·kᵀ over head_dim, p·v
+// over key positions) and of RMSNorm (Σx²) split into two halves (the first a multiple of 16) whose fp32 results
+// are added — another, equally valid order, the kind of difference another CPU's kernels make. The
 // reassociation twin of a model run (eval/model/model_run.hpp) repeats the run with split_k to measure how
 // far float summation order alone moves its metrics; the CI gate's tolerance comes from that.
 enum class Reassociation : uint8_t { native, split_k };
@@ -176,6 +177,7 @@ class LlamaModel {
   void init_layers();
   at::Tensor rmsnorm(const at::Tensor& x, const at::Tensor& w) const;
   at::Tensor matmul_t(const at::Tensor& x, const at::Tensor& w) const;  // x·wᵀ in the reassociation_ order
+  at::Tensor matmul(const at::Tensor& a, const at::Tensor& b) const;    // at::matmul(a, b), likewise
   at::Tensor attention(int layer, LlamaBlock& blk, const at::Tensor& x);
   at::Tensor forward_hidden_impl(const at::Tensor& tokens);
   at::Tensor embed_impl(const at::Tensor& tokens);
