@@ -5,7 +5,7 @@
 #   reports/llamacpp/build_and_run.sh build    download + unpack the sdist, configure, build 3 tools (-j2)
 #   reports/llamacpp/build_and_run.sh f32      SmolLM2 Q4_1 GGUF -> F32 GGUF (same weights, dequantized)
 #   reports/llamacpp/build_and_run.sh ppl      llama-perplexity runs whose output is committed in logs/
-#   reports/llamacpp/build_and_run.sh timing   wall/CPU time of 32 chunks at 2 threads, F32 and Q4_1, 3 repetitions each
+#   reports/llamacpp/build_and_run.sh timing   wall/CPU time of 32 chunks at 2 and 1 threads, F32 and Q4_1 (REPS=n: n times)
 #   reports/llamacpp/build_and_run.sh all      build, f32, ppl, timing in order
 #   reports/llamacpp/build_and_run.sh one NAME ARGS...   one llama-perplexity run (ARGS + -f wiki.test.raw -c 512) into logs/NAME.*
 #   EXT=dir (default /work/ext): where the sdist, the build and the F32 GGUF go.
@@ -74,11 +74,14 @@ ppl() {
 }
 
 # Wall and CPU time (logs/*.time, /usr/bin/time -v) of 32 chunks as a user runs it, for the perf issues. The machine
-# is shared: the load average before and after is in logs/*.cmd; CPU time is the steadier figure.
+# is shared: the load average before and after is in logs/*.cmd; the CPU time of the 1-thread runs is the steadiest
+# figure (2 threads spin-wait for each other when a third job takes a core).
 timing() {
-  for r in 1 2 3; do
-    run "time-f32-default-c512-chunks32-t2-rep$r" -m "$f32" --chunks 32 -t 2
-    run "time-q4_1-default-c512-chunks32-t2-rep$r" -m "$q41" --chunks 32 -t 2
+  for r in $(seq 1 "${REPS:-1}"); do
+    for t in 2 1; do
+      run "time-f32-default-c512-chunks32-t$t-rep$r" -m "$f32" --chunks 32 -t "$t"
+      run "time-q4_1-default-c512-chunks32-t$t-rep$r" -m "$q41" --chunks 32 -t "$t"
+    done
   done
 }
 
