@@ -1,6 +1,8 @@
 // tests/tokenizer/test_support.cpp — data lookup, SHA-256 and a GGUF metadata reader for the tokenizer tests.
 #include "tests/tokenizer/test_support.hpp"
 
+#include "tests/smollm2_model.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -41,11 +43,7 @@ std::optional<std::string> find_data_file(const std::string& rel) {
 }
 
 std::optional<std::string> find_smollm2_gguf() {
-  if (const char* p = std::getenv("QEVAL_SMOLLM2_GGUF")) {
-    if (exists(p)) return std::string(p);
-    return std::nullopt;
-  }
-  const std::string p = std::string(QEVAL_SOURCE_DIR) + "/models/external/SmolLM2-135M-Instruct.Q4_1.gguf";
+  const std::string p = qeval::test::smollm2_gguf_path();
   if (exists(p)) return p;
   return std::nullopt;
 }

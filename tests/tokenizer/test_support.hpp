@@ -22,7 +22,8 @@ std::string read_file(const std::string& path);
 // $QEVAL_DATA_DIR when set (only there), else <repo>/data, then <repo>/../shared/data; nullopt when absent.
 std::optional<std::string> find_data_file(const std::string& relative);
 
-// The SmolLM2 GGUF: $QEVAL_SMOLLM2_GGUF, else <repo>/models/external/SmolLM2-135M-Instruct.Q4_1.gguf.
+// The SmolLM2 GGUF at qeval::test::smollm2_gguf_path() (tests/smollm2_model.hpp: $QEVAL_SMOLLM2_GGUF, else
+// <repo>/models/external/SmolLM2-135M-Instruct.Q4_1.gguf); nullopt when that file is absent.
 std::optional<std::string> find_smollm2_gguf();
 
 // SHA-256 (FIPS 180-4), test-local.
