@@ -322,9 +322,9 @@ DeviceInfo select_device(const std::string& selector_in) {
       if (d.platform_index == p && d.device_index == dd) return d;
     throw std::runtime_error("no OpenCL device " + selector + " (platform:device); found:" + names());
   }
-  const std::string l = lower(selector);
+  const std::string l = lower(selector);  // platform, device name and version ("... PoCL ...", "... CUDA")
   for (const auto& d : devs)
-    if (lower(d.platform_name + " " + d.name).find(l) != std::string::npos) return d;
+    if (lower(d.platform_name + " " + d.name + " " + d.version).find(l) != std::string::npos) return d;
   throw std::runtime_error("no OpenCL device matches '" + selector + "'; found:" + names());
 }
 

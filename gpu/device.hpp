@@ -162,7 +162,7 @@ class Device {
 
 // Opens a device. selector: "" → $QEVAL_CL_DEVICE if set, else the first GPU, else the first device;
 // "p:d" → platform p, device d (indices of list_devices()); any other text → the first device whose
-// "<platform> <device>" name contains it (case-insensitive). Throws std::runtime_error naming the
+// "<platform> <device> <version>" contains it (case-insensitive: "nvidia", "h200", "pocl"). Throws std::runtime_error naming the
 // devices found when nothing matches or no OpenCL device exists.
 std::shared_ptr<Device> open_device(const std::string& selector = "");
 // The device open_device(selector) would open, without opening it.

@@ -71,7 +71,8 @@ void set_gemm_args(cl_kernel k, cl_uint& i, int64_t M, int64_t N, int64_t K, cl_
   set_arg(k, i++, W);
   set_arg(k, i++, static_cast<int>(ldw));
   set_arg(k, i++, w_xor);
-  set_arg(k, i++, (lda % 4 == 0 && ldw % 4 == 0) ? 1 : 0);  // whole-word loads
+  // load_s8_16's alignment mode: 16-byte rows (128-bit loads), 4-byte rows (words), else bytes.
+  set_arg(k, i++, (lda % 16 == 0 && ldw % 16 == 0) ? 2 : ((lda % 4 == 0 && ldw % 4 == 0) ? 1 : 0));
   set_arg(k, i++, epi ? static_cast<cl_mem>(nullptr) : C);
   set_arg(k, i++, static_cast<int>(ldc));
   set_arg(k, i++, epi ? C : static_cast<cl_mem>(nullptr));

@@ -38,10 +38,13 @@ struct QuantizeLaunch {
   int spw() const { return v.lws / tps; }  // segments per work-group
 };
 
-QuantizeLaunch plan_quantize(const QuantizeVariant& v_in, int64_t ld, int64_t glen, int64_t gpr) {
+// The vector width must divide the row stride, the row length and the group length: quantize.cl's vector loads
+// and stores are then aligned (buffers are 128-byte aligned).
+QuantizeLaunch plan_quantize(const QuantizeVariant& v_in, int64_t ld, int64_t cols, int64_t glen, int64_t gpr) {
   QuantizeLaunch l;
   l.v = v_in;
-  while (l.v.vec > 1 && (ld % l.v.vec != 0 || glen % l.v.vec != 0)) l.v.vec = l.v.vec == 8 ? 4 : 1;
+  while (l.v.vec > 1 && (ld % l.v.vec != 0 || cols % l.v.vec != 0 || glen % l.v.vec != 0))
+    l.v.vec = l.v.vec == 8 ? 4 : 1;
   l.glen = glen;
   l.gpr = gpr;
   const int64_t nvec = ceil_div(glen, l.v.vec);
@@ -209,7 +212,7 @@ QuantizeVariant quantize_variant_for(Device& d, const DevMatrix& x, const ActQua
                                      const QuantizeVariant* variant) {
   const int64_t glen = s.group_size > 0 ? s.group_size : x.cols;
   const int64_t gpr = x.cols == 0 ? 1 : ceil_div(x.cols, glen);
-  return plan_quantize(table_or_default(d, gpr, variant), x.ld, glen, gpr).v;
+  return plan_quantize(table_or_default(d, gpr, variant), x.ld, x.cols, glen, gpr).v;
 }
 
 DevQuantized quantize_rows(Device& d, const DevMatrix& x, const ActQuantSpec& s, const Buffer* col_mask, Event* ev,
@@ -228,7 +231,7 @@ DevQuantized quantize_rows(Device& d, const DevMatrix& x, const ActQuantSpec& s,
   DevQuantized q = allocate_quantized(d, x, s, p);
   if (x.rows == 0 || x.cols == 0) return q;
 
-  const QuantizeLaunch l = plan_quantize(table_or_default(d, q.gpr, variant), x.ld, q.glen, q.gpr);
+  const QuantizeLaunch l = plan_quantize(table_or_default(d, q.gpr, variant), x.ld, x.cols, q.glen, q.gpr);
   // int8 and vector-aligned int4 are written in place; other widths one code per byte, then packed.
   const bool direct = s.bits == 8 || (s.bits == 4 && l.v.vec >= 4);
   Buffer tmp;

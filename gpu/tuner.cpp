@@ -234,8 +234,9 @@ nlohmann::json run_tuner(const TuneOptions& o, std::ostream& log) {
     } catch (const std::exception& e) {  // inputs could not be set up (memory): the class keeps its default
       log << "  " << to_string(classes[k]) << " skipped: " << first_line(e.what()) << "\n";
     }
+    table["elapsed_s"] = since(start);
+    write_table(table, out);  // after every class: a run stopped by a timeout keeps what it measured
   }
-  table["elapsed_s"] = since(start);
   write_table(table, out);
   log << "wrote " << out << " (" << std::fixed << std::setprecision(1) << since(start) << " s)\n";
   return table;

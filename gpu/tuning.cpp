@@ -21,10 +21,9 @@ bool is_quantize_class(ShapeClass c) {
 // Adds one class entry of a table to `t`, or explains on `warn` why it is left out.
 void add_entry(TuningTable& t, ShapeClass c, const nlohmann::json& e, const DeviceInfo& info, std::ostream& warn) {
   const std::string where = t.source + ", class " + to_string(c);
-  if (!e.is_object() || !e.contains("variant"))
-    throw std::invalid_argument(where + ": expected {\"variant\": {...}, \"verified\": true, ...}");
-  if (!e.value("verified", false)) {
-    warn << "qeval: OpenCL tuning table " << where << ": variant not verified; using the safe default\n";
+  if (!e.is_object()) throw std::invalid_argument(where + ": expected {\"variant\": {...}, \"verified\": true, ...}");
+  if (!e.contains("variant") || !e.value("verified", false)) {
+    warn << "qeval: OpenCL tuning table " << where << ": no verified variant; using the safe default\n";
     return;
   }
   std::string unfit;

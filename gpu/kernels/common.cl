@@ -221,10 +221,14 @@ inline uint4 xor_mask16(uint x, int K, int k) {
   return (uint4)(m[0], m[1], m[2], m[3]);
 }
 
+// vec (set by the host from the row strides; buffers are at least 128-byte aligned): 2 = every row start and k
+// (a multiple of 16) are 16-byte aligned, so one 128-bit load (vloadn only promises element alignment, and
+// compilers then emit four 32-bit loads); 1 = 4-byte aligned words; 0 = bytes.
 inline uint4 load_s8_16(__global const uchar* P, int ld, int rows, int K, int row, int k, int vec) {
   uint4 w = (uint4)(0u);
   if (row >= rows) return w;
   __global const uchar* p = P + (size_t)row * (size_t)ld + k;
+  if (vec == 2 && k + 16 <= K) return *(__global const uint4*)p;
   if (vec && k + 16 <= K) return vload4(0, (__global const uint*)p);
   uint tmp[4] = {0u, 0u, 0u, 0u};
   for (int i = 0; i < 16; ++i)
@@ -237,7 +241,9 @@ inline uint4 load_s4_16(__global const uchar* P, int ld, int rows, int K, int ro
   if (row >= rows) return (uint4)(0u);
   __global const uchar* p = P + (size_t)row * (size_t)ld + (k >> 1);
   uint2 b;
-  if (vec && k + 16 <= K) {
+  if (vec == 2 && k + 16 <= K) {
+    b = *(__global const uint2*)p;  // k/2 is a multiple of 8: 8-byte aligned
+  } else if (vec && k + 16 <= K) {
     b = vload2(0, (__global const uint*)p);
   } else {
     uint tmp[2] = {0u, 0u};

@@ -74,7 +74,7 @@ inline int lanes_sum(int v) {
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gemm_decode(
     int M, int N, int K, __global const uchar* A, int lda, uint a_xor, __global const uchar* W, int ldw, uint w_xor,
     int vec, __global int* C, int ldc, __global float* Y, int ldy, QEVAL_EPI_PARAMS) {
-  __local uint lmem[LMEM_WORDS];
+  __local uint lmem[LMEM_WORDS] __attribute__((aligned(16)));  // 128-bit accesses to the staged A
   __local uint* As = lmem;
   __local int* red = (__local int*)lmem;
   const int tid = get_local_id(0);
@@ -106,7 +106,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gemm_decode(
       const int q = i % (KC / 16);
       uint4 a = load_s8_16(A, lda, M, K, m, kc + 16 * q, vec);
       if (a_xor) a ^= xor_mask16(a_xor, K, kc + 16 * q);
-      vstore4(a, 0, &As[m * (KC / 4) + 4 * q]);
+      *(__local uint4*)&As[m * (KC / 4) + 4 * q] = a;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
@@ -117,7 +117,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gemm_decode(
       for (int m = 0; m < MMAX; ++m) {
         if (m < M) {
 #if QEVAL_DEC_STAGE_A
-          const uint4 a = vload4(0, &As[m * (KC / 4) + 4 * q]);
+          const uint4 a = *(__local const uint4*)&As[m * (KC / 4) + 4 * q];
 #else
           uint4 a = load_s8_16(A, lda, M, K, m, kc + 16 * q, vec);
           if (a_xor) a ^= xor_mask16(a_xor, K, kc + 16 * q);

@@ -78,12 +78,13 @@
 
 __kernel __attribute__((reqd_work_group_size(NTHREADS, 1, 1))) void gemm_tiled(
     int M, int N, int K, __global const uchar* A, int lda, uint a_xor, __global const uchar* W, int ldw, uint w_xor,
-    int vec,                                  // 1: lda, ldw and the bases allow whole-word loads
+    int vec,                                  // load_s8_16: 2 = 16-byte rows, 1 = 4-byte rows, 0 = bytes
     __global int* C, int ldc,                 // QEVAL_EPI == 0: int32 C
     __global float* Y, int ldy,               // QEVAL_EPI == 1: float Y
     QEVAL_EPI_PARAMS) {
-  __local uint As[2][BK4][LDA];
-  __local uint Bs[2][BK4][LDB];
+  // 16-byte aligned: the operand reads below are 128-bit loads (LDA, LDB are multiples of 4 words).
+  __local uint As[2][BK4][LDA] __attribute__((aligned(16)));
+  __local uint Bs[2][BK4][LDB] __attribute__((aligned(16)));
 
   const int tid = get_local_id(0);
   const int tx = tid % NTX;

@@ -40,34 +40,45 @@
 #define QEVAL_PARAMS_DEVICE 0
 #endif
 
+// LOAD4/LOAD8 read VEC elements at an index that is a multiple of VEC of a row whose start is VEC-aligned (the
+// host picks VEC dividing the row stride and group length; buffers are 128-byte aligned), so they are aligned
+// vector loads — vloadn/vload_halfn only promise element alignment and compilers then split them.
 #if QEVAL_IN_HALF
 #define IN_T ushort
 #define HP(p, i) ((__global const half*)((p) + (i)))
 #define LOAD1(p, i) vload_half(0, HP(p, i))
-#define LOAD4(p, i) vload_half4(0, HP(p, i))
-#define LOAD8(p, i) vload_half8(0, HP(p, i))
+#define LOAD4(p, i) vloada_half4(0, HP(p, i))
+#define LOAD8(p, i) vloada_half8(0, HP(p, i))
 #else
 #define IN_T float
 #define LOAD1(p, i) ((p)[i])
-#define LOAD4(p, i) vload4(0, (p) + (i))
-#define LOAD8(p, i) vload8(0, (p) + (i))
+#define LOAD4(p, i) (*(__global const float4*)((p) + (i)))
+#define LOAD8(p, i) (*(__global const float8*)((p) + (i)))
 #endif
 
-// Elements e0 .. e0 + VEC − 1 of a group (gl elements at p) into xs[0 .. VEC) (zeros past gl).
-inline void load_vec(__global const IN_T* p, int e0, int gl, float* xs) {
+// Elements e0 .. e0 + VEC − 1 of a group (gl elements at p) into xs[b .. b + VEC) (zeros past gl). A macro with
+// constant indices after unrolling, not a function taking &xs[b]: an escaping address would keep xs in private
+// (stack) memory instead of registers.
 #if QEVAL_VEC == 8
-  if (e0 + 8 <= gl) {
-    vstore8(LOAD8(p, e0), 0, xs);
-    return;
+#define LOAD_VEC(xs, b, p, e0, gl)                                                                 \
+  if ((e0) + 8 <= (gl)) {                                                                          \
+    const float8 t_ = convert_float8(LOAD8(p, e0));                                                \
+    xs[(b) + 0] = t_.s0; xs[(b) + 1] = t_.s1; xs[(b) + 2] = t_.s2; xs[(b) + 3] = t_.s3;            \
+    xs[(b) + 4] = t_.s4; xs[(b) + 5] = t_.s5; xs[(b) + 6] = t_.s6; xs[(b) + 7] = t_.s7;            \
+  } else {                                                                                         \
+    for (int e_ = 0; e_ < 8; ++e_) xs[(b) + e_] = (e0) + e_ < (gl) ? LOAD1(p, (e0) + e_) : 0.0f;   \
   }
 #elif QEVAL_VEC == 4
-  if (e0 + 4 <= gl) {
-    vstore4(LOAD4(p, e0), 0, xs);
-    return;
+#define LOAD_VEC(xs, b, p, e0, gl)                                                                 \
+  if ((e0) + 4 <= (gl)) {                                                                          \
+    const float4 t_ = convert_float4(LOAD4(p, e0));                                                \
+    xs[(b) + 0] = t_.s0; xs[(b) + 1] = t_.s1; xs[(b) + 2] = t_.s2; xs[(b) + 3] = t_.s3;            \
+  } else {                                                                                         \
+    for (int e_ = 0; e_ < 4; ++e_) xs[(b) + e_] = (e0) + e_ < (gl) ? LOAD1(p, (e0) + e_) : 0.0f;   \
   }
+#else
+#define LOAD_VEC(xs, b, p, e0, gl) xs[b] = LOAD1(p, e0);
 #endif
-  for (int e = 0; e < QEVAL_VEC; ++e) xs[e] = e0 + e < gl ? LOAD1(p, e0 + e) : 0.0f;
-}
 
 #define RND_EVEN 0
 #define RND_AWAY 1
@@ -199,27 +210,37 @@ inline int seg_sum(int v, int tps, int lid, __local int* lcnt) {
 // Storage codes u[0 .. VEC) of elements e0 … of the group starting at column c0 of row prow: bytes, or (packed
 // int4) two per byte, element 2k in the low nibble. c0 + e0 is a multiple of VEC (VEC ≥ 4 when packed).
 inline void store_codes(__global uchar* prow, int c0, int e0, int gl, int packed4, const uint* u) {
+// Full vectors are stored with one aligned store (row_bytes and c0 + e0 keep the alignment, as for the loads).
+#define NIB(q) ((uchar)(u[2 * (q)] | (u[2 * (q) + 1] << 4)))
+#if QEVAL_VEC == 8
+  if (packed4 && e0 + 8 <= gl) {
+    *(__global uchar4*)(prow + ((c0 + e0) >> 1)) = (uchar4)(NIB(0), NIB(1), NIB(2), NIB(3));
+    return;
+  }
+  if (!packed4 && e0 + 8 <= gl) {
+    *(__global uchar8*)(prow + c0 + e0) = (uchar8)((uchar)u[0], (uchar)u[1], (uchar)u[2], (uchar)u[3], (uchar)u[4],
+                                                   (uchar)u[5], (uchar)u[6], (uchar)u[7]);
+    return;
+  }
+#elif QEVAL_VEC == 4
+  if (packed4 && e0 + 4 <= gl) {
+    *(__global uchar2*)(prow + ((c0 + e0) >> 1)) = (uchar2)(NIB(0), NIB(1));
+    return;
+  }
+  if (!packed4 && e0 + 4 <= gl) {
+    *(__global uchar4*)(prow + c0 + e0) = (uchar4)((uchar)u[0], (uchar)u[1], (uchar)u[2], (uchar)u[3]);
+    return;
+  }
+#endif
 #if QEVAL_VEC >= 4
   if (packed4) {
     const int b0 = (c0 + e0) >> 1;
     for (int q = 0; q < QEVAL_VEC / 2; ++q)
-      if (e0 + 2 * q < gl) prow[b0 + q] = (uchar)(u[2 * q] | (u[2 * q + 1] << 4));
+      if (e0 + 2 * q < gl) prow[b0 + q] = NIB(q);
     return;
   }
 #endif
-#if QEVAL_VEC == 8
-  if (e0 + 8 <= gl) {
-    vstore8((uchar8)((uchar)u[0], (uchar)u[1], (uchar)u[2], (uchar)u[3], (uchar)u[4], (uchar)u[5], (uchar)u[6],
-                     (uchar)u[7]),
-            0, prow + c0 + e0);
-    return;
-  }
-#elif QEVAL_VEC == 4
-  if (e0 + 4 <= gl) {
-    vstore4((uchar4)((uchar)u[0], (uchar)u[1], (uchar)u[2], (uchar)u[3]), 0, prow + c0 + e0);
-    return;
-  }
-#endif
+#undef NIB
   for (int e = 0; e < QEVAL_VEC; ++e)
     if (e0 + e < gl) prow[c0 + e0 + e] = (uchar)u[e];
 }
@@ -257,7 +278,7 @@ __kernel void quantize_codes(
   for (int i = 0; i < QEVAL_MAX_NV; ++i) {
     const int e0 = (t + i * tps) * QEVAL_VEC;  // first element of this vector within the group
     if (i < nv && live && e0 < gl) {
-      load_vec(px, e0, gl, xs + i * QEVAL_VEC);
+      LOAD_VEC(xs, i * QEVAL_VEC, px, e0, gl)
 #pragma unroll
       for (int e = 0; e < QEVAL_VEC; ++e) {
         const float xv = xs[i * QEVAL_VEC + e];

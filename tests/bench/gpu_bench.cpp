@@ -294,8 +294,14 @@ int main(int argc, char** argv) {
              (s.usable() ? "usable" : (!s.supported ? "unsupported" : (s.probed ? "probe-failed" : "not-probed")));
   benchmark::AddCustomContext("cl_tiers", tiers);
 
+  // Shapes: a GPU gets the (4096³ GEMMs, 16384×4096 quantize, 16384×8192 decode weights); a CPU device
+  // (PoCL) the same benchmarks scaled down so that a dry run of reports/perf/run_opencl_gpu.sh ends in minutes.
+  const bool gpu = (info.type & CL_DEVICE_TYPE_GPU) != 0;
+  const int64_t PM = gpu ? 4096 : 256, PK = gpu ? 4096 : 1024;  // prefill GEMM M = N = PM, K = PK
+  const int64_t QM = gpu ? 16384 : 512;                         // quantize rows (4096 columns)
+  const int64_t DN = gpu ? 16384 : 2048, DK = gpu ? 8192 : 2048;  // decode weights beyond the L2
   const char* mb = std::getenv("QEVAL_BENCH_COPY_MB");
-  const int64_t copy_mb = mb ? std::atoll(mb) : 512;
+  const int64_t copy_mb = mb ? std::atoll(mb) : (gpu ? 512 : 64);
   using qeval::gpu::TileConfig;
   // Order matters: the baselines run first, the ratios of the later benchmarks use them.
   benchmark::RegisterBenchmark("BM_CopyBuffer", BM_CopyBuffer)->Arg(copy_mb)->UseManualTime()->Unit(benchmark::kMicrosecond);
@@ -312,7 +318,7 @@ int main(int argc, char** argv) {
                      Q{"int8_sym_token_f16", 8, 0, false, true}, Q{"int4_sym_g128_f32", 4, 128, false, false}}) {
     auto* b = benchmark::RegisterBenchmark((std::string("BM_Quantize/") + q.name).c_str(), BM_Quantize, q.bits,
                                           q.group, q.asym, q.half);
-    b->Args({4096, 4096})->Args({16384, 4096})->UseManualTime()->Unit(benchmark::kMicrosecond);
+    b->Args({4096, 4096})->Args({QM, 4096})->UseManualTime()->Unit(benchmark::kMicrosecond);
     if (q.group == 0 && q.bits == 8 && !q.asym) b->Args({1, 4096})->Args({16, 4096});
   }
   struct G {
@@ -324,7 +330,7 @@ int main(int argc, char** argv) {
   for (const G& g : {G{"tuned", TileConfig::automatic, false, 16}, G{"large", TileConfig::large, false, 16},
                      G{"medium", TileConfig::medium, false, 16}, G{"large_portable", TileConfig::large, true, 16}})
     benchmark::RegisterBenchmark((std::string("BM_GemmS8/") + g.name).c_str(), BM_GemmS8, g.tile, g.portable, g.tpc)
-        ->Args({4096, 4096, 4096})
+        ->Args({PM, PM, PK})
         ->UseManualTime()
         ->Unit(benchmark::kMicrosecond);
   // Decode: N = K = 4096 (16 MiB of weights: fits a large L2, so the ratio to the copy bandwidth flatters), and
@@ -334,20 +340,20 @@ int main(int argc, char** argv) {
     auto* b = benchmark::RegisterBenchmark((std::string("BM_GemmS8/") + g.name).c_str(), BM_GemmS8, g.tile, g.portable,
                                            g.tpc);
     for (int64_t m : {1, 2, 4, 8, 16}) b->Args({m, 4096, 4096});
-    b->Args({1, 16384, 8192})->Args({16, 16384, 8192});
+    b->Args({1, DN, DK})->Args({16, DN, DK});
     b->UseManualTime()->Unit(benchmark::kMicrosecond);
   }
   benchmark::RegisterBenchmark("BM_W8A8/token_x_channel", BM_MatmulQuantized, 8, int64_t{0}, false)
-      ->Args({4096, 4096, 4096})
+      ->Args({PM, PM, PK})
       ->Args({16, 4096, 4096})
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("BM_W8A8/asym_token_x_g128", BM_MatmulQuantized, 8, int64_t{128}, true)
-      ->Args({4096, 4096, 4096})
+      ->Args({PM, PM, PK})
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("BM_W4A8/token_x_g128", BM_MatmulQuantized, 4, int64_t{128}, false)
-      ->Args({4096, 4096, 4096})
+      ->Args({PM, PM, PK})
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
   benchmark::RunSpecifiedBenchmarks();
