@@ -14,8 +14,8 @@ C=.gpucarry
 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQEVAL_TORCH=OFF \
   -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache > /dev/null
 cmake --build "$B" -j"${JOBS:-2}" --target qeval_gpu_test qeval_tune qeval_bench_gpu
-git check-ignore -q "$C" || { echo "build_gpu_carry: $C is not git-ignored (.gitignore)" >&2; exit 1; }
 rm -rf "$C" && mkdir -p "$C/lib"
+git check-ignore -q "$C/" || { echo "build_gpu_carry: $C is not git-ignored (.gitignore)" >&2; exit 1; }
 cp "$B/tests/gpu/qeval_gpu_test" "$B/gpu/qeval_tune" "$B/tests/bench/qeval_bench_gpu" "$C/"
 strip "$C"/qeval_*
 for lib in libOpenCL.so.1 libbenchmark.so.1debian; do
