@@ -229,8 +229,10 @@ nlohmann::json run_tuner(const TuneOptions& o, std::ostream& log) {
   for (size_t k = 0; k < classes.size(); ++k) {
     const auto left = deadline - Clock::now();
     const auto class_deadline = Clock::now() + left / static_cast<int>(classes.size() - k);
-    try {
-      table["classes"][to_string(classes[k])] = tune_class(classes[k], d, gpu, bl, reps, class_deadline, log);
+    try {  // a context of its own per class: a variant that faults on the device cannot spoil the next class
+      Device dc(info);
+      dc.set_tuning(TuningTable{});
+      table["classes"][to_string(classes[k])] = tune_class(classes[k], dc, gpu, bl, reps, class_deadline, log);
     } catch (const std::exception& e) {  // inputs could not be set up (memory): the class keeps its default
       log << "  " << to_string(classes[k]) << " skipped: " << first_line(e.what()) << "\n";
     }
