@@ -91,10 +91,11 @@ fi
 [ -n "${DMON:-}" ] && kill "$DMON" 2> /dev/null
 cp "$QEVAL_CL_CACHE_DIR"/probe-*.json "$L/" 2> /dev/null
 python3 "$PWD/scripts/perf/gpu_summary.py" "$OUT/bench.json" "$OUT/tuning_table.json" > "$OUT/summary.md" 2> "$L/summary.err"
-tar czf "$OUT/logs.tgz" -C "$OUT" logs && rm -rf "$L"
 echo
-echo "== tuner (per class: default and best verified variant)"
-python3 "$PWD/scripts/perf/gpu_summary.py" --tuner "$OUT/tuning_table.json" 2> /dev/null
+echo "== failed tests (if any)"
+grep -h -E '^\[  FAILED  \] [A-Za-z]' "$L/gpu_test.log" "$L/variants.log" 2> /dev/null | sort -u | head -20
+grep -h -E 'Failure|differ' "$L/gpu_test.log" "$L/variants.log" 2> /dev/null | head -10
+tar czf "$OUT/logs.tgz" -C "$OUT" logs && rm -rf "$L"
 echo
 cat "$OUT/summary.md"
 say "done: tests rc=$TEST_RC, tune rc=$TUNE_RC, bench rc=$BENCH_RC; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"

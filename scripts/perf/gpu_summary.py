@@ -3,7 +3,7 @@
 # figure, its ratio to the baseline measured in the same run, and the issue's goal (issue 13).
 #
 #   gpu_summary.py bench.json [tuning_table.json]     # markdown table on stdout
-#   gpu_summary.py --tuner tuning_table.json           # one line per tuned class: default vs chosen variant
+#   gpu_summary.py --tuner tuning_table.json           # per tuned class: default vs chosen variant, rejections
 #
 # Goals: quantize and decode GEMM >= 70 % of the copy bandwidth, prefill GEMM >= 80 % of the measured dot4
 # (dp4a) peak, W4A8 within 10 % of W8A8 (ratio >= 0.90). Works on an old JSON; a missing benchmark is "—".
@@ -35,6 +35,8 @@ def tuner_lines(table):
               f" chosen {e.get('name', 'none')} {sig(e.get('figure'), e.get('unit', ''))}"
               f" ({sig(e.get('ratio'))} of {e.get('baseline')}); tried {len(tried)}, rejected {rejected},"
               f" untried {e.get('untried', 0)}")
+        for t in [t for t in tried if t.get("status") != "verified"][:3]:
+            print(f"      {t.get('name')}: {t.get('status', '')[:160]}")
 
 
 def bench_rows(bench):
