@@ -32,16 +32,20 @@ export LD_LIBRARY_PATH=$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export QEVAL_CL_DEVICE=${QEVAL_CL_DEVICE:-nvidia}
 export QEVAL_CL_CACHE_DIR=${QEVAL_CL_CACHE_DIR:-/tmp/qeval-cl-cache}   # binaries, probes: shared by the steps
 mkdir -p "$QEVAL_CL_CACHE_DIR"
-NVICD=/usr/local/nvidia/lib64/libnvidia-opencl.so.1
-if [ -e "$NVICD" ] && [ -w /etc ]; then  # the image's ICD folder lists only PoCL
+if command -v nvidia-smi > /dev/null; then  # an NVIDIA machine: the image's ICD folder lists only PoCL
+  NVICD=/usr/local/nvidia/lib64/libnvidia-opencl.so.1
+  [ -e "$NVICD" ] || NVICD=libnvidia-opencl.so.1  # else let the loader search the library path
   mkdir -p /etc/OpenCL/vendors && echo "$NVICD" > /etc/OpenCL/vendors/nvidia.icd
-fi
-if command -v nvidia-smi > /dev/null; then
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,power.limit --format=csv > "$L/nvidia_smi.csv" 2>&1
   nvidia-smi dmon -s pc -d 1 > "$L/dmon.txt" 2>&1 &
   DMON=$!
 fi
 say "device selector '$QEVAL_CL_DEVICE'; ICD files: $(ls /etc/OpenCL/vendors 2>/dev/null | tr '\n' ' ')"
+# 0. The device list (compiles nothing) and the device the selector picks: every later step runs on it alone.
+timeout 60 "$C/qeval_gpu_test" --gtest_filter='Devices.ListingNeverThrowsAndProbesNothing' > "$L/devices.log" 2>&1
+grep -E '^\[[0-9]+:[0-9]+\]' "$L/devices.log"
+grep -qE '^\[[0-9]+:[0-9]+\].*\(GPU,.*<- selected' "$L/devices.log" ||
+  echo "WARNING: the selected device is not a GPU (or none matches '$QEVAL_CL_DEVICE'): the figures below are not a GPU's"
 
 # 1. The bit-exact suite, kernel variants last (step 4). On a GPU it includes the SG = 16 T3 emulation
 #    (GemmCl.T3EmulationWithSubgroup16; a CPU device skips it unless QEVAL_TEST_EMU_SG16=1: PoCL takes minutes).
