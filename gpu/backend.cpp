@@ -125,7 +125,7 @@ class OpenClBackend final : public ComputeBackend {
                             quant::MutableMatrixView out) override {
     quant::QuantizedMatrix q;
     bool on_device = format == quant::Format::int_affine && p.range == quant::RangeMethod::minmax &&
-                     p.group_size != quant::kPerTensor && (d_->info().fp64 || p.clip_ratio == 1.0);
+                     p.group_size != quant::kPerTensor;
     if (on_device) {
       q = quantize_cl(*d_, w, p);
     } else {  // ranges/formats the device does not quantize: the CPU quantizes, the device dequantizes
@@ -169,7 +169,8 @@ class OpenClBackend final : public ComputeBackend {
   quant::Matrix float_matmul(quant::MatrixView x, const quant::QuantizedMatrix& w) {
     if (w.perm.empty() && w.col_scale.empty() && w.non_finite.empty()) return matmul_a16_cl(*d_, x, w);
     quant::Matrix wd(w.rows, w.cols);
-    dequantize_cl(*d_, w, wd.mut());
+    if (!w.col_scale.empty() && !d_->info().correctly_rounded_div) quant::dequantize(w, wd.mut());  // exact on the CPU
+    else dequantize_cl(*d_, w, wd.mut());
     const DevMatrix dx = upload(*d_, x), dw = upload(*d_, wd.view());
     DevMatrix y = alloc_matrix(*d_, x.rows, w.rows);
     matmul_f32(*d_, dx, dw, y.buf, y.ld);

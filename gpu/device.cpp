@@ -10,11 +10,16 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <filesystem>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
+
+#include <unistd.h>
 
 #include "gpu/embedded_sources.hpp"
-#include "gpu/ops.hpp"
+#include "gpu/fnv.hpp"
+#include "gpu/tuning.hpp"
 
 namespace qeval::gpu {
 
@@ -23,20 +28,6 @@ namespace {
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-std::string hex64(uint64_t v) {
-  char b[17];
-  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
-  return b;
 }
 
 }  // namespace
@@ -137,7 +128,40 @@ std::vector<DeviceInfo> list_devices() {
   return out;
 }
 
-Device::Device(const DeviceInfo& info) : info_(info) {
+std::string cl_cache_dir() {
+  std::string dir;
+  if (const char* e = std::getenv("QEVAL_CL_CACHE_DIR"); e && *e) {
+    if (lower(e) == "off") return "";
+    dir = e;
+  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+    dir = std::string(x) + "/qeval/opencl";
+  } else if (const char* h = std::getenv("HOME"); h && *h) {
+    dir = std::string(h) + "/.cache/qeval/opencl";
+  } else {
+    return "";
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  return std::filesystem::is_directory(dir, ec) ? dir : "";
+}
+
+std::string base_build_options(const DeviceInfo& info, const std::string& extra) {
+  std::string o = "-cl-std=CL1.2";
+  if (info.fp64) o += " -DQEVAL_HAS_FP64=1";
+  if (info.correctly_rounded_div) o += " -cl-fp32-correctly-rounded-divide-sqrt";
+  if (!extra.empty()) o += " " + extra;
+  if (const char* e = std::getenv("QEVAL_CL_BUILD_OPTIONS"); e && *e) o += std::string(" ") + e;
+  return o;
+}
+
+void compile_progress(const std::string& text) {
+  static const bool tty = isatty(STDERR_FILENO) != 0;
+  if (!tty) return;
+  std::cerr << "\r\033[K" << text << std::flush;  // one status line, rewritten; "" erases it
+}
+
+Device::Device(const DeviceInfo& info, std::string extra_options)
+    : info_(info), base_options_(base_build_options(info, extra_options)) {
   cl_int err = CL_SUCCESS;
   const cl_context_properties props[] = {CL_CONTEXT_PLATFORM, reinterpret_cast<cl_context_properties>(info.platform),
                                          0};
@@ -147,81 +171,112 @@ Device::Device(const DeviceInfo& info) : info_(info) {
   cl_command_queue q = clCreateCommandQueue(c, info.device, CL_QUEUE_PROFILING_ENABLE, &err);
   if (err != CL_SUCCESS) throw ClError("clCreateCommandQueue", err, info.label());
   queue_ = Queue(q);
+  init_tiers();
 }
 
-std::string Device::base_options() const {
-  std::string o = "-cl-std=CL1.2";
-  if (info_.fp64) o += " -DQEVAL_HAS_FP64=1";
-  return o;
+Device::~Device() = default;
+
+const TuningTable& Device::tuning() {
+  auto lk = lock();
+  if (!tuning_) tuning_ = std::make_unique<TuningTable>(load_tuning_table(info_, std::cerr));
+  return *tuning_;
+}
+
+void Device::set_tuning(const TuningTable& t) {
+  auto lk = lock();
+  tuning_ = std::make_unique<TuningTable>(t);
+}
+
+namespace {
+
+// The on-disk program binary of (device, driver, options, source): $cache/qeval-<hash>.bin, or "".
+std::string binary_cache_path(const DeviceInfo& info, const std::string& opts, const EmbeddedSource& src) {
+  const std::string dir = cl_cache_dir();
+  if (dir.empty()) return "";
+  uint64_t h = fnv1a(info.platform_name + "|" + info.name + "|" + info.driver_version + "|" + opts);
+  h = fnv1a(hex64(src.hash), h);
+  return dir + "/qeval-" + hex64(h) + ".bin";
+}
+
+// A program from a cached binary, built; an empty handle when there is none or the driver rejects it.
+Program load_binary(cl_context ctx, cl_device_id dev, const std::string& path, const std::string& opts) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Program();
+  std::vector<unsigned char> bin((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const unsigned char* bp = bin.data();
+  const size_t bn = bin.size();
+  cl_int bst = CL_SUCCESS, err = CL_SUCCESS;
+  cl_program p = clCreateProgramWithBinary(ctx, 1, &dev, &bn, &bp, &bst, &err);
+  if (err != CL_SUCCESS || bst != CL_SUCCESS) {
+    if (p) clReleaseProgram(p);
+    return Program();
+  }
+  Program prog(p);
+  if (clBuildProgram(p, 1, &dev, opts.c_str(), nullptr, nullptr) != CL_SUCCESS) return Program();
+  return prog;
+}
+
+// Writes the program's binary to `path` (atomic rename; any failure just skips caching).
+void store_binary(cl_program p, const std::string& path) {
+  size_t bs = 0;
+  if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof bs, &bs, nullptr) != CL_SUCCESS || bs == 0) return;
+  std::vector<unsigned char> bin(bs);
+  unsigned char* bp = bin.data();
+  if (clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof bp, &bp, nullptr) != CL_SUCCESS) return;
+  const std::string tmp = path + ".tmp" + std::to_string(static_cast<long>(getpid()));
+  std::ofstream o(tmp, std::ios::binary);
+  o.write(reinterpret_cast<const char*>(bin.data()), static_cast<std::streamsize>(bin.size()));
+  o.close();
+  if (o) std::rename(tmp.c_str(), path.c_str());
+  else std::remove(tmp.c_str());
+}
+
+std::string build_log(cl_program p, cl_device_id dev) {
+  std::string log = "?";
+  size_t n = 0;
+  if (clGetProgramBuildInfo(p, dev, CL_PROGRAM_BUILD_LOG, 0, nullptr, &n) == CL_SUCCESS && n) {
+    log.assign(n, '\0');
+    clGetProgramBuildInfo(p, dev, CL_PROGRAM_BUILD_LOG, n, &log[0], nullptr);
+    if (log.size() > 6000) log = log.substr(0, 6000) + "\n[... build log truncated]";
+  }
+  return log;
+}
+
+}  // namespace
+
+Program Device::build_from_source(const std::string& file, const std::string& opts) {
+  const EmbeddedSource& src = embedded_source(file);
+  cl_int err = CL_SUCCESS;
+  const char* text = src.text;
+  const size_t len = src.size;
+  cl_program p = clCreateProgramWithSource(ctx_.get(), 1, &text, &len, &err);
+  if (err != CL_SUCCESS) throw ClError("clCreateProgramWithSource", err, file);
+  Program prog(p);
+  compile_progress("qeval: compiling OpenCL " + file + " for " + info_.name + " ...");
+  const auto t0 = std::chrono::steady_clock::now();
+  err = clBuildProgram(p, 1, &info_.device, opts.c_str(), nullptr, nullptr);
+  compile_progress("");
+  if (std::getenv("QEVAL_CL_VERBOSE"))
+    std::cerr << "qeval: built " << file << " [" << opts << "] in "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
+  if (err != CL_SUCCESS)
+    throw ClError("clBuildProgram", err,
+                  file + " with options '" + opts + "' on " + info_.name + ":\n" + build_log(p, info_.device));
+  ++built_;
+  return prog;
 }
 
 cl_program Device::program(const std::string& file, const std::string& options) {
   auto lk = lock();
-  const std::string opts = base_options() + (options.empty() ? "" : " " + options);
+  const std::string opts = base_options_ + (options.empty() ? "" : " " + options);
   const std::string key = file + "|" + opts;
   auto it = programs_.find(key);
   if (it != programs_.end()) return it->second.get();
-
-  const EmbeddedSource& src = embedded_source(file);
-  cl_int err = CL_SUCCESS;
-  Program prog;
-  // Optional on-disk binary cache: $QEVAL_CL_CACHE_DIR/<hash of device, driver, source, options>.bin
-  std::string cache_path;
-  if (const char* dir = std::getenv("QEVAL_CL_CACHE_DIR"); dir && *dir) {
-    uint64_t h = fnv1a(info_.platform_name + "|" + info_.name + "|" + info_.driver_version + "|" + opts);
-    h = fnv1a(hex64(src.hash), h);
-    cache_path = std::string(dir) + "/qeval-" + hex64(h) + ".bin";
-    std::ifstream f(cache_path, std::ios::binary);
-    if (f) {
-      std::vector<unsigned char> bin((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-      const unsigned char* bp = bin.data();
-      const size_t bn = bin.size();
-      cl_int bst = CL_SUCCESS;
-      cl_program p = clCreateProgramWithBinary(ctx_.get(), 1, &info_.device, &bn, &bp, &bst, &err);
-      if (err == CL_SUCCESS && bst == CL_SUCCESS) {
-        prog = Program(p);
-        if (clBuildProgram(p, 1, &info_.device, opts.c_str(), nullptr, nullptr) != CL_SUCCESS) prog = Program();
-      } else if (p) {
-        clReleaseProgram(p);
-      }
-    }
-  }
+  const std::string cache = binary_cache_path(info_, opts, embedded_source(file));
+  Program prog = cache.empty() ? Program() : load_binary(ctx_.get(), info_.device, cache, opts);
   if (!prog) {
-    const char* text = src.text;
-    const size_t len = src.size;
-    cl_program p = clCreateProgramWithSource(ctx_.get(), 1, &text, &len, &err);
-    if (err != CL_SUCCESS) throw ClError("clCreateProgramWithSource", err, file);
-    prog = Program(p);
-    const auto t0 = std::chrono::steady_clock::now();
-    err = clBuildProgram(p, 1, &info_.device, opts.c_str(), nullptr, nullptr);
-    if (std::getenv("QEVAL_CL_VERBOSE"))
-      std::cerr << "qeval: built " << file << " [" << opts << "] in "
-                << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
-    if (err != CL_SUCCESS) {
-      std::string log = "?";
-      size_t n = 0;
-      if (clGetProgramBuildInfo(p, info_.device, CL_PROGRAM_BUILD_LOG, 0, nullptr, &n) == CL_SUCCESS && n) {
-        log.assign(n, '\0');
-        clGetProgramBuildInfo(p, info_.device, CL_PROGRAM_BUILD_LOG, n, &log[0], nullptr);
-        if (log.size() > 6000) log = log.substr(0, 6000) + "\n[... build log truncated]";
-      }
-      throw ClError("clBuildProgram", err, file + " with options '" + opts + "' on " + info_.name + ":\n" + log);
-    }
-    ++built_;
-    if (!cache_path.empty()) {
-      size_t bs = 0;
-      if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof bs, &bs, nullptr) == CL_SUCCESS && bs) {
-        std::vector<unsigned char> bin(bs);
-        unsigned char* bp = bin.data();
-        if (clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof bp, &bp, nullptr) == CL_SUCCESS) {
-          const std::string tmp = cache_path + ".tmp" + std::to_string(reinterpret_cast<uintptr_t>(this));
-          std::ofstream o(tmp, std::ios::binary);
-          o.write(reinterpret_cast<const char*>(bin.data()), static_cast<std::streamsize>(bin.size()));
-          o.close();
-          if (o) std::rename(tmp.c_str(), cache_path.c_str());  // atomic publish; a failure just skips caching
-        }
-      }
-    }
+    prog = build_from_source(file, opts);
+    if (!cache.empty()) store_binary(prog.get(), cache);
   }
   cl_program raw = prog.get();
   programs_.emplace(key, std::move(prog));
@@ -241,118 +296,7 @@ cl_kernel Device::kernel(const std::string& file, const std::string& options, co
   return k;
 }
 
-const std::vector<TierState>& Device::tiers() {
-  auto lk = lock();
-  if (!probes_done_) run_probes();
-  return tiers_;
-}
-
-const TierState& Device::tier(Tier t) {
-  const auto& ts = tiers();
-  for (const auto& s : ts)
-    if (s.tier == t) return s;
-  throw std::logic_error("tier table incomplete");
-}
-
-Tier Device::best_tier() {
-  for (Tier t : {Tier::t3, Tier::t2, Tier::t1, Tier::t0})
-    if (usable(t)) return t;
-  throw std::runtime_error("OpenCL device " + info_.label() +
-                           ": even the portable tier T0 failed its known-answer probe (" + tier(Tier::t0).detail +
-                           "); use the CPU backend");
-}
-
-std::string Device::dot4_option(Tier t) {
-  if (t == Tier::t1) return "-DQEVAL_DOT4_KHR=1";
-  if (t == Tier::t0 && nv_dp4a_) return "-DQEVAL_DOT4_NV=1";
-  return "";
-}
-
-int Device::subgroup_size(Tier t) {
-  if (t == Tier::t3_emulated) {
-    const char* e = std::getenv("QEVAL_CL_EMU_SG");  // tests run the emulation with 8 and 16
-    return (e && std::string(e) == "16") ? 16 : 8;
-  }
-  // The matrix extension requires the device's minimum subgroup size (8 on DG2/Arc A, 16 on PVC/Xe2).
-  size_t best = 0;
-  for (size_t s : info_.intel_subgroup_sizes)
-    if ((s == 8 || s == 16) && (best == 0 || s < best)) best = s;
-  return best ? static_cast<int>(best) : 8;
-}
-
-void Device::run_probes() {
-  probes_done_ = true;  // set first: the probes themselves enqueue GEMMs on this device
-  tiers_.clear();
-  const bool sg_ok = !info_.intel_subgroup_sizes.empty() &&
-                     std::any_of(info_.intel_subgroup_sizes.begin(), info_.intel_subgroup_sizes.end(),
-                                 [](size_t s) { return s == 8 || s == 16; });
-  for (Tier t : kAllTiers) {
-    TierState s;
-    s.tier = t;
-    switch (t) {
-      case Tier::t0:
-        s.supported = true;
-        break;
-      case Tier::t1:
-        s.supported = info_.has_extension("cl_khr_integer_dot_product");
-        if (!s.supported) s.detail = "no cl_khr_integer_dot_product";
-        break;
-      case Tier::t2:
-        s.supported = info_.has_extension("cl_intel_subgroups") && sg_ok;
-        if (!s.supported) s.detail = "no cl_intel_subgroups (with subgroup size 8 or 16)";
-        break;
-      case Tier::t3:
-        s.supported = info_.has_extension("cl_intel_subgroup_matrix_multiply_accumulate") &&
-                      info_.has_extension("cl_intel_subgroups") && sg_ok;
-        if (!s.supported) s.detail = "no cl_intel_subgroup_matrix_multiply_accumulate";
-        break;
-      case Tier::t3_emulated:
-        s.supported = true;
-        break;
-    }
-    tiers_.push_back(s);
-  }
-  auto run = [&](TierState& s) {
-    std::string r;
-    try {
-      r = probe_tier(*this, s.tier);
-    } catch (const std::exception& e) {
-      r = e.what();
-    }
-    s.probed = true;
-    s.passed = r.empty();
-    if (!s.passed) s.detail = "known-answer probe failed: " + r;
-    return s.passed;
-  };
-  for (TierState& s : tiers_) {
-    if (!s.supported) continue;
-    if (s.tier == Tier::t0) {
-      if (info_.is_nvidia()) {
-        nv_dp4a_ = true;
-        if (run(s)) {
-          s.variant = "dp4a";
-          s.detail = "dot4 = PTX dp4a.s32.s32 (inline assembly)";
-          continue;
-        }
-        std::cerr << "qeval: OpenCL T0 dp4a variant disabled on " << info_.label() << ": " << s.detail
-                  << "; using the portable char4 dot product\n";
-        nv_dp4a_ = false;
-        s.detail.clear();
-      }
-      s.variant = "portable";
-      run(s);
-    } else {
-      if (s.tier == Tier::t2 || s.tier == Tier::t3 || s.tier == Tier::t3_emulated)
-        s.variant = "sg" + std::to_string(subgroup_size(s.tier));
-      run(s);
-    }
-    if (!s.passed)
-      std::cerr << "qeval: OpenCL tier " << to_string(s.tier) << " disabled on " << info_.label() << ": " << s.detail
-                << "\n";
-  }
-}
-
-std::shared_ptr<Device> open_device(const std::string& selector_in) {
+DeviceInfo select_device(const std::string& selector_in) {
   std::string selector = selector_in;
   if (selector.empty())
     if (const char* e = std::getenv("QEVAL_CL_DEVICE"); e && *e) selector = e;
@@ -368,20 +312,24 @@ std::shared_ptr<Device> open_device(const std::string& selector_in) {
   };
   if (selector.empty()) {
     for (const auto& d : devs)
-      if (d.type & CL_DEVICE_TYPE_GPU) return std::make_shared<Device>(d);
-    return std::make_shared<Device>(devs.front());
+      if (d.type & CL_DEVICE_TYPE_GPU) return d;
+    return devs.front();
   }
   int p = -1, dd = -1;
   char tail = 0;
   if (std::sscanf(selector.c_str(), "%d:%d%c", &p, &dd, &tail) == 2) {
     for (const auto& d : devs)
-      if (d.platform_index == p && d.device_index == dd) return std::make_shared<Device>(d);
+      if (d.platform_index == p && d.device_index == dd) return d;
     throw std::runtime_error("no OpenCL device " + selector + " (platform:device); found:" + names());
   }
-  const std::string l = lower(selector);
+  const std::string l = lower(selector);  // platform, device name and version ("... PoCL ...", "... CUDA")
   for (const auto& d : devs)
-    if (lower(d.platform_name + " " + d.name).find(l) != std::string::npos) return std::make_shared<Device>(d);
+    if (lower(d.platform_name + " " + d.name + " " + d.version).find(l) != std::string::npos) return d;
   throw std::runtime_error("no OpenCL device matches '" + selector + "'; found:" + names());
+}
+
+std::shared_ptr<Device> open_device(const std::string& selector) {
+  return std::make_shared<Device>(select_device(selector));
 }
 
 std::shared_ptr<Device> default_device() {

@@ -16,6 +16,8 @@ struct EmbeddedSource {
 
 // All embedded kernel files (generated source).
 const EmbeddedSource* embedded_sources(size_t* count);
+// The committed tuning tables of gpu/tuning/*.json (generated source; gpu/tuning.hpp reads them).
+const EmbeddedSource* embedded_tuning_tables(size_t* count);
 
 // The file `name`; throws std::invalid_argument listing the embedded names when it does not exist.
 const EmbeddedSource& embedded_source(const std::string& name);

@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "gpu/ops_internal.hpp"
 #include "quant/quantize.hpp"
 #include "quant/ref/gemm_ref.hpp"
 #include "quant/ref/quantize_ref.hpp"
@@ -19,29 +20,16 @@ using quant::Mapping;
 using quant::QuantizedMatrix;
 using quant::QuantParams;
 
+using detail::ceil_div;
+using detail::check_int;
+using detail::launch;
+using detail::next_pow2;
+using detail::opt;
+using detail::round_up;
+using detail::Epi;
+using detail::run_tiled;
+
 namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-size_t round_up(int64_t a, int64_t b) { return static_cast<size_t>(ceil_div(a, b) * b); }
-int next_pow2(int64_t v) {
-  int p = 1;
-  while (p < v) p <<= 1;
-  return p;
-}
-
-void launch(Device& d, cl_kernel k, size_t g0, size_t g1, size_t l0, size_t l1, Event* ev, const char* what) {
-  const size_t g[2] = {g0, g1};
-  const size_t l[2] = {l0, l1};
-  if (g0 == 0 || g1 == 0) return;
-  cl_event e = nullptr;
-  const cl_int err = clEnqueueNDRangeKernel(d.queue(), k, 2, nullptr, g, l, 0, nullptr, ev ? &e : nullptr);
-  if (err != CL_SUCCESS) throw ClError("clEnqueueNDRangeKernel", err, what);
-  if (ev) *ev = Event(e);
-}
-
-// A buffer argument that may be absent (OpenCL 1.2: a NULL cl_mem gives the kernel a NULL pointer).
-cl_mem opt(const Buffer* b) { return (b && *b) ? b->get() : static_cast<cl_mem>(nullptr); }
-cl_mem opt(const Buffer& b) { return b ? b.get() : static_cast<cl_mem>(nullptr); }
 
 int fmt_id(Format f) { return static_cast<int>(f); }  // common.cl's QEVAL_FMT_* follow the enum order
 
@@ -53,12 +41,6 @@ void require_tier(Device& d, Tier t) {
   if (s.probed && !s.passed)
     throw std::runtime_error(std::string("OpenCL tier ") + to_string(t) + " is disabled on " + d.info().label() +
                              ": " + s.detail);
-}
-
-void check_int(int64_t v, const char* what) {
-  if (v < 0 || v > std::numeric_limits<int32_t>::max())
-    throw std::invalid_argument(std::string(what) + " = " + std::to_string(v) +
-                                " is outside the kernels' int32 index range; split the matrix");
 }
 
 }  // namespace
@@ -177,6 +159,7 @@ QuantizedMatrix download(Device& d, const DevQuantized& q) {
 
 // ---- dynamic quantization ---------------------------------------------------------------------------
 
+
 ActQuantSpec ActQuantSpec::from_params(const QuantParams& p) {
   p.validate();
   if (p.range != quant::RangeMethod::minmax)
@@ -210,175 +193,6 @@ QuantParams ActQuantSpec::to_params() const {
   return p;
 }
 
-namespace {
-
-float half_to_float(uint16_t h) {
-  // exact binary16 → binary32 (only used to locate non-finite values for error messages)
-  const uint32_t s = (h >> 15) & 1u, e = (h >> 10) & 31u, m = h & 1023u;
-  float v;
-  if (e == 31) v = m ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
-  else if (e == 0) v = std::ldexp(static_cast<float>(m), -24);
-  else v = std::ldexp(static_cast<float>(m + 1024), static_cast<int>(e) - 25);
-  return s ? -v : v;
-}
-
-// Row r of x as floats (host copy; error paths only).
-std::vector<float> read_row(Device& d, const DevMatrix& x, int64_t r) {
-  std::vector<float> out(static_cast<size_t>(x.cols));
-  if (x.type == ElemType::f32) {
-    x.buf.read(d.queue(), out.data(), out.size() * 4, static_cast<size_t>(r * x.ld) * 4);
-  } else {
-    std::vector<uint16_t> h(out.size());
-    x.buf.read(d.queue(), h.data(), h.size() * 2, static_cast<size_t>(r * x.ld) * 2);
-    for (size_t i = 0; i < h.size(); ++i) out[i] = half_to_float(h[i]);
-  }
-  return out;
-}
-
-}  // namespace
-
-DevQuantized quantize_rows(Device& d, const DevMatrix& x, const ActQuantSpec& s, const Buffer* col_mask, Event* ev) {
-  s.to_params().validate();
-  if (s.group_size == quant::kPerTensor)
-    throw std::invalid_argument("quantize_rows: group_size -1 (per tensor) is not supported on OpenCL");
-  if (!(s.clip_ratio > 0.0 && s.clip_ratio <= 1.0))
-    throw std::invalid_argument("quantize_rows: clip_ratio must be in (0, 1]");
-  QuantParams p = s.to_params();
-  p.validate_for_row_length(x.cols);
-  check_int(x.rows * x.ld, "rows × ld");
-  if (!d.info().fp64 && s.clip_ratio != 1.0)
-    throw std::invalid_argument("quantize_rows: clip_ratio != 1 needs fp64 on the device (" + d.info().name +
-                                " has none); quantize on the CPU");
-  auto lk = d.lock();
-
-  DevQuantized q;
-  q.format = Format::int_affine;
-  q.params = p;
-  q.rows = x.rows;
-  q.cols = x.cols;
-  q.row_bytes = (x.cols * s.bits + 7) / 8;
-  q.glen = s.group_size > 0 ? s.group_size : x.cols;
-  q.gpr = x.cols == 0 ? 1 : ceil_div(x.cols, q.glen);  // ceil: a partial last group (partial_last_group)
-  const int64_t nseg = x.rows * q.gpr;
-  const bool asym = s.mapping == Mapping::asymmetric;
-  q.codes = Buffer(d.context(), static_cast<size_t>(x.rows * q.row_bytes));
-  q.scales = Buffer(d.context(), static_cast<size_t>(nseg) * 4);
-  if (asym) q.zps = Buffer(d.context(), static_cast<size_t>(nseg) * 4);
-  if (s.with_sums) q.sums = Buffer(d.context(), static_cast<size_t>(nseg) * 4);
-  if (x.rows == 0 || x.cols == 0) return q;
-
-  const int vec = (x.ld % 4 == 0 && q.glen % 4 == 0) ? 4 : 1;
-  const bool direct = s.bits == 8 || (s.bits == 4 && vec == 4);
-  const int64_t nvec = ceil_div(q.glen, vec);
-  const int lws = static_cast<int>(std::min<size_t>(256, d.info().max_work_group));
-  int tps = std::min(lws, next_pow2(nvec));
-  int64_t nv = ceil_div(nvec, tps);
-  int max_nv = 8;
-  if (nv > 8) max_nv = nv <= 32 ? 32 : 128;
-  if (nv > max_nv)
-    throw std::invalid_argument("quantize_rows: a group of " + std::to_string(q.glen) +
-                                " elements exceeds the kernel's limit of " + std::to_string(tps * 128 * vec) +
-                                "; use a group size");
-  const int spw = lws / tps;
-  const std::string opts = "-DQEVAL_VEC=" + std::to_string(vec) + " -DQEVAL_MAX_NV=" + std::to_string(max_nv) +
-                           " -DQEVAL_IN_HALF=" + std::string(x.type == ElemType::f16 ? "1" : "0");
-  Buffer tmp;
-  if (!direct) tmp = Buffer(d.context(), static_cast<size_t>(x.rows * x.cols));
-  const Buffer& out_codes = direct ? q.codes : tmp;
-  const int out_row_bytes = static_cast<int>(direct ? q.row_bytes : x.cols);
-  Buffer nonfinite(d.context(), 4);
-  nonfinite.fill_bytes(d.queue(), 0);
-  const int rnd = static_cast<int>(s.rounding);  // nearest_even 0, nearest_away 1, toward_zero 2 (quantize.cl)
-
-  auto run = [&](const std::string& o, cl_mem minmax, Event* e) {
-    cl_kernel k = d.kernel("quantize.cl", o, "quantize_codes");
-    cl_uint i = 0;
-    set_arg(k, i++, x.buf);
-    set_arg(k, i++, static_cast<int>(x.rows));
-    set_arg(k, i++, static_cast<int>(x.cols));
-    set_arg(k, i++, static_cast<int>(x.ld));
-    set_arg(k, i++, static_cast<int>(q.glen));
-    set_arg(k, i++, static_cast<int>(q.gpr));
-    set_arg(k, i++, s.bits);
-    set_arg(k, i++, asym ? 1 : 0);
-    set_arg(k, i++, rnd);
-    if (d.info().fp64) set_arg(k, i++, s.clip_ratio);
-    else set_arg(k, i++, static_cast<float>(s.clip_ratio));
-    set_arg(k, i++, tps);
-    set_arg(k, i++, static_cast<int>(nv));
-    set_arg(k, i++, out_codes);
-    set_arg(k, i++, out_row_bytes);
-    set_arg(k, i++, direct ? 1 : 0);
-    set_arg(k, i++, q.scales);
-    set_arg(k, i++, opt(q.zps));
-    set_arg(k, i++, opt(q.sums));
-    set_arg(k, i++, opt(col_mask));
-    set_arg(k, i++, nonfinite);
-    set_arg(k, i++, minmax);
-    set_arg(k, i++, LocalBytes{static_cast<size_t>(lws) * 4});
-    set_arg(k, i++, LocalBytes{static_cast<size_t>(lws) * 4});
-    set_arg(k, i++, LocalBytes{static_cast<size_t>(lws) * 4});
-    launch(d, k, round_up(ceil_div(nseg, spw), 1) * static_cast<size_t>(lws), 1, static_cast<size_t>(lws), 1, e,
-           "quantize_codes");
-  };
-
-  if (d.info().fp64) {
-    run(opts, nullptr, ev);
-  } else {
-    // Two passes: the device's min/max, the parameters by quant::group_params_from_range on the host.
-    Buffer mm(d.context(), static_cast<size_t>(nseg) * 8);
-    run(opts, mm.get(), nullptr);
-    std::vector<float> lohi(static_cast<size_t>(nseg) * 2), sc(static_cast<size_t>(nseg));
-    std::vector<int32_t> zp(static_cast<size_t>(nseg));
-    mm.read(d.queue(), lohi.data(), lohi.size() * 4);
-    for (int64_t i = 0; i < nseg; ++i) {
-      float lo = lohi[2 * i], hi = lohi[2 * i + 1];
-      lo = static_cast<float>(static_cast<double>(lo) * s.clip_ratio);  // choose_range's minmax clip
-      hi = static_cast<float>(static_cast<double>(hi) * s.clip_ratio);
-      const quant::GroupParams g = quant::group_params_from_range(lo, hi, s.bits, s.mapping);
-      sc[i] = g.scale;
-      zp[i] = g.zero_point;
-      lohi[2 * i] = g.inv_scale;
-    }
-    q.scales.write(d.queue(), sc.data(), sc.size() * 4);
-    if (asym) q.zps.write(d.queue(), zp.data(), zp.size() * 4);
-    mm.write(d.queue(), lohi.data(), lohi.size() * 4);
-    run(opts + " -DQEVAL_PARAMS_IN=1", mm.get(), ev);
-  }
-  if (!direct) {
-    cl_kernel k = d.kernel("quantize.cl", opts, "pack_rows");
-    set_args(k, tmp, static_cast<int>(x.rows), static_cast<int>(x.cols), s.bits, q.codes,
-             static_cast<int>(q.row_bytes));
-    launch(d, k, round_up(q.row_bytes, 64), static_cast<size_t>(x.rows), 64, 1, nullptr, "pack_rows");
-  }
-
-  // Non-finite inputs: the kernel counted them (outside masked columns). Error policy → the reference's
-  // exception for the first one in row-major order; propagate → list them like the reference does.
-  int32_t bad = 0;
-  nonfinite.read(d.queue(), &bad, 4);
-  if (bad > 0) {
-    std::vector<uint8_t> mask;
-    if (col_mask && *col_mask) {
-      mask.resize(static_cast<size_t>(x.cols));
-      col_mask->read(d.queue(), mask.data(), mask.size());
-    }
-    std::vector<int64_t> idx;
-    for (int64_t r = 0; r < x.rows; ++r) {
-      const std::vector<float> row = read_row(d, x, r);
-      for (int64_t c = 0; c < x.cols; ++c) {
-        if (std::isfinite(row[static_cast<size_t>(c)]) || (!mask.empty() && mask[static_cast<size_t>(c)])) continue;
-        if (s.non_finite == quant::NonFinitePolicy::error)
-          throw quant::NonFiniteError(ref::non_finite_message("quantize_affine input", r, c, row[static_cast<size_t>(c)]));
-        idx.push_back(r * x.cols + c);
-      }
-    }
-    q.n_non_finite = static_cast<int64_t>(idx.size());
-    q.non_finite = Buffer(d.context(), idx.size() * sizeof(int64_t));
-    q.non_finite.write(d.queue(), idx.data(), idx.size() * sizeof(int64_t));
-  }
-  return q;
-}
-
 // ---- dequantize -------------------------------------------------------------------------------------
 
 void dequantize(Device& d, const DevQuantized& q, const Buffer& out, int64_t ld) {
@@ -387,13 +201,10 @@ void dequantize(Device& d, const DevQuantized& q, const Buffer& out, int64_t ld)
     throw std::invalid_argument("dequantize: output buffer holds " + std::to_string(out.bytes()) + " bytes, needs " +
                                 std::to_string(q.rows * ld * 4));
   check_int(q.rows * ld, "rows × ld");
-  std::string opts;
-  if (!d.info().fp64) {
-    if (q.col_scale && !d.info().correctly_rounded_div)
-      throw std::invalid_argument("dequantize: col_scale needs fp64 or correctly rounded float division on " +
-                                  d.info().name + "; dequantize on the CPU");
-    if (d.info().correctly_rounded_div) opts = "-cl-fp32-correctly-rounded-divide-sqrt";
-  }
+  if (q.col_scale && !d.info().correctly_rounded_div)
+    throw std::invalid_argument("dequantize: col_scale needs correctly rounded float division, which " +
+                                d.info().name + " does not report; dequantize on the CPU");
+  const std::string opts;  // the correctly rounded division comes with every program (Device::base_options)
   auto lk = d.lock();
   const bool sym = q.params.mapping == Mapping::symmetric;
   cl_kernel k = d.kernel("dequantize.cl", opts, "dequantize_rows");
@@ -412,127 +223,6 @@ void dequantize(Device& d, const DevQuantized& q, const Buffer& out, int64_t ld)
 // ---- int8 GEMM --------------------------------------------------------------------------------------
 
 namespace {
-
-struct Tile {
-  int bm, bn, tm, tn;
-  int threads() const { return (bm / tm) * (bn / tn); }
-  std::string options() const {
-    return "-DQEVAL_BM=" + std::to_string(bm) + " -DQEVAL_BN=" + std::to_string(bn) + " -DQEVAL_TM=" +
-           std::to_string(tm) + " -DQEVAL_TN=" + std::to_string(tn);
-  }
-};
-constexpr Tile kLarge{128, 128, 8, 8};
-constexpr Tile kMedium{64, 64, 4, 4};
-constexpr Tile kSmall{32, 64, 4, 4};
-
-Tile pick_tile(Device& d, TileConfig c, int64_t M, int64_t N) {
-  switch (c) {
-    case TileConfig::large: return kLarge;
-    case TileConfig::medium: return kMedium;
-    case TileConfig::small: return kSmall;
-    case TileConfig::decode:
-    case TileConfig::automatic: break;
-  }
-  // The largest tile that still gives every compute unit two work-groups.
-  const int64_t cus = std::max<uint32_t>(1, d.info().compute_units);
-  if (ceil_div(M, 128) * ceil_div(N, 128) >= 2 * cus) return kLarge;
-  if (ceil_div(M, 64) * ceil_div(N, 64) >= 2 * cus || M > 32) return kMedium;
-  return kSmall;
-}
-
-// The epilogue's arguments (common.cl QEVAL_EPI_PARAMS); all absent for the plain int32 GEMM.
-struct Epi {
-  cl_mem sa = nullptr, za = nullptr, sum_a = nullptr;
-  int a_glen = 1, a_gpr = 0;
-  cl_mem sw = nullptr, zw = nullptr, sum_w = nullptr;
-  int w_glen = 1, w_gpr = 0;
-  int seg = 1 << 30, nseg = 1, za_off = 0, zw_off = 0;
-  void set(cl_kernel k, cl_uint& i) const {
-    set_arg(k, i++, sa);
-    set_arg(k, i++, za);
-    set_arg(k, i++, sum_a);
-    set_arg(k, i++, a_glen);
-    set_arg(k, i++, a_gpr);
-    set_arg(k, i++, sw);
-    set_arg(k, i++, zw);
-    set_arg(k, i++, sum_w);
-    set_arg(k, i++, w_glen);
-    set_arg(k, i++, w_gpr);
-    set_arg(k, i++, seg);
-    set_arg(k, i++, nseg);
-    set_arg(k, i++, za_off);
-    set_arg(k, i++, zw_off);
-  }
-};
-
-// One tiled (T0/T1) launch: int32 C (epi == nullptr) or float Y.
-std::string dot4(Device& d, Tier t, const GemmOptions& o) { return o.portable_dot4 ? "" : d.dot4_option(t); }
-
-// The decode kernel serves int8 weights, M ≤ 16 and one K segment (or none).
-bool use_decode(Device& d, const GemmOptions& o, int64_t M, int w_bits, const Epi* epi);
-
-void run_tiled(Device& d, const GemmOptions& o, int64_t M, int64_t N, int64_t K, cl_mem A, int64_t lda,
-               uint32_t a_xor, cl_mem W, int64_t ldw, uint32_t w_xor, int w_bits, cl_mem C, int64_t ldc,
-               const Epi* epi, Event* ev) {
-  if (use_decode(d, o, M, w_bits, epi)) {
-    const int tpc = o.decode_tpc == 32 ? 32 : 16;
-    const std::string opts = "-DQEVAL_DEC_TPC=" + std::to_string(tpc) + " -DQEVAL_DEC_J=" +
-                             std::to_string(tpc == 32 ? 4 : 8) + " -DQEVAL_EPI=" + (epi ? "1" : "0") + " " +
-                             dot4(d, o.tier, o);
-    cl_kernel k = d.kernel("gemm_decode.cl", opts, "gemm_decode");
-    cl_uint i = 0;
-    set_arg(k, i++, static_cast<int>(M));
-    set_arg(k, i++, static_cast<int>(N));
-    set_arg(k, i++, static_cast<int>(K));
-    set_arg(k, i++, A);
-    set_arg(k, i++, static_cast<int>(lda));
-    set_arg(k, i++, a_xor);
-    set_arg(k, i++, W);
-    set_arg(k, i++, static_cast<int>(ldw));
-    set_arg(k, i++, w_xor);
-    set_arg(k, i++, (lda % 4 == 0 && ldw % 4 == 0) ? 1 : 0);
-    set_arg(k, i++, epi ? static_cast<cl_mem>(nullptr) : C);
-    set_arg(k, i++, static_cast<int>(ldc));
-    set_arg(k, i++, epi ? C : static_cast<cl_mem>(nullptr));
-    set_arg(k, i++, static_cast<int>(ldc));
-    (epi ? *epi : Epi()).set(k, i);
-    launch(d, k, static_cast<size_t>(ceil_div(N, 256 / tpc)) * 256, 1, 256, 1, ev, "gemm_decode");
-    return;
-  }
-  const Tile tile = pick_tile(d, o.tile, M, N);
-  const std::string opts = tile.options() + " -DQEVAL_W_BITS=" + std::to_string(w_bits) +
-                           " -DQEVAL_EPI=" + (epi ? "1" : "0") + " " + dot4(d, o.tier, o);
-  cl_kernel k = d.kernel("gemm_tiled.cl", opts, "gemm_tiled");
-  const int vec = (lda % 4 == 0 && ldw % 4 == 0) ? 1 : 0;
-  cl_uint i = 0;
-  set_arg(k, i++, static_cast<int>(M));
-  set_arg(k, i++, static_cast<int>(N));
-  set_arg(k, i++, static_cast<int>(K));
-  set_arg(k, i++, A);
-  set_arg(k, i++, static_cast<int>(lda));
-  set_arg(k, i++, a_xor);
-  set_arg(k, i++, W);
-  set_arg(k, i++, static_cast<int>(ldw));
-  set_arg(k, i++, w_xor);
-  set_arg(k, i++, vec);
-  set_arg(k, i++, epi ? static_cast<cl_mem>(nullptr) : C);
-  set_arg(k, i++, static_cast<int>(ldc));
-  set_arg(k, i++, epi ? C : static_cast<cl_mem>(nullptr));
-  set_arg(k, i++, static_cast<int>(ldc));
-  (epi ? *epi : Epi()).set(k, i);
-  const size_t nt = static_cast<size_t>(tile.threads());
-  launch(d, k, static_cast<size_t>(ceil_div(N, tile.bn)) * nt, static_cast<size_t>(ceil_div(M, tile.bm)), nt, 1, ev,
-         "gemm_tiled");
-}
-
-bool use_decode(Device& d, const GemmOptions& o, int64_t M, int w_bits, const Epi* epi) {
-  if (w_bits != 8 || M > kDecodeMaxRows) return false;
-  if (epi && epi->nseg != 1) return false;
-  if (o.tile == TileConfig::decode) return true;
-  // Automatic: GPUs only. The kernel is built for bandwidth-bound GPUs; on PoCL (CPU) the small tile measured
-  // 5-10x faster for M = 1..16, N = K = 4096 (reports/perf/opencl_pocl.md).
-  return o.tile == TileConfig::automatic && (d.info().type & CL_DEVICE_TYPE_GPU) != 0;
-}
 
 // Subgroups per work-group in gemm_vnni: 4; the emulation keeps work-groups at 32 work-items (PoCL's kernel
 // compiler takes minutes on the 64-wide barrier-laden emulation, seconds on 32).

@@ -10,11 +10,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "gpu/cl_api.hpp"
 #include "gpu/device.hpp"
+#include "gpu/variants.hpp"
 #include "quant/affine.hpp"
 #include "quant/matrix.hpp"
 
@@ -76,13 +78,24 @@ quant::QuantizedMatrix download(Device& d, const DevQuantized& q);  // codes, sc
 
 // ---- kernels ----------------------------------------------------------------------------------------
 
+// Whether quantize_rows computes scale, zero point and inv_scale on the device: it needs fp64 (the
+// reference's double operations) and correctly rounded float division (its 1.0f / scale).
+bool group_params_on_device(const DeviceInfo& i);
+
 // Dynamic quantization of every row of x (f32 or f16), bit-exact with ref::quantize_affine_ref on the same
 // float values. NonFinitePolicy::error: throws quant::NonFiniteError with the reference's message;
 // propagate: NaN/Inf get the code of 0 and are listed (read back on the host). `col_mask` (optional,
 // cols bytes, 1 = excluded): masked columns are left out of the range and get the code of 0 (LLM.int8).
-// Devices without fp64 take a two-pass path: min/max on the device, parameters on the host.
+// Devices without fp64 or without correctly rounded float division take a two-launch path: min/max on the
+// device, parameters on the host (group_params_on_device).
+// `variant`: the kernel layout (the tuner, tests); nullptr = the device's tuning table for the class
+// (per token or grouped), else the safe default. A variant whose vector width does not divide the row stride
+// and group length runs with the widest that does.
 DevQuantized quantize_rows(Device& d, const DevMatrix& x, const ActQuantSpec& spec, const Buffer* col_mask = nullptr,
-                           Event* ev = nullptr);
+                           Event* ev = nullptr, const QuantizeVariant* variant = nullptr);
+// The variant quantize_rows(d, x, spec, ..., variant) runs, after the table lookup and the alignment fallback.
+QuantizeVariant quantize_variant_for(Device& d, const DevMatrix& x, const ActQuantSpec& spec,
+                                     const QuantizeVariant* variant = nullptr);
 
 // x̂ of every element into out (rows × cols floats, ld elements per row). Every Format and bit width.
 void dequantize(Device& d, const DevQuantized& q, const Buffer& out, int64_t ld);
@@ -95,7 +108,17 @@ struct GemmOptions {
   TileConfig tile = TileConfig::automatic;
   bool portable_dot4 = false;  // T0: the char4 dot product even where dp4a is available (benchmarks)
   int decode_tpc = 16;         // gemm_decode: work-items per weight row (16 or 32)
+  // T0/T1: this exact kernel variant (the tuner, tests); std::invalid_argument when it cannot serve the call.
+  // Unset with tile == automatic: the device's tuning table for the shape class, else the safe defaults.
+  std::optional<GemmVariant> variant;
 };
+// The shape class of a T0/T1 GEMM call (table lookup): M = 1, M ≤ 16, M ≥ 64 (int8 or int4 weights); none
+// for 17 ≤ M ≤ 63 (safe defaults).
+std::optional<ShapeClass> gemm_shape_class(int64_t M, int w_bits);
+// The variant a T0/T1 GEMM call runs (benchmark labels, tests): M×N×K, weights of w_bits, K segments of `seg`
+// (nseg of them; 1 and K for the plain int32 GEMM).
+GemmVariant gemm_variant_for(Device& d, const GemmOptions& o, int64_t M, int64_t N, int w_bits, int64_t seg,
+                             int64_t nseg);
 inline constexpr int64_t kDecodeMaxRows = 16;
 
 // C (int32, M×N, ldc) = A·Wᵀ, A: M×K int8 (lda bytes per row), W: N×K int8 (ldw), exact (wraps mod 2^32

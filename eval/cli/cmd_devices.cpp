@@ -12,6 +12,9 @@ namespace qeval::cli {
 
 namespace {
 bool g_devices_json = false;
+#if QEVAL_HAVE_OPENCL
+gpu::DevicesOptions g_devices_opts;
+#endif
 }
 
 CLI::App* add_devices_command(CLI::App& app) {
@@ -19,15 +22,22 @@ CLI::App* add_devices_command(CLI::App& app) {
       "devices",
       "List OpenCL platforms and devices, the capability tiers each supports (T0 portable OpenCL C 1.2,\n"
       "T1 cl_khr_integer_dot_product, T2 cl_intel_subgroups, T3 XMX matrix multiply-accumulate, T3-emulated)\n"
-      "and the result of each tier's known-answer probe; a tier whose probe fails is not used.");
+      "and the result of each tier's known-answer probe; a tier whose probe fails is not used.\n"
+      "Listing compiles nothing: probe results come from the cache (QEVAL_CL_CACHE_DIR, default\n"
+      "~/.cache/qeval/opencl); --probe probes the device in use now.");
   c->add_flag("--json", g_devices_json, "Print the list as JSON");
+#if QEVAL_HAVE_OPENCL
+  c->add_flag("--probe", g_devices_opts.probe, "Probe every supported tier of the device in use (compiles kernels)");
+  c->add_option("--device", g_devices_opts.device,
+                "Device to probe: p:d index or a name substring (default: $QEVAL_CL_DEVICE, else the first GPU)");
+#endif
   return c;
 }
 
 // Exit status: 0 when at least one device was listed, 1 when none (or OpenCL is not built in).
 int run_devices_command() {
 #if QEVAL_HAVE_OPENCL
-  return gpu::print_devices(std::cout, g_devices_json);
+  return gpu::print_devices(std::cout, g_devices_json, g_devices_opts);
 #else
   std::cout << (g_devices_json ? "{\"devices\": [], \"error\": \"built without OpenCL\"}\n"
                                : "This qeval was built without OpenCL (configure with -DQEVAL_OPENCL=ON).\n");

@@ -32,6 +32,8 @@ CLI::App* add_devices_command(CLI::App& app);
 int run_devices_command();
 CLI::App* add_train_command(CLI::App& app, int argc, char** argv);  // eval/cli/cmd_train.cpp
 int run_train_command();
+CLI::App* add_tune_command(CLI::App& app);  // eval/cli/cmd_tune.cpp
+int run_tune_command();
 }  // namespace qeval::cli
 
 namespace {
@@ -288,6 +290,7 @@ int qeval_main(int argc, char** argv) {
 
   CLI::App* devices = qeval::cli::add_devices_command(app);
   CLI::App* train = qeval::cli::add_train_command(app, argc, argv);
+  CLI::App* tune = qeval::cli::add_tune_command(app);
 
   try {
     app.parse(argc, argv);
@@ -306,6 +309,7 @@ int qeval_main(int argc, char** argv) {
   }
   if (devices->parsed()) return qeval::cli::run_devices_command();
   if (train->parsed()) return qeval::cli::run_train_command();
+  if (tune->parsed()) return qeval::cli::run_tune_command();
   if (sweep->parsed()) {
     // Usage errors in option values: exit status 2.
     try {

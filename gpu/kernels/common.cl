@@ -14,6 +14,34 @@
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #endif
 
+// ---- float division as the reference does it -----------------------------------------------------------
+// The reference computes inv_scale = 1.0f / scale and x̂ / col_scale as correctly rounded float divisions.
+// OpenCL C lets a float division be off by 2.5 ulp unless the program is built with
+// -cl-fp32-correctly-rounded-divide-sqrt, which gpu/device.cpp passes to every program on a device that
+// reports CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT (the host computes the parameters on any other device).
+// Writing (float)(1.0 / (double)s) instead does not help: LLVM shrinks fptrunc(fdiv(fpext a, fpext b)) to
+// a float division (legal, the double rounding is innocuous), which the device then does approximately
+// — NVIDIA's OpenCL did exactly that (issue 13: one code off in rare elements).
+//
+// QEVAL_CL_APPROX_RECIP (tests only, tests/gpu/exactness_cl_test.cpp): an approximate reciprocal of the
+// kind GPUs have (an initial guess from the exponent bits and three Newton steps in float; within about
+// 2 ulp, often 1 ulp off), deterministic on every device, so a test on PoCL shows that an inexact
+// reciprocal changes codes on crafted inputs. Host twin: approx_recip_model() in that test.
+#ifdef QEVAL_CL_APPROX_RECIP
+inline float qeval_recip(float s) {
+  float y = as_float(0x7EF311C3u - as_uint(s));
+  for (int i = 0; i < 3; ++i) {
+    const float e = s * y;
+    y = y * (2.0f - e);
+  }
+  return y;
+}
+inline float qeval_div(float a, float b) { return a * qeval_recip(b); }
+#else
+inline float qeval_recip(float s) { return 1.0f / s; }
+inline float qeval_div(float a, float b) { return a / b; }
+#endif
+
 // ---- dot4: acc + Σ_{i<4} a_i·b_i over the four signed bytes of two 32-bit words ---------------------
 // T0 portable: four multiplies in int (no overflow: |a_i·b_i| ≤ 16384).
 // T0 on NVIDIA (QEVAL_DOT4_NV): the PTX dp4a.s32.s32 instruction (sm_61+) through inline assembly, which
@@ -130,18 +158,57 @@ inline float dequant_code(uint u, int fmt, int bits, int sym, float scale, int z
       int seg, int nseg, int za_off, int zw_off
 #define QEVAL_EPI_ARGS sa, za, sum_a, a_glen, a_gpr, sw, zw, sum_w, w_glen, w_gpr, seg, nseg, za_off, zw_off
 
-inline float epi_term(int m, int n, int acc, int s, int G, QEVAL_EPI_PARAMS) {
-  const int k0 = s * seg;
-  const int ga = m * a_gpr + k0 / a_glen;
-  const int gw = n * w_gpr + k0 / w_glen;
-  long corr = (long)acc;
-  const long zas = za ? (long)(za[ga] - za_off) : 0;
-  const long zws = zw ? (long)(zw[gw] - zw_off) : 0;
-  if (zws != 0) corr -= zws * (long)sum_a[m * nseg + s];
-  if (zas != 0) corr -= zas * (long)sum_w[n * nseg + s];
-  corr += (long)G * zas * zws;
-  return (sa[ga] * sw[gw]) * (float)corr;
+// One side of the epilogue of a segment: the scale, the shifted zero point and the code sum that the other
+// side's zero point multiplies. Row m of A (epi_side_a) or row n of W (epi_side_w); a kernel may load these
+// once per segment for a whole register tile (gemm_tiled.cl) — the per-element arithmetic below is the same,
+// so every kernel variant gives the same float bits.
+typedef struct {
+  float s;   // scale
+  long z;    // zero point − offset (0: symmetric)
+  long sum;  // Σ of the signed operand codes over the segment (0 when the other side is symmetric)
+} EpiSide;
+
+inline EpiSide epi_side_a(int m, int s, QEVAL_EPI_PARAMS) {
+  const int ga = m * a_gpr + (s * seg) / a_glen;
+  EpiSide e;
+  e.s = sa[ga];
+  e.z = za ? (long)(za[ga] - za_off) : 0;
+  e.sum = zw ? (long)sum_a[m * nseg + s] : 0;
+  return e;
 }
+
+inline EpiSide epi_side_w(int n, int s, QEVAL_EPI_PARAMS) {
+  const int gw = n * w_gpr + (s * seg) / w_glen;
+  EpiSide e;
+  e.s = sw[gw];
+  e.z = zw ? (long)(zw[gw] - zw_off) : 0;
+  e.sum = za ? (long)sum_w[n * nseg + s] : 0;
+  return e;
+}
+
+inline float epi_combine(int acc, EpiSide a, EpiSide w, int G) {
+  long corr = (long)acc;
+  if (w.z != 0) corr -= w.z * a.sum;
+  if (a.z != 0) corr -= a.z * w.sum;
+  corr += (long)G * a.z * w.z;
+  return (a.s * w.s) * (float)corr;
+}
+
+inline float epi_term(int m, int n, int acc, int s, int G, QEVAL_EPI_PARAMS) {
+  return epi_combine(acc, epi_side_a(m, s, QEVAL_EPI_ARGS), epi_side_w(n, s, QEVAL_EPI_ARGS), G);
+}
+
+// ---- NVIDIA warp shuffles (QEVAL_NV_SHFL; PTX shfl.sync.bfly through inline assembly, sm_70+) -------------
+// Butterfly exchange with lane ^ mask inside the 32-lane warp. Used only by kernel variants the tuner tries on
+// NVIDIA devices and verifies against the reference (gpu/variants.cpp); every lane of the warp must execute it.
+#if defined(QEVAL_NV_SHFL)
+inline int shfl_xor_i32(int v, int mask) {
+  int r;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(v), "r"(mask));
+  return r;
+}
+inline float shfl_xor_f32(float v, int mask) { return as_float(shfl_xor_i32(as_int(v), mask)); }
+#endif
 
 // ---- operand loads of the int8 GEMMs ------------------------------------------------------------------
 // XOR mask for the 16 bytes k … k+15: `x` on the bytes below K, 0 on the zero padding beyond K (which must
@@ -154,10 +221,14 @@ inline uint4 xor_mask16(uint x, int K, int k) {
   return (uint4)(m[0], m[1], m[2], m[3]);
 }
 
+// vec (set by the host from the row strides; buffers are at least 128-byte aligned): 2 = every row start and k
+// (a multiple of 16) are 16-byte aligned, so one 128-bit load (vloadn only promises element alignment, and
+// compilers then emit four 32-bit loads); 1 = 4-byte aligned words; 0 = bytes.
 inline uint4 load_s8_16(__global const uchar* P, int ld, int rows, int K, int row, int k, int vec) {
   uint4 w = (uint4)(0u);
   if (row >= rows) return w;
   __global const uchar* p = P + (size_t)row * (size_t)ld + k;
+  if (vec == 2 && k + 16 <= K) return *(__global const uint4*)p;
   if (vec && k + 16 <= K) return vload4(0, (__global const uint*)p);
   uint tmp[4] = {0u, 0u, 0u, 0u};
   for (int i = 0; i < 16; ++i)
@@ -170,7 +241,9 @@ inline uint4 load_s4_16(__global const uchar* P, int ld, int rows, int K, int ro
   if (row >= rows) return (uint4)(0u);
   __global const uchar* p = P + (size_t)row * (size_t)ld + (k >> 1);
   uint2 b;
-  if (vec && k + 16 <= K) {
+  if (vec == 2 && k + 16 <= K) {
+    b = *(__global const uint2*)p;  // k/2 is a multiple of 8: 8-byte aligned
+  } else if (vec && k + 16 <= K) {
     b = vload2(0, (__global const uint*)p);
   } else {
     uint tmp[2] = {0u, 0u};

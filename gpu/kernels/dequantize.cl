@@ -3,11 +3,10 @@
 //
 // One work-item per element (r, k) of the stored matrix; the element decoders are in common.cl. After
 // decoding: stored column k goes to output column perm[k] (GPTQ act-order; NULL = identity) and is divided
-// by col_scale[j] (AWQ/SmoothQuant fold; NULL = none) as float division. OpenCL's default float division
-// may be off by 2.5 ulp, so the division is done in double and rounded once to float (fp64 devices:
-// identical to the C++ float quotient by the same double-rounding argument as in quantize.cl) or, without
-// fp64, compiled with -cl-fp32-correctly-rounded-divide-sqrt (the host refuses col_scale when the device
-// supports neither).
+// by col_scale[j] (AWQ/SmoothQuant fold; NULL = none) as one correctly rounded float division, like the
+// reference: the host uses col_scale only on devices that report correctly rounded division, where every
+// program is built with -cl-fp32-correctly-rounded-divide-sqrt (common.cl qeval_div says why a detour
+// through double is no substitute).
 #include "common.cl"
 
 __kernel void dequantize_rows(__global const uchar* codes, int rows, int cols, int row_bytes, int fmt, int bits,
@@ -22,13 +21,7 @@ __kernel void dequantize_rows(__global const uchar* codes, int rows, int cols, i
   const int gi = gpr == 0 ? 0 : r * gpr + k / glen;
   float v = dequant_code(u, fmt, bits, sym, scales[gi], zps ? zps[gi] : 0);
   const int j = perm ? perm[k] : k;
-  if (col_scale) {
-#ifdef QEVAL_HAS_FP64
-    v = (float)((double)v / (double)col_scale[j]);
-#else
-    v = v / col_scale[j];
-#endif
-  }
+  if (col_scale) v = qeval_div(v, col_scale[j]);
   out[(size_t)r * (size_t)ldo + j] = v;
 }
 

@@ -1,9 +1,11 @@
 // gpu/kernels/gemm_tiled.cl — T0/T1 int8 GEMM C = A·Wᵀ (A: M×K activations, W: N×K weights, both K-contiguous)
 // with local-memory tiling and 4×int8 dot products; int32 output (exact) or the scale/zero-point epilogue.
 //
-// Tile: BM×BN outputs per work-group of (BM/TM)·(BN/TN) work-items, K in stages of 32 bytes (8 words of four
-// int8), double-buffered in local memory as As[k4][m] / Bs[k4][n] (k-major, so a work-item reads TM (TN)
-// consecutive words of one k4 row with 128-bit loads). Each work-item owns TM×TN accumulators at rows
+// Tile: BM×BN outputs per work-group of (BM/TM)·(BN/TN) work-items, K in stages of BK = 32 or 64 bytes (BK/4
+// words of four int8), double-buffered in local memory as As[k4][m] / Bs[k4][n] (k-major, so a work-item reads
+// TM (TN) consecutive words of one k4 row with 128-bit loads). BM, BN, TM, TN, BK are the tuner's parameters
+// (gpu/variants.hpp TiledVariant); every combination computes the same int32 accumulators and the same float
+// epilogue bits. Each work-item owns TM×TN accumulators at rows
 // {h·(BM/2)… } — two blocks of 4 rows (and columns) half a tile apart when TM = 8, which keeps the 128-bit
 // local loads of a warp/wave on distinct banks. Row stride of the local tiles is BM + 4 words: the two
 // work-items that store the two halves of one A row then hit different banks (528 B apart ≡ 16 banks).
@@ -13,8 +15,9 @@
 // storage codes packed two per byte (planar stream, low nibble first), expanded to u − 8 while staging.
 // K tails and M/N edges are zero-filled in the tiles, so they add nothing to the accumulators.
 //
-// Epilogue (QEVAL_EPI == 1, common.cl): at the end of every K segment of `seg` elements (a multiple of 32, or K)
-// the accumulators are folded into float results with that segment's scales and zero points.
+// Epilogue (QEVAL_EPI == 1, common.cl): at the end of every K segment of `seg` elements (a multiple of BK, or K;
+// the host checks) the accumulators are folded into float results with that segment's scales and zero points,
+// loaded once per segment for the TM rows and TN columns of the work-item (epi_side_a / epi_side_w).
 #include "common.cl"
 
 #ifndef QEVAL_BM
@@ -29,6 +32,9 @@
 #ifndef QEVAL_TN
 #define QEVAL_TN 8
 #endif
+#ifndef QEVAL_BK
+#define QEVAL_BK 32
+#endif
 #ifndef QEVAL_W_BITS
 #define QEVAL_W_BITS 8
 #endif
@@ -40,45 +46,51 @@
 #define BN QEVAL_BN
 #define TM QEVAL_TM
 #define TN QEVAL_TN
+#define BK QEVAL_BK             // K bytes per stage
 #define NTX (BN / TN)           // work-items along n
 #define NTY (BM / TM)           // work-items along m
 #define NTHREADS (NTX * NTY)
-#define BK 32                   // K bytes per stage
-#define BK4 8                   // words per row per stage
+#define BK4 (BK / 4)            // words per row per stage
+#define CPR (BK / 16)           // 16-byte parts per row per stage (consecutive work-items load one row's parts)
 #define LDA (BM + 4)            // local row stride (words)
 #define LDB (BN + 4)
 #define HM (NTY * 4)            // distance between a work-item's 4-row blocks
 #define HN (NTX * 4)
-// Staging: two work-items per tile row, each 16 bytes of A (or of int8 W; 8 bytes of int4 W).
-#define ROWS_PER_PASS (NTHREADS / 2)
+#define A_PASSES ((BM * CPR + NTHREADS - 1) / NTHREADS)  // 16-byte parts each work-item stages per stage
+#define B_PASSES ((BN * CPR + NTHREADS - 1) / NTHREADS)
 
 #if (TM % 4) || (TN % 4)
 #error "TM and TN must be multiples of 4"
 #endif
-#if (BM % ROWS_PER_PASS) && (ROWS_PER_PASS % BM)
-#error "BM must be a multiple or a divisor of NTHREADS/2"
+#if BK != 32 && BK != 64
+#error "BK must be 32 or 64"
 #endif
 
-// Loads the four words (16 bytes, k = k0 + 16·half …) of row `row` of an int8 matrix, zero outside
-// [0, rows) × [0, K). vec: the row stride and base keep 4-byte alignment, so whole words can be loaded.
+#if QEVAL_W_BITS == 4
+#define LOAD_W load_s4_16
+#else
+#define LOAD_W load_s8_16
+#endif
+
+// Part p of this work-item's staging: tile row and 16-byte part within the stage.
+#define PART_ROW(p) ((tid + (p) * NTHREADS) / CPR)
+#define PART_K(p) (16 * ((tid + (p) * NTHREADS) % CPR))
+
 __kernel __attribute__((reqd_work_group_size(NTHREADS, 1, 1))) void gemm_tiled(
     int M, int N, int K, __global const uchar* A, int lda, uint a_xor, __global const uchar* W, int ldw, uint w_xor,
-    int vec,                                  // 1: lda, ldw and the bases allow whole-word loads
+    int vec,                                  // load_s8_16: 2 = 16-byte rows, 1 = 4-byte rows, 0 = bytes
     __global int* C, int ldc,                 // QEVAL_EPI == 0: int32 C
     __global float* Y, int ldy,               // QEVAL_EPI == 1: float Y
     QEVAL_EPI_PARAMS) {
-  __local uint As[2][BK4][LDA];
-  __local uint Bs[2][BK4][LDB];
+  // 16-byte aligned: the operand reads below are 128-bit loads (LDA, LDB are multiples of 4 words).
+  __local uint As[2][BK4][LDA] __attribute__((aligned(16)));
+  __local uint Bs[2][BK4][LDB] __attribute__((aligned(16)));
 
   const int tid = get_local_id(0);
   const int tx = tid % NTX;
   const int ty = tid / NTX;
   const int m_base = get_group_id(1) * BM;
   const int n_base = get_group_id(0) * BN;
-
-  // staging coordinates: row r_ld (+ pass·ROWS_PER_PASS), half h_ld (bytes 16·h_ld … of the stage)
-  const int r_ld = tid >> 1;
-  const int h_ld = tid & 1;
 
   int acc[TM][TN];
 #pragma unroll
@@ -94,79 +106,54 @@ __kernel __attribute__((reqd_work_group_size(NTHREADS, 1, 1))) void gemm_tiled(
 #endif
 
   const int nstages = (K + BK - 1) / BK;
-  uint4 ra[(BM + ROWS_PER_PASS - 1) / ROWS_PER_PASS];
-  uint4 rb[(BN + ROWS_PER_PASS - 1) / ROWS_PER_PASS];
+  uint4 ra[A_PASSES];
+  uint4 rb[B_PASSES];
 
+  // Global → registers. The XOR (storage code → signed operand) must not touch the zero padding beyond K or
+  // M/N (padded bytes would become −128), so it is applied to the bytes in range only (xor_mask16).
 #define LOAD_STAGE(kk)                                                                                        \
   {                                                                                                           \
-    for (int p = 0; p < (BM + ROWS_PER_PASS - 1) / ROWS_PER_PASS; ++p) {                    \
-      const int rr = r_ld + p * ROWS_PER_PASS;                                                                \
-      ra[p] = rr < BM ? load_s8_16(A, lda, M, K, m_base + rr, (kk) + 16 * h_ld, vec) : (uint4)(0u);           \
+    for (int p = 0; p < A_PASSES; ++p) {                                                   \
+      const int rr = PART_ROW(p), k = (kk) + PART_K(p);                                                       \
+      ra[p] = rr < BM ? load_s8_16(A, lda, M, K, m_base + rr, k, vec) : (uint4)(0u);                          \
+      if (a_xor && rr < BM && m_base + rr < M) ra[p] ^= xor_mask16(a_xor, K, k);                              \
     }                                                                                                         \
-    for (int p = 0; p < (BN + ROWS_PER_PASS - 1) / ROWS_PER_PASS; ++p) {                    \
-      const int rr = r_ld + p * ROWS_PER_PASS;                                                                \
-      rb[p] = rr < BN ? LOAD_W(W, ldw, N, K, n_base + rr, (kk) + 16 * h_ld, vec) : (uint4)(0u);               \
+    for (int p = 0; p < B_PASSES; ++p) {                                                   \
+      const int rr = PART_ROW(p), k = (kk) + PART_K(p);                                                       \
+      rb[p] = rr < BN ? LOAD_W(W, ldw, N, K, n_base + rr, k, vec) : (uint4)(0u);                              \
+      if (QEVAL_W_BITS == 8 && w_xor && rr < BN && n_base + rr < N) rb[p] ^= xor_mask16(w_xor, K, k);         \
     }                                                                                                         \
   }
-#if QEVAL_W_BITS == 4
-#define LOAD_W load_s4_16
-#define W_XOR_APPLY(x) (x)
-#else
-#define LOAD_W load_s8_16
-#define W_XOR_APPLY(x) ((x) ^ (uint4)(w_xor))
-#endif
-// Zero-filled (out-of-range) A words must stay 0 after the XOR: mask the XOR by "row in range".
+  // Registers → local memory (words k4 = part·4 + 0..3 of tile row rr).
 #define STORE_STAGE(buf)                                                                                      \
   {                                                                                                           \
-    for (int p = 0; p < (BM + ROWS_PER_PASS - 1) / ROWS_PER_PASS; ++p) {                    \
-      const int rr = r_ld + p * ROWS_PER_PASS;                                                                \
+    for (int p = 0; p < A_PASSES; ++p) {                                                   \
+      const int rr = PART_ROW(p), k4 = PART_K(p) / 4;                                                         \
       if (rr < BM) {                                                                                          \
-        uint4 w = ra[p];                                                                                      \
-        As[buf][4 * h_ld + 0][rr] = w.s0;                                                                     \
-        As[buf][4 * h_ld + 1][rr] = w.s1;                                                                     \
-        As[buf][4 * h_ld + 2][rr] = w.s2;                                                                     \
-        As[buf][4 * h_ld + 3][rr] = w.s3;                                                                     \
+        As[buf][k4 + 0][rr] = ra[p].s0;                                                                       \
+        As[buf][k4 + 1][rr] = ra[p].s1;                                                                       \
+        As[buf][k4 + 2][rr] = ra[p].s2;                                                                       \
+        As[buf][k4 + 3][rr] = ra[p].s3;                                                                       \
       }                                                                                                       \
     }                                                                                                         \
-    for (int p = 0; p < (BN + ROWS_PER_PASS - 1) / ROWS_PER_PASS; ++p) {                    \
-      const int rr = r_ld + p * ROWS_PER_PASS;                                                                \
+    for (int p = 0; p < B_PASSES; ++p) {                                                   \
+      const int rr = PART_ROW(p), k4 = PART_K(p) / 4;                                                         \
       if (rr < BN) {                                                                                          \
-        uint4 w = rb[p];                                                                                      \
-        Bs[buf][4 * h_ld + 0][rr] = w.s0;                                                                     \
-        Bs[buf][4 * h_ld + 1][rr] = w.s1;                                                                     \
-        Bs[buf][4 * h_ld + 2][rr] = w.s2;                                                                     \
-        Bs[buf][4 * h_ld + 3][rr] = w.s3;                                                                     \
+        Bs[buf][k4 + 0][rr] = rb[p].s0;                                                                       \
+        Bs[buf][k4 + 1][rr] = rb[p].s1;                                                                       \
+        Bs[buf][k4 + 2][rr] = rb[p].s2;                                                                       \
+        Bs[buf][k4 + 3][rr] = rb[p].s3;                                                                       \
       }                                                                                                       \
     }                                                                                                         \
   }
 
-  // The XOR (storage code → signed operand) must not touch the zero padding beyond K or M/N: the padded
-  // bytes would become −128. So it is applied after the load, to the bytes in range only (xor_mask16).
   LOAD_STAGE(0);
-#define FIX_XOR(kk)                                                                                           \
-  {                                                                                                           \
-    for (int p = 0; p < (BM + ROWS_PER_PASS - 1) / ROWS_PER_PASS; ++p) {                    \
-      const int rr = r_ld + p * ROWS_PER_PASS;                                                                \
-      if (a_xor && m_base + rr < M) ra[p] ^= xor_mask16(a_xor, K, (kk) + 16 * h_ld);                          \
-    }                                                                                                         \
-    if (QEVAL_W_BITS == 8 && w_xor) {                                                                         \
-      for (int p = 0; p < (BN + ROWS_PER_PASS - 1) / ROWS_PER_PASS; ++p) {                  \
-        const int rr = r_ld + p * ROWS_PER_PASS;                                                              \
-        if (n_base + rr < N) rb[p] ^= xor_mask16(w_xor, K, (kk) + 16 * h_ld);                                 \
-      }                                                                                                       \
-    }                                                                                                         \
-  }
-  FIX_XOR(0);
   STORE_STAGE(0);
   barrier(CLK_LOCAL_MEM_FENCE);
 
   for (int st = 0; st < nstages; ++st) {
     const int buf = st & 1;
-    const int k_next = (st + 1) * BK;
-    if (st + 1 < nstages) {
-      LOAD_STAGE(k_next);
-      FIX_XOR(k_next);
-    }
+    if (st + 1 < nstages) LOAD_STAGE((st + 1) * BK);
 #pragma unroll
     for (int kk = 0; kk < BK4; ++kk) {
       uint a[TM], b[TN];
@@ -197,22 +184,31 @@ __kernel __attribute__((reqd_work_group_size(NTHREADS, 1, 1))) void gemm_tiled(
       if (k_end % seg == 0 || k_end == K) {
         const int s = (k_end - 1) / seg;
         const int G = min(seg, K - s * seg);
+        EpiSide ea[TM], ew[TN];
+#pragma unroll
+        for (int i = 0; i < TM; ++i) {
+          const int m = m_base + (i / 4) * HM + ty * 4 + (i % 4);
+          if (m < M) ea[i] = epi_side_a(m, s, QEVAL_EPI_ARGS);
+        }
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+          const int n = n_base + (j / 4) * HN + tx * 4 + (j % 4);
+          if (n < N) ew[j] = epi_side_w(n, s, QEVAL_EPI_ARGS);
+        }
 #pragma unroll
         for (int i = 0; i < TM; ++i) {
           const int m = m_base + (i / 4) * HM + ty * 4 + (i % 4);
 #pragma unroll
           for (int j = 0; j < TN; ++j) {
             const int n = n_base + (j / 4) * HN + tx * 4 + (j % 4);
-            if (m < M && n < N) yacc[i][j] += epi_term(m, n, acc[i][j], s, G, QEVAL_EPI_ARGS);
+            if (m < M && n < N) yacc[i][j] += epi_combine(acc[i][j], ea[i], ew[j], G);
             acc[i][j] = 0;
           }
         }
       }
     }
 #endif
-    if (st + 1 < nstages) {
-      STORE_STAGE(buf ^ 1);
-    }
+    if (st + 1 < nstages) STORE_STAGE(buf ^ 1);
     barrier(CLK_LOCAL_MEM_FENCE);
   }
 

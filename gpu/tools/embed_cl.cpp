@@ -1,7 +1,9 @@
 // gpu/tools/embed_cl.cpp — build-time tool: turns gpu/kernels/*.cl (with their #include "..." files, e.g.
 // quant/layouts.h, resolved and inlined once each) into a C++ source holding one string per kernel file.
 //
-// Usage: qeval_embed_cl <out.cpp> <include dir>... -- <file.cl>...
+// Usage: qeval_embed_cl <out.cpp> [--function=NAME] <include dir>... -- <file.cl>...
+// (--function: the generated accessor, embedded_sources by default; the committed tuning tables of gpu/tuning/
+// are embedded the same way as embedded_tuning_tables.)
 // Each `#include "name"` line is replaced by the named file, searched next to the including file and then
 // in the include dirs, each file inlined at most once per kernel (its guard would make a second copy empty
 // anyway). Bytes outside printable ASCII (UTF-8 in comments) become '?', so any OpenCL front end accepts
@@ -101,9 +103,14 @@ int main(int argc, char** argv) {
   }
   const std::string out_path = argv[1];
   std::vector<std::string> dirs, files;
+  std::string function = "embedded_sources";
   bool after = false;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
+    if (!after && a.rfind("--function=", 0) == 0) {
+      function = a.substr(11);
+      continue;
+    }
     if (a == "--") {
       after = true;
       continue;
@@ -139,9 +146,10 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < entries.size(); ++i)
     cpp << "  {\"" << entries[i].first << "\", kText" << i << ", sizeof(kText" << i << ") - 1, 0x" << std::hex
         << entries[i].second << std::dec << "ull},\n";
+  if (entries.empty()) cpp << "  {\"\", \"\", 0, 0},  // none: the count below is 0\n";
   cpp << "};\n}  // namespace\n\n"
-      << "const EmbeddedSource* embedded_sources(size_t* count) {\n"
-      << "  *count = sizeof(kSources) / sizeof(kSources[0]);\n  return kSources;\n}\n\n"
+      << "const EmbeddedSource* " << function << "(size_t* count) {\n"
+      << "  *count = " << entries.size() << ";\n  return kSources;\n}\n\n"
       << "}  // namespace qeval::gpu\n";
   // Write only when changed, so an unchanged kernel set does not trigger recompiles.
   std::string old;

@@ -5,6 +5,9 @@
 //
 // Run: qeval_bench_gpu --benchmark_out=gpu.json --benchmark_out_format=json
 //      [--benchmark_filter=Gemm] (QEVAL_CL_DEVICE picks the device; QEVAL_BENCH_COPY_MB the copy size, 512).
+// Kernel variants: "tuned" benchmarks (and BM_Quantize, BM_W8A8, BM_W4A8) run what the backend runs — the device's
+// tuning table (gpu/tuning.hpp: $QEVAL_CL_TUNING, the cache folder, gpu/tuning/) or the safe defaults; each
+// benchmark's label names the variant. The others pin a tile (large/medium/small) or the default decode kernel.
 // Counters: GB/s (quantize: bytes read + written), TOPS (2·M·N·K / s), and the ratios vs_copy (GB/s over the
 // copy's GB/s, read + write counted the same way), vs_peak_measured and vs_peak_theoretical (TOPS over the
 // dp4a peak). The theoretical dp4a peak is computed for NVIDIA devices as
@@ -17,12 +20,15 @@
 #include <cstring>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gpu/device.hpp"
 #include "gpu/ops.hpp"
+#include "gpu/tuning.hpp"
 #include "quant/rng.hpp"
 
 namespace {
@@ -36,7 +42,28 @@ double g_copy_gbps = 0.0;        // measured copy bandwidth, (read + write) byte
 double g_peak_tops_meas = 0.0;   // measured dp4a (or portable dot4) peak, TOPS
 double g_peak_tops_theo = 0.0;   // theoretical dp4a peak (NVIDIA), TOPS
 
+// Inputs are made once per (size, kind, seed) and kept: Google Benchmark calls a benchmark function several
+// times, and 64 M Gaussian floats take seconds on the host.
+std::map<std::tuple<size_t, int, uint64_t>, Buffer> g_inputs;
+
+Buffer make_random_buffer(size_t bytes, uint64_t seed);
+Buffer make_gaussian_buffer(int64_t n, bool half, uint64_t seed);
+
 Buffer random_buffer(size_t bytes, uint64_t seed) {
+  auto key = std::make_tuple(bytes, 0, seed);
+  auto it = g_inputs.find(key);
+  if (it == g_inputs.end()) it = g_inputs.emplace(key, make_random_buffer(bytes, seed)).first;
+  return it->second;
+}
+
+Buffer gaussian_buffer(int64_t n, bool half, uint64_t seed) {
+  auto key = std::make_tuple(static_cast<size_t>(n), half ? 2 : 1, seed);
+  auto it = g_inputs.find(key);
+  if (it == g_inputs.end()) it = g_inputs.emplace(key, make_gaussian_buffer(n, half, seed)).first;
+  return it->second;
+}
+
+Buffer make_random_buffer(size_t bytes, uint64_t seed) {
   std::vector<uint8_t> h(bytes);
   qeval::Rng rng(seed);
   for (size_t i = 0; i < bytes; i += 8) {
@@ -49,7 +76,7 @@ Buffer random_buffer(size_t bytes, uint64_t seed) {
 }
 
 // Floats N(0,1) (or their binary16 bit patterns).
-Buffer gaussian_buffer(int64_t n, bool half, uint64_t seed) {
+Buffer make_gaussian_buffer(int64_t n, bool half, uint64_t seed) {
   qeval::Rng rng(seed);
   if (!half) {
     std::vector<float> h(static_cast<size_t>(n));
@@ -146,6 +173,7 @@ void BM_Quantize(benchmark::State& st, int bits, int64_t group, bool asym, bool 
     total += t;
     ++n;
   }
+  st.SetLabel(qeval::gpu::quantize_variant_for(*g_dev, x, s).name());
   const int64_t groups = M * (group > 0 ? K / group : 1);
   const double bytes = static_cast<double>(M * K) * (half ? 2 : 4) + static_cast<double>(M * ((K * bits + 7) / 8)) +
                        static_cast<double>(groups) * (4 + (asym ? 8 : 0));
@@ -184,7 +212,8 @@ void BM_GemmS8(benchmark::State& st, qeval::gpu::TileConfig tile, bool portable,
   }
   gemm_counters(st, 2.0 * M * N * K, total, n);
   st.counters["weight_GB/s"] = static_cast<double>(N * K) * n / total / 1e9;  // decode shapes stream W once
-  st.SetLabel(std::string("T0/") + (portable || g_dev->dot4_option(qeval::gpu::Tier::t0).empty() ? "portable" : "dp4a"));
+  st.SetLabel(std::string("T0/") + (portable || g_dev->dot4_option(qeval::gpu::Tier::t0).empty() ? "portable" : "dp4a") +
+              " " + qeval::gpu::gemm_variant_for(*g_dev, o, M, N, 8, K, 1).name());
 }
 
 // W8A8 / W4A8 with the scale/zero-point epilogue (per-token activations, per-channel or g128 weights).
@@ -234,6 +263,8 @@ void BM_MatmulQuantized(benchmark::State& st, int wbits, int64_t wgroup, bool a_
     ++n;
   }
   gemm_counters(st, 2.0 * M * N * K, total, n);
+  st.SetLabel(qeval::gpu::gemm_variant_for(*g_dev, o, M, N, wbits, wgroup > 0 ? wgroup : K, wgroup > 0 ? K / wgroup : 1)
+                  .name());
 }
 
 }  // namespace
@@ -256,14 +287,21 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("cl_clock_mhz", std::to_string(info.clock_mhz));
   benchmark::AddCustomContext("gemm_tier", std::string(qeval::gpu::to_string(best)) + "/" + g_dev->tier(best).variant);
   benchmark::AddCustomContext("dp4a_peak_theoretical_tops", std::to_string(g_peak_tops_theo));
+  benchmark::AddCustomContext("tuning_table", g_dev->tuning().source.empty() ? "none (safe defaults)" : g_dev->tuning().source);
   std::string tiers;
-  for (const auto& s : g_dev->tiers())
+  for (const auto& s : qeval::gpu::known_tiers(info))
     tiers += std::string(tiers.empty() ? "" : ", ") + qeval::gpu::to_string(s.tier) + ":" +
-             (s.usable() ? "usable" : (s.supported ? "probe-failed" : "unsupported"));
+             (s.usable() ? "usable" : (!s.supported ? "unsupported" : (s.probed ? "probe-failed" : "not-probed")));
   benchmark::AddCustomContext("cl_tiers", tiers);
 
+  // Shapes: a GPU gets the (4096³ GEMMs, 16384×4096 quantize, 16384×8192 decode weights); a CPU device
+  // (PoCL) the same benchmarks scaled down so that a dry run of reports/perf/run_opencl_gpu.sh ends in minutes.
+  const bool gpu = (info.type & CL_DEVICE_TYPE_GPU) != 0;
+  const int64_t PM = gpu ? 4096 : 256, PK = gpu ? 4096 : 1024;  // prefill GEMM M = N = PM, K = PK
+  const int64_t QM = gpu ? 16384 : 512;                         // quantize rows (4096 columns)
+  const int64_t DN = gpu ? 16384 : 2048, DK = gpu ? 8192 : 2048;  // decode weights beyond the L2
   const char* mb = std::getenv("QEVAL_BENCH_COPY_MB");
-  const int64_t copy_mb = mb ? std::atoll(mb) : 512;
+  const int64_t copy_mb = mb ? std::atoll(mb) : (gpu ? 512 : 64);
   using qeval::gpu::TileConfig;
   // Order matters: the baselines run first, the ratios of the later benchmarks use them.
   benchmark::RegisterBenchmark("BM_CopyBuffer", BM_CopyBuffer)->Arg(copy_mb)->UseManualTime()->Unit(benchmark::kMicrosecond);
@@ -280,7 +318,7 @@ int main(int argc, char** argv) {
                      Q{"int8_sym_token_f16", 8, 0, false, true}, Q{"int4_sym_g128_f32", 4, 128, false, false}}) {
     auto* b = benchmark::RegisterBenchmark((std::string("BM_Quantize/") + q.name).c_str(), BM_Quantize, q.bits,
                                           q.group, q.asym, q.half);
-    b->Args({4096, 4096})->Args({16384, 4096})->UseManualTime()->Unit(benchmark::kMicrosecond);
+    b->Args({4096, 4096})->Args({QM, 4096})->UseManualTime()->Unit(benchmark::kMicrosecond);
     if (q.group == 0 && q.bits == 8 && !q.asym) b->Args({1, 4096})->Args({16, 4096});
   }
   struct G {
@@ -289,30 +327,33 @@ int main(int argc, char** argv) {
     bool portable;
     int tpc;
   };
-  for (const G& g : {G{"large", TileConfig::large, false, 16}, G{"medium", TileConfig::medium, false, 16},
-                     G{"large_portable", TileConfig::large, true, 16}})
+  for (const G& g : {G{"tuned", TileConfig::automatic, false, 16}, G{"large", TileConfig::large, false, 16},
+                     G{"medium", TileConfig::medium, false, 16}, G{"large_portable", TileConfig::large, true, 16}})
     benchmark::RegisterBenchmark((std::string("BM_GemmS8/") + g.name).c_str(), BM_GemmS8, g.tile, g.portable, g.tpc)
-        ->Args({4096, 4096, 4096})
+        ->Args({PM, PM, PK})
         ->UseManualTime()
         ->Unit(benchmark::kMicrosecond);
-  for (const G& g : {G{"decode_tpc16", TileConfig::decode, false, 16}, G{"decode_tpc32", TileConfig::decode, false, 32},
-                     G{"small", TileConfig::small, false, 16}}) {
+  // Decode: N = K = 4096 (16 MiB of weights: fits a large L2, so the ratio to the copy bandwidth flatters), and
+  // 16384×8192 (128 MiB, the tuner's shape: weights streamed from memory).
+  for (const G& g : {G{"decode_tuned", TileConfig::automatic, false, 16}, G{"decode_tpc16", TileConfig::decode, false, 16},
+                     G{"decode_tpc32", TileConfig::decode, false, 32}, G{"small", TileConfig::small, false, 16}}) {
     auto* b = benchmark::RegisterBenchmark((std::string("BM_GemmS8/") + g.name).c_str(), BM_GemmS8, g.tile, g.portable,
                                            g.tpc);
     for (int64_t m : {1, 2, 4, 8, 16}) b->Args({m, 4096, 4096});
+    b->Args({1, DN, DK})->Args({16, DN, DK});
     b->UseManualTime()->Unit(benchmark::kMicrosecond);
   }
   benchmark::RegisterBenchmark("BM_W8A8/token_x_channel", BM_MatmulQuantized, 8, int64_t{0}, false)
-      ->Args({4096, 4096, 4096})
+      ->Args({PM, PM, PK})
       ->Args({16, 4096, 4096})
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("BM_W8A8/asym_token_x_g128", BM_MatmulQuantized, 8, int64_t{128}, true)
-      ->Args({4096, 4096, 4096})
+      ->Args({PM, PM, PK})
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("BM_W4A8/token_x_g128", BM_MatmulQuantized, 4, int64_t{128}, false)
-      ->Args({4096, 4096, 4096})
+      ->Args({PM, PM, PK})
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
   benchmark::RunSpecifiedBenchmarks();

@@ -2,7 +2,11 @@
 // device listing, tier table and probes, the VNNI packer (device vs host), and `qeval devices` output.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <sstream>
+
+#include <unistd.h>
 
 #include "gpu/cl_api.hpp"
 #include "gpu/devices_report.hpp"
@@ -55,7 +59,32 @@ TEST(Vnni, HostLayoutMatchesTheHeaderWorkedExample) {
   EXPECT_EQ(p[QEVAL_VNNI_WORD_INDEX(0, 0, 0, 2, 2, 8)], 0u);  // column 2 ≥ N
 }
 
-TEST(Devices, ListingNeverThrowsAndReportsTiers) {
+// Points $QEVAL_CL_CACHE_DIR at a fresh folder for the lifetime of the object (restored afterwards).
+class ScopedCacheDir {
+ public:
+  explicit ScopedCacheDir(const std::string& tag) {
+    const char* old = std::getenv("QEVAL_CL_CACHE_DIR");
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    dir_ = std::filesystem::temp_directory_path() / ("qeval-cl-test-" + tag + "-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    setenv("QEVAL_CL_CACHE_DIR", dir_.c_str(), 1);
+  }
+  ~ScopedCacheDir() {
+    if (had_) setenv("QEVAL_CL_CACHE_DIR", old_.c_str(), 1);
+    else unsetenv("QEVAL_CL_CACHE_DIR");
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+ private:
+  std::filesystem::path dir_;
+  std::string old_;
+  bool had_ = false;
+};
+
+TEST(Devices, ListingNeverThrowsAndProbesNothing) {
+  ScopedCacheDir cache("listing");
   std::vector<DeviceInfo> devs;
   ASSERT_NO_THROW(devs = list_devices());
   std::ostringstream out;
@@ -67,11 +96,44 @@ TEST(Devices, ListingNeverThrowsAndReportsTiers) {
   }
   EXPECT_EQ(rc, 0) << out.str();
   std::cout << out.str();  // the `qeval devices` text, in the test log
-  EXPECT_NE(out.str().find("T0"), std::string::npos) << out.str();
-  EXPECT_NE(out.str().find("GEMM kernels run on:"), std::string::npos) << out.str();
+  // An empty cache: every supported tier of every device is "not probed", nothing was compiled.
+  EXPECT_NE(out.str().find("T0: not probed"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("GEMM tier: not known until probed"), std::string::npos) << out.str();
   const nlohmann::json j = devices_json();
   ASSERT_EQ(j["devices"].size(), devs.size());
-  EXPECT_EQ(j["devices"][0]["tiers"].size(), 5u);
+  for (const auto& d : j["devices"]) {
+    EXPECT_EQ(d["tiers"].size(), 5u);
+    for (const auto& t : d["tiers"]) EXPECT_FALSE(t["probed"].get<bool>()) << d["name"] << " " << t["tier"];
+  }
+}
+
+TEST(Devices, ProbeRunsOnTheSelectedDeviceOnlyAndIsCached) {
+  ScopedCacheDir cache("probe");
+  if (list_devices().empty()) GTEST_SKIP() << "no OpenCL device found; OpenCL tests skipped";
+  const DeviceInfo sel = select_device();
+  {
+    Device first(sel);
+    EXPECT_TRUE(first.tier(Tier::t0).probed);
+    EXPECT_FALSE(first.tier(Tier::t0).from_cache);
+  }
+  // A second process (here: a second Device) reads T0 from the disk cache and compiles nothing for it;
+  // the tiers nobody asked for stay unprobed.
+  Device second(sel);
+  const TierState& t0 = second.tier(Tier::t0);
+  EXPECT_TRUE(t0.from_cache);
+  EXPECT_TRUE(t0.usable()) << t0.detail;
+  EXPECT_EQ(second.programs_built(), 0);
+  EXPECT_FALSE(known_tiers(sel)[static_cast<size_t>(Tier::t3_emulated)].probed);
+  std::ostringstream out;
+  DevicesOptions o;
+  o.probe = true;
+  EXPECT_EQ(print_devices(out, false, o), 0) << out.str();
+  EXPECT_NE(out.str().find("<- selected"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("GEMM kernels run on: T"), std::string::npos) << out.str();
+  std::ostringstream bad;
+  o.device = "no-such-device-xyz";
+  EXPECT_EQ(print_devices(bad, false, o), 1);
+  EXPECT_NE(bad.str().find("no OpenCL device matches 'no-such-device-xyz'"), std::string::npos) << bad.str();
 }
 
 TEST(Devices, SelectorErrorsListWhatExists) {
