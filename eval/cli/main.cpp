@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "eval/cli/sweep.hpp"
+#include "eval/sweep/sweep.hpp"
 #include "eval/inputs/synthetic.hpp"
 #if QEVAL_HAVE_TRAIN
 #include "eval/train/train_cli.hpp"
@@ -102,7 +102,7 @@ int qeval_main(int argc, char** argv) {
       "Run 'qeval <subcommand> --help' for the subcommand's options.");
 
   // ---- sweep
-  qeval::cli::SweepOptions o;
+  qeval::sweep::SweepOptions o;
   o.seed = qeval::seed_from_env(qeval::kDefaultSeed);
   std::string schemes_text = "rtn";
   std::vector<std::string> bits_text, groups_text, mapping_text;
@@ -322,20 +322,20 @@ int qeval_main(int argc, char** argv) {
         }
         o.schemes = items;
       }
-      o.bits = qeval::cli::parse_bits_list(bits_text);
-      o.group_sizes = qeval::cli::parse_group_list(groups_text);
-      o.mappings = qeval::cli::parse_mapping_list(mapping_text);
+      o.bits = qeval::sweep::parse_bits_list(bits_text);
+      o.group_sizes = qeval::sweep::parse_group_list(groups_text);
+      o.mappings = qeval::sweep::parse_mapping_list(mapping_text);
       if (sym) o.mappings.push_back(qeval::quant::Mapping::symmetric);
       if (asym) o.mappings.push_back(qeval::quant::Mapping::asymmetric);
       o.range = qeval::quant::parse_range_method(range_text);
       o.rounding = qeval::quant::parse_rounding(rounding_text);
       o.non_finite = qeval::quant::parse_non_finite_policy(non_finite_text);
       o.backends = backend_text;
-      o.progress = qeval::cli::parse_progress_mode(progress_text);
+      o.progress = qeval::sweep::parse_progress_mode(progress_text);
       if (!inject_text.empty()) o.inject_rounding = qeval::quant::parse_rounding(inject_text);
       if (!shard_text.empty()) {
         int i = 0, n = 0;
-        qeval::cli::parse_shard(shard_text, &i, &n);
+        qeval::sweep::parse_shard(shard_text, &i, &n);
         o.shard = shard_text;
       }
       if (!config_path.empty()) {
@@ -391,7 +391,7 @@ int qeval_main(int argc, char** argv) {
     o.write_report = !no_report;
     o.extra_libraries["cli11"] = CLI11_VERSION;
     o.handle_signals = true;
-    return qeval::cli::run_sweep(o, command_line, std::cout, std::cerr);
+    return qeval::sweep::run_sweep(o, command_line, std::cout, std::cerr);
   }
   if (rep->parsed()) {
     const nlohmann::json r = qeval::report::load_report(report_in);

@@ -14,7 +14,7 @@
 #include <set>
 #include <thread>
 
-#include "eval/cli/engine.hpp"
+#include "eval/sweep/engine.hpp"
 #include "eval/report/report.hpp"
 #include "eval/report/schema.hpp"
 #include "quant/rng.hpp"
@@ -120,7 +120,7 @@ TEST_F(CliSweep, SigkillAtARandomPointThenResumeGivesTheSameReport) {
   ASSERT_EQ(::waitpid(pid, &st, 0), pid);
   ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "the sweep ended before the kill";
   EXPECT_FALSE(testing::exists(dir / "r.json"));
-  const size_t done_before = cli::read_journal(dir / "r.json.jsonl").size();
+  const size_t done_before = sweep::read_journal(dir / "r.json.jsonl").size();
   EXPECT_GE(done_before, k);
   EXPECT_LT(done_before, kSlowRuns);
 
@@ -152,7 +152,7 @@ TEST_F(CliSweep, SigintFinishesTheRunningRunAndLeavesAResumableJournal) {
   EXPECT_NE(err.find("sweep --config c.json --out r.json --resume"), std::string::npos) << err;
   // The run in flight was finished and journaled: every line is complete.
   long long cut = 0;
-  const size_t n = cli::read_journal(dir / "r.json.jsonl", &cut).size();
+  const size_t n = sweep::read_journal(dir / "r.json.jsonl", &cut).size();
   EXPECT_EQ(cut, -1);
   EXPECT_GE(n, 1u);
   EXPECT_LT(n, kSlowRuns);

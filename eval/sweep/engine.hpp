@@ -1,4 +1,4 @@
-// eval/cli/engine.hpp — the sweep engine: executes a plan's runs (in parallel with --jobs), journals each
+// eval/sweep/engine.hpp — the sweep engine: executes a plan's runs (in parallel with --jobs), journals each
 // result durably as it finishes, resumes after a crash or Ctrl-C, shows progress, writes the final report.
 //
 // Journal: <out>.jsonl next to the report. Line 1 is a header {"qeval_journal": 1, ...}; then one line per
@@ -27,9 +27,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "eval/cli/plan.hpp"
+#include "eval/sweep/plan.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
 enum class ProgressMode { automatic, bar, lines, none };
 ProgressMode parse_progress_mode(const std::string& s);  // auto, bar, lines, none
@@ -74,4 +74,4 @@ nlohmann::json build_report(const SweepPlan& plan, const std::vector<nlohmann::j
 // (else −1). Throws std::runtime_error naming the file and line for corruption elsewhere.
 std::vector<nlohmann::json> read_journal(const std::string& path, long long* truncated_at = nullptr);
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

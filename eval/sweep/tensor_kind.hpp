@@ -1,4 +1,4 @@
-// eval/cli/tensor_run.hpp — the "tensor" run kind: one scheme config on one tensor, quantize + dequantize
+// eval/sweep/tensor_kind.hpp — the "tensor" run kind: one scheme config on one tensor, quantize + dequantize
 // through the QuantTester (the tests' code path), metrics against the 6.02·b bound.
 //
 // sweeps[i] of kind "tensor" (every axis a list; a scalar is read as a one-element list):
@@ -31,11 +31,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "eval/cli/run_kind.hpp"
+#include "eval/sweep/run_kind.hpp"
 #include "eval/inputs/source.hpp"
 #include "quant/affine.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
 inline constexpr int64_t kDefaultRows = 1024;  // 1024 × 4096 = 4.2M values: ~1 s a run on one core
 inline constexpr int64_t kDefaultCols = 4096;  // a typical LLM hidden size: groups of 32..4096 all divide it
@@ -62,4 +62,4 @@ struct SamplingStats {
 };
 SamplingStats sampling_stats(quant::MatrixView x, quant::MatrixView xhat);
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

@@ -1,5 +1,5 @@
-// eval/cli/engine.cpp — sweep execution: worker threads, fsync'ed journal, resume, signals, progress, report.
-#include "eval/cli/engine.hpp"
+// eval/sweep/engine.cpp — sweep execution: worker threads, fsync'ed journal, resume, signals, progress, report.
+#include "eval/sweep/engine.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -24,7 +24,7 @@
 #include "eval/report/schema.hpp"
 #include "eval/report/views.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
 namespace {
 
@@ -532,4 +532,4 @@ EngineResult run_engine(const SweepPlan& plan, const EngineOptions& o, std::ostr
   return res;
 }
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

@@ -1,10 +1,10 @@
-// eval/cli/run_kind.cpp — the run-kind registry (run_kinds.def + registered executors) and ExecContext.
-#include "eval/cli/run_kind.hpp"
+// eval/sweep/run_kind.cpp — the run-kind registry (run_kinds.def + registered executors) and ExecContext.
+#include "eval/sweep/run_kind.hpp"
 
 #include <algorithm>
 #include <cstdio>
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
 std::string key_path(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
 std::string index_path(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
@@ -51,7 +51,7 @@ struct Registry {
   std::vector<std::shared_ptr<RunExecutor>> list;
   Registry() {
 #define QEVAL_RUN_KIND(id, factory, summary) list.push_back(factory());
-#include "eval/cli/run_kinds.def"
+#include "eval/sweep/run_kinds.def"
 #undef QEVAL_RUN_KIND
   }
 };
@@ -114,4 +114,4 @@ void ExecContext::release(const std::string& key) {
   slots_.erase(key);
 }
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

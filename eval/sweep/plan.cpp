@@ -1,5 +1,5 @@
-// eval/cli/plan.cpp — sweep config validation and expansion into the plan (all runs, before any executes).
-#include "eval/cli/plan.hpp"
+// eval/sweep/plan.cpp — sweep config validation and expansion into the plan (all runs, before any executes).
+#include "eval/sweep/plan.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -8,7 +8,7 @@
 #include <set>
 #include <sstream>
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
 nlohmann::json load_config_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -153,4 +153,4 @@ std::vector<const Run*> shard_runs(const SweepPlan& plan, int index, int count) 
   return out;
 }
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

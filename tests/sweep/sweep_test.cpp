@@ -3,10 +3,10 @@
 
 #include <sstream>
 
-#include "eval/cli/sweep.hpp"
+#include "eval/sweep/sweep.hpp"
 #include "eval/report/schema.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 namespace {
 
 SweepOptions small() {
@@ -122,4 +122,4 @@ TEST(Sweep, NonFiniteInputNamesThePosition) {
 }
 
 }  // namespace
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

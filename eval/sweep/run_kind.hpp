@@ -1,4 +1,4 @@
-// eval/cli/run_kind.hpp — the sweep engine's unit of work (Run) and the run-kind plug-in interface.
+// eval/sweep/run_kind.hpp — the sweep engine's unit of work (Run) and the run-kind plug-in interface.
 //
 // A sweep config's sweeps[i] entries each have a "kind" ("tensor" today; "model" when eval/model plugs in).
 // A RunExecutor per kind
@@ -11,7 +11,7 @@
 // the result, and its id is report::run_id(spec), so a run can be skipped when already in a journal,
 // executed in another process (Slurm shard), and matched across reports (diff, regression gate).
 //
-// Kinds are listed once, in eval/cli/run_kinds.def (STYLE.md 1: no static self-registration); tests may add
+// Kinds are listed once, in eval/sweep/run_kinds.def (STYLE.md 1: no static self-registration); tests may add
 // kinds at run time with register_executor().
 #pragma once
 
@@ -30,7 +30,7 @@
 
 #include "quant/affine.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
 // A problem in a sweep config. what() = "<json path>: <problem>".
 class ConfigError : public std::invalid_argument {
@@ -138,7 +138,7 @@ void register_executor(std::shared_ptr<RunExecutor> e);
 
 // Factories named in run_kinds.def.
 #define QEVAL_RUN_KIND(id, factory, summary) std::shared_ptr<RunExecutor> factory();
-#include "eval/cli/run_kinds.def"
+#include "eval/sweep/run_kinds.def"
 #undef QEVAL_RUN_KIND
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

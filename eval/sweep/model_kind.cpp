@@ -1,4 +1,4 @@
-// eval/cli/model_run.cpp — the "model" run kind: a quantized model's perplexity / KL / top-1 / LAMBADA / blame
+// eval/sweep/model_kind.cpp — the "model" run kind: a quantized model's perplexity / KL / top-1 / LAMBADA / blame
 // against its fp self under a pinned protocol (eval/model/model_run.hpp's run_model()), as sweep runs.
 //
 // sweeps[i] of kind "model" (axes are lists; a scalar is read as a one-element list):
@@ -18,7 +18,7 @@
 // source tree qeval was built from.
 // The run's spec is run_model()'s ModelRunSpec JSON plus "kind": "model" and "model_sha256" (the file's
 // SHA-256 at planning time, checked again before the run), with the protocol inlined (so the id pins both).
-#include "eval/cli/model_run.hpp"
+#include "eval/sweep/model_kind.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,7 +43,7 @@
 #include "quant/params_json.hpp"
 #include "schemes/scheme.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
 namespace {
 
@@ -512,4 +512,4 @@ std::string model_project_root() {
 
 std::shared_ptr<RunExecutor> make_model_executor() { return std::make_shared<ModelExecutor>(); }
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

@@ -1,5 +1,5 @@
-// eval/cli/tensor_run.cpp — the "tensor" run kind: config validation/expansion, execution, table row.
-#include "eval/cli/tensor_run.hpp"
+// eval/sweep/tensor_kind.cpp — the "tensor" run kind: config validation/expansion, execution, table row.
+#include "eval/sweep/tensor_kind.hpp"
 
 #include <unistd.h>
 
@@ -22,7 +22,7 @@
 #include "gpu/device.hpp"
 #endif
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
 namespace {
 
@@ -787,4 +787,4 @@ std::string TensorExecutor::table_legend() const {
 
 std::shared_ptr<RunExecutor> make_tensor_executor() { return std::make_shared<TensorExecutor>(); }
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

@@ -1,5 +1,5 @@
-// eval/cli/sweep.cpp — `qeval sweep`: options → config, plan, run the engine.
-#include "eval/cli/sweep.hpp"
+// eval/sweep/sweep.cpp — `qeval sweep`: options → config, plan, run the engine.
+#include "eval/sweep/sweep.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -11,7 +11,7 @@
 #include "eval/inputs/synthetic.hpp"
 #include "schemes/scheme.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
 namespace {
 
@@ -30,7 +30,7 @@ bool ends_with(const std::string& s, const std::string& suf) {
 
 std::string mapping_key(quant::Mapping m) { return m == quant::Mapping::symmetric ? "sym" : "asym"; }
 
-// Options → a "model" sweep entry (eval/cli/model_run.cpp).
+// Options → a "model" sweep entry (eval/sweep/model_kind.cpp).
 nlohmann::json model_config_from_options(const SweepOptions& o) {
   using nlohmann::json;
   json e = {{"kind", "model"}, {"models", json::array({o.model})}, {"schemes", o.schemes}};
@@ -226,4 +226,4 @@ int run_sweep(const SweepOptions& o, const std::vector<std::string>& command_lin
   return run_engine(plan, eo, out, err).exit_code;
 }
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

@@ -1,9 +1,9 @@
-// eval/cli/sweep.hpp — `qeval sweep`: options or --config → plan → engine → report.
+// eval/sweep/sweep.hpp — `qeval sweep`: options or --config → plan → engine → report.
 //
 //   SweepOptions ──config_from_options──▶ config JSON ─┐
 //   --config configs/<name>.json ──load_config_file────┴─▶ plan_sweep (plan.hpp: every run, validated)
 //        ──▶ run_engine (engine.hpp: jobs, journal, resume, shards, progress) ──▶ report (report-schema.md)
-// Run kinds plug in through eval/cli/run_kind.hpp ("tensor" today, "model" from eval/model later).
+// Run kinds plug in through eval/sweep/run_kind.hpp ("tensor" today, "model" from eval/model later).
 #pragma once
 
 #include <cstdint>
@@ -15,12 +15,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "eval/cli/engine.hpp"
-#include "eval/cli/plan.hpp"
-#include "eval/cli/tensor_run.hpp"
+#include "eval/sweep/engine.hpp"
+#include "eval/sweep/plan.hpp"
+#include "eval/sweep/tensor_kind.hpp"
 #include "quant/affine.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
 inline constexpr const char* kDefaultReport = "qeval-report.json";
 
@@ -42,7 +42,7 @@ struct SweepOptions {
   // times becomes an axis (every value is run).
   std::vector<std::string> options;
 
-  // ---- model runs (kind "model", eval/cli/model_run.cpp): set `model` to run on a model instead of a tensor.
+  // ---- model runs (kind "model", eval/sweep/model_kind.cpp): set `model` to run on a model instead of a tensor.
   // "default" = the embedded default model (configs/default-model.json) with its protocol. The CLI sets
   // "default" when neither a model nor a tensor input is named and the model runs are built in.
   std::string model;               // "" = tensor runs
@@ -94,4 +94,4 @@ std::vector<int> parse_bits_list(const std::vector<std::string>& items);
 std::vector<int64_t> parse_group_list(const std::vector<std::string>& items);
 std::vector<quant::Mapping> parse_mapping_list(const std::vector<std::string>& items);
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep
