@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "eval/common/files.hpp"
 #include "eval/report/report.hpp"
 #include "eval/report/schema.hpp"
 #include "eval/report/views.hpp"
@@ -123,11 +124,6 @@ class Journal {
   int fd_ = -1;
   std::mutex mu_;
 };
-
-bool file_exists(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0;
-}
 
 std::string hms(double seconds) {
   if (!(seconds >= 0) || seconds > 1e7) return "--:--";
@@ -332,204 +328,238 @@ json build_report(const SweepPlan& plan, const std::vector<json>& entries, const
   return j;
 }
 
-EngineResult run_engine(const SweepPlan& plan, const EngineOptions& o, std::ostream& out, std::ostream& err) {
-  EngineResult res;
-  const std::vector<const Run*> mine = shard_runs(plan, o.shard_index, o.shard_count);
-  res.planned = mine.size();
-  std::set<std::string> mine_ids;
-  for (const Run* r : mine) mine_ids.insert(r->id);
+namespace {
 
-  // ---- finished runs (resume) and the journal
-  std::map<std::string, json> done;
-  std::unique_ptr<Journal> journal;
-  const bool durable = !o.out.empty();
-  const std::string jpath = durable ? journal_path(o.out) : "";
-  long long trunc = -1;
-  if (durable) {
-    const bool have_journal = file_exists(jpath);
-    if (have_journal && !o.resume)
-      throw std::runtime_error("a journal of an interrupted sweep exists at '" + jpath +
-                               "': pass --resume to continue it, or delete it to start over");
-    size_t foreign = 0;
-    if (o.resume) {
-      if (have_journal)
-        for (auto& e : read_journal(jpath, &trunc)) {
-          const std::string id = e["id"].get<std::string>();
-          if (mine_ids.count(id)) done.emplace(id, std::move(e));
-          else ++foreign;
-        }
-      if (file_exists(o.out)) {
-        // A finished report at <out>: its runs count as done too (resuming a complete sweep is a no-op).
-        try {
-          const json rep = report::load_report(o.out);
-          for (const auto& e : rep["runs"]) {
-            const std::string id = e["id"].get<std::string>();
-            if (mine_ids.count(id)) done.emplace(id, e);
-          }
-        } catch (const std::exception& ex) {
-          err << "qeval sweep: note: ignoring '" << o.out << "' for --resume (" << ex.what() << ")\n";
-        }
+// One execution of a plan's shard, in stages: resume (journal + finished report), header, workers, outcome.
+class EngineRun {
+ public:
+  EngineRun(const SweepPlan& plan, const EngineOptions& o, std::ostream& out, std::ostream& err)
+      : plan_(plan), o_(o), out_(out), err_(err), mine_(shard_runs(plan, o.shard_index, o.shard_count)),
+        durable_(!o.out.empty()), jpath_(durable_ ? journal_path(o.out) : "") {}
+
+  EngineResult run() {
+    res_.planned = mine_.size();
+    if (durable_) open_journal();
+    res_.skipped = done_.size();
+    for (const Run* r : mine_)
+      if (!done_.count(r->id)) {
+        todo_.push_back(r);
+        total_cost_ += r->cost;
+        ++remaining_per_resource_[r->resource];
       }
-      if (foreign)
-        err << "qeval sweep: note: the journal holds " << foreign
-            << " finished run(s) that are not in this sweep (config changed?); they are left out\n";
-    }
-    json header = {{"qeval_journal", 1},
-                   {"created", report::utc_now_iso()},
-                   {"report", o.out},
-                   {"command_line", o.command_line},
-                   {"config", plan.config},
-                   {"plan_runs", plan.runs.size()}};
-    if (o.shard_count > 1) header["shard"] = {{"index", o.shard_index}, {"count", o.shard_count}};
-    journal = std::make_unique<Journal>(o.out, jpath);
-    journal->open(header, trunc);
-    // Runs taken over from an old report are journaled, so the final report is built from the journal alone.
+    mode_ = o_.progress;
+    if (mode_ == ProgressMode::automatic) mode_ = ::isatty(2) ? ProgressMode::bar : ProgressMode::lines;
+    print_header();
+    SignalGuard signals(o_.handle_signals);  // until the report is written
+    execute_all();
+    if (first_error_) rethrow_first_error();
+    if (done_.size() != mine_.size()) return interrupted();
+    return finish();
+  }
+
+ private:
+  // Finished runs of this shard from the journal (and a finished report at <out>) when resuming; the journal
+  // (re)opened with every one of them in it, so the final report is built from the journal alone.
+  void open_journal() {
+    const bool have_journal = common::file_exists(jpath_);
+    if (have_journal && !o_.resume)
+      throw std::runtime_error("a journal of an interrupted sweep exists at '" + jpath_ +
+                               "': pass --resume to continue it, or delete it to start over");
+    long long trunc = -1;
+    if (o_.resume) collect_finished(have_journal, &trunc);
+    json header = {{"qeval_journal", 1},          {"created", report::utc_now_iso()},
+                   {"report", o_.out},            {"command_line", o_.command_line},
+                   {"config", plan_.config},      {"plan_runs", plan_.runs.size()}};
+    if (o_.shard_count > 1) header["shard"] = {{"index", o_.shard_index}, {"count", o_.shard_count}};
+    journal_ = std::make_unique<Journal>(o_.out, jpath_);
+    journal_->open(header, trunc);
     std::set<std::string> in_journal;
     if (have_journal)
-      for (const auto& e : read_journal(jpath)) in_journal.insert(e["id"].get<std::string>());
-    for (const auto& [id, e] : done)
-      if (!in_journal.count(id)) journal->append({{"run", e}});
+      for (const auto& e : read_journal(jpath_)) in_journal.insert(e["id"].get<std::string>());
+    for (const auto& [id, e] : done_)
+      if (!in_journal.count(id)) journal_->append({{"run", e}});
   }
-  res.skipped = done.size();
 
-  std::vector<const Run*> todo;
-  double total_cost = 0;
-  for (const Run* r : mine)
-    if (!done.count(r->id)) {
-      todo.push_back(r);
-      total_cost += r->cost;
-    }
-  std::map<std::string, size_t> remaining_per_resource;
-  for (const Run* r : todo) ++remaining_per_resource[r->resource];
-
-  // ---- header lines
-  ProgressMode mode = o.progress;
-  if (mode == ProgressMode::automatic) mode = ::isatty(2) ? ProgressMode::bar : ProgressMode::lines;
-  out << "qeval sweep: " << mine.size() << " run(s)";
-  if (o.shard_count > 1) out << " (shard " << o.shard_index << "/" << o.shard_count << " of " << plan.runs.size() << ")";
-  if (res.skipped) out << ", " << res.skipped << " already finished (resume)";
-  if (plan.duplicates) out << ", " << plan.duplicates << " duplicate(s) collapsed";
-  if (o.jobs > 1) out << ", " << o.jobs << " jobs";
-  if (o.inject_rounding) out << " [FAULT INJECTION: rounding " << quant::to_string(*o.inject_rounding) << "]";
-  if (o.inject_scale_error != 0.0) out << " [FAULT INJECTION: weight scales x (1 + " << o.inject_scale_error << ")]";
-  if (o.twin) out << " (with reassociation twins)";
-  out << "\n";
-  std::set<std::string> kinds_shown;
-  for (const Run* r : todo)
-    if (kinds_shown.insert(r->kind).second)
-      out << Progress::prefix_blank(mode, mine.size()) << find_executor(r->kind)->table_header() << "\n";
-  out.flush();
-
-  // ---- execute
-  SignalGuard signals(o.handle_signals);
-  ExecContext ctx;
-  ctx.inject_rounding = o.inject_rounding;
-  ctx.inject_scale_error = o.inject_scale_error;
-  ctx.twin = o.twin;
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mu;
-  std::exception_ptr first_error;
-  std::string first_error_run;
-  auto stop_requested = [&] { return g_signals.load() > 0 || (o.stop && o.stop->load()); };
-  {
-    Progress progress(mode, mine.size(), res.skipped, total_cost, out, err);
-    auto worker = [&] {
-      while (!failed.load() && !stop_requested()) {
-        const size_t i = next.fetch_add(1);
-        if (i >= todo.size()) break;
-        const Run& run = *todo[i];
-        const RunExecutor* ex = find_executor(run.kind);
-        progress.started(run.name);
-        const auto t0 = Clock::now();
-        try {
-          json entry = {{"kind", run.kind}, {"id", run.id}, {"name", run.name}, {"spec", run.spec}};
-          json fields = ex->execute(run, ctx);
-          for (auto it = fields.begin(); it != fields.end(); ++it) entry[it.key()] = it.value();
-          if (journal) journal->append({{"run", entry}});
-          const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-          progress.finished(run.name, ex->table_row(entry), run.cost, secs);
-          std::lock_guard<std::mutex> lk(mu);
-          done.emplace(run.id, std::move(entry));
-          ++res.executed;
-        } catch (...) {
-          std::lock_guard<std::mutex> lk(mu);
-          if (!first_error) {
-            first_error = std::current_exception();
-            first_error_run = run.name;
-          }
-          failed = true;
-          progress.abandoned(run.name);
-        }
-        bool release = false;
-        {
-          std::lock_guard<std::mutex> lk(mu);
-          release = --remaining_per_resource[run.resource] == 0;
-        }
-        if (release) ctx.release(run.resource);
+  void collect_finished(bool have_journal, long long* trunc) {
+    std::set<std::string> mine_ids;
+    for (const Run* r : mine_) mine_ids.insert(r->id);
+    size_t foreign = 0;
+    if (have_journal)
+      for (auto& e : read_journal(jpath_, trunc)) {
+        const std::string id = e["id"].get<std::string>();
+        if (mine_ids.count(id)) done_.emplace(id, std::move(e));
+        else ++foreign;
       }
-    };
-    const int jobs = std::max(1, std::min<int>(o.jobs, static_cast<int>(std::max<size_t>(todo.size(), 1))));
+    if (common::file_exists(o_.out)) {
+      // A finished report at <out>: its runs count as done too (resuming a complete sweep is a no-op).
+      try {
+        const json rep = report::load_report(o_.out);
+        for (const auto& e : rep["runs"])
+          if (mine_ids.count(e["id"].get<std::string>())) done_.emplace(e["id"].get<std::string>(), e);
+      } catch (const std::exception& ex) {
+        err_ << "qeval sweep: note: ignoring '" << o_.out << "' for --resume (" << ex.what() << ")\n";
+      }
+    }
+    if (foreign)
+      err_ << "qeval sweep: note: the journal holds " << foreign
+           << " finished run(s) that are not in this sweep (config changed?); they are left out\n";
+  }
+
+  void print_header() {
+    out_ << "qeval sweep: " << mine_.size() << " run(s)";
+    if (o_.shard_count > 1) out_ << " (shard " << o_.shard_index << "/" << o_.shard_count << " of " << plan_.runs.size() << ")";
+    if (res_.skipped) out_ << ", " << res_.skipped << " already finished (resume)";
+    if (plan_.duplicates) out_ << ", " << plan_.duplicates << " duplicate(s) collapsed";
+    if (o_.jobs > 1) out_ << ", " << o_.jobs << " jobs";
+    if (o_.inject_rounding) out_ << " [FAULT INJECTION: rounding " << quant::to_string(*o_.inject_rounding) << "]";
+    if (o_.inject_scale_error != 0.0) out_ << " [FAULT INJECTION: weight scales x (1 + " << o_.inject_scale_error << ")]";
+    if (o_.twin) out_ << " (with reassociation twins)";
+    out_ << "\n";
+    std::set<std::string> kinds_shown;
+    for (const Run* r : todo_)
+      if (kinds_shown.insert(r->kind).second)
+        out_ << Progress::prefix_blank(mode_, mine_.size()) << find_executor(r->kind)->table_header() << "\n";
+    out_.flush();
+  }
+
+  bool stop_requested() const { return g_signals.load() > 0 || (o_.stop && o_.stop->load()); }
+
+  // Runs todo_[next_++] until none is left, a run failed or a stop was requested; journals each finished run.
+  void worker(Progress& progress) {
+    while (!failed_.load() && !stop_requested()) {
+      const size_t i = next_.fetch_add(1);
+      if (i >= todo_.size()) break;
+      const Run& run = *todo_[i];
+      progress.started(run.name);
+      execute_one(run, progress);
+      bool release = false;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        release = --remaining_per_resource_[run.resource] == 0;
+      }
+      if (release) ctx_.release(run.resource);
+    }
+  }
+
+  void execute_one(const Run& run, Progress& progress) {
+    const RunExecutor* ex = find_executor(run.kind);
+    const auto t0 = Clock::now();
+    try {
+      json entry = {{"kind", run.kind}, {"id", run.id}, {"name", run.name}, {"spec", run.spec}};
+      json fields = ex->execute(run, ctx_);
+      for (auto it = fields.begin(); it != fields.end(); ++it) entry[it.key()] = it.value();
+      if (journal_) journal_->append({{"run", entry}});
+      const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+      progress.finished(run.name, ex->table_row(entry), run.cost, secs);
+      std::lock_guard<std::mutex> lk(mu_);
+      done_.emplace(run.id, std::move(entry));
+      ++res_.executed;
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!first_error_) {
+        first_error_ = std::current_exception();
+        first_error_run_ = run.name;
+      }
+      failed_ = true;
+      progress.abandoned(run.name);
+    }
+  }
+
+  void execute_all() {
+    ctx_.inject_rounding = o_.inject_rounding;
+    ctx_.inject_scale_error = o_.inject_scale_error;
+    ctx_.twin = o_.twin;
+    Progress progress(mode_, mine_.size(), res_.skipped, total_cost_, out_, err_);
+    const int jobs = std::max(1, std::min<int>(o_.jobs, static_cast<int>(std::max<size_t>(todo_.size(), 1))));
     std::vector<std::thread> pool;
-    for (int t = 1; t < jobs; ++t) pool.emplace_back(worker);
-    worker();
+    for (int t = 1; t < jobs; ++t) pool.emplace_back([&] { worker(progress); });
+    worker(progress);
     for (auto& t : pool) t.join();
     progress.stop();
   }
 
-  if (first_error) {
-    if (journal && done.empty()) journal->close_and_remove();  // nothing worth resuming
+  [[noreturn]] void rethrow_first_error() {
+    if (journal_ && done_.empty()) journal_->close_and_remove();  // nothing worth resuming
     try {
-      std::rethrow_exception(first_error);
+      std::rethrow_exception(first_error_);
     } catch (const std::exception& e) {
       std::string msg = e.what();
-      if (journal && !done.empty())
-        msg += " [run " + first_error_run + "; " + std::to_string(done.size()) + " finished run(s) are in '" + jpath +
+      if (journal_ && !done_.empty())
+        msg += " [run " + first_error_run_ + "; " + std::to_string(done_.size()) + " finished run(s) are in '" + jpath_ +
                "': fix the cause and add --resume]";
       throw std::runtime_error(msg);
     }
   }
 
-  const bool complete = done.size() == mine.size();
-  if (!complete) {
-    res.interrupted = true;
-    res.exit_code = 130;
+  EngineResult interrupted() {
+    res_.interrupted = true;
+    res_.exit_code = 130;
     std::string cmd;
-    for (const auto& a : o.command_line) cmd += (cmd.empty() ? "" : " ") + a;
     bool has_resume = false;
-    for (const auto& a : o.command_line) has_resume = has_resume || a == "--resume";
-    err << "qeval sweep: interrupted after " << done.size() << " of " << mine.size() << " run(s)";
-    if (durable)
-      err << "; the finished runs are in '" << jpath << "'; continue with:\n  " << cmd << (has_resume ? "" : " --resume");
-    err << "\n";
-    return res;
+    for (const auto& a : o_.command_line) {
+      cmd += (cmd.empty() ? "" : " ") + a;
+      has_resume = has_resume || a == "--resume";
+    }
+    err_ << "qeval sweep: interrupted after " << done_.size() << " of " << mine_.size() << " run(s)";
+    if (durable_)
+      err_ << "; the finished runs are in '" << jpath_ << "'; continue with:\n  " << cmd << (has_resume ? "" : " --resume");
+    err_ << "\n";
+    return res_;
   }
 
-  std::vector<json> entries;
-  if (durable) {
-    entries = read_journal(jpath);  // the journal is the record; the report is built from it
-  } else {
-    for (auto& [id, e] : done) entries.push_back(e);
+  // The report, from the journal (the record) or the runs in memory; the legend and each kind's summary.
+  EngineResult finish() {
+    std::vector<json> entries;
+    if (durable_) entries = read_journal(jpath_);
+    else
+      for (auto& [id, e] : done_) entries.push_back(e);
+    res_.report = build_report(plan_, entries, o_);
+    // Every run of this shard must be in the report exactly once (the journal can hold no duplicates of a
+    // finished id: resume skips them; a duplicate line would be the same run's identical result).
+    if (res_.report["runs"].size() != mine_.size())
+      throw std::runtime_error("internal error: the report has " + std::to_string(res_.report["runs"].size()) +
+                               " runs, the plan " + std::to_string(mine_.size()));
+    const std::string legend = mine_.empty() ? "" : find_executor(mine_.front()->kind)->table_legend();
+    if (!legend.empty()) out_ << legend << "\n";
+    std::map<std::string, std::vector<json>> by_kind;
+    for (const auto& e : res_.report["runs"]) by_kind[e.value("kind", std::string())].push_back(e);
+    for (const auto& [kind, es] : by_kind)
+      if (const RunExecutor* ex = find_executor(kind))
+        if (const std::string s = ex->table_summary(es); !s.empty()) out_ << s;
+    if (durable_) {
+      report::write_json_atomic(o_.out, res_.report);
+      journal_->close_and_remove();
+      out_ << "report: " << res_.report["runs"].size() << " run(s) written to " << o_.out << "\n";
+    }
+    return res_;
   }
-  res.report = build_report(plan, entries, o);
-  // Every run of this shard must be in the report exactly once (the journal can hold no duplicates of a
-  // finished id: resume skips them; a duplicate line would be the same run's identical result).
-  if (res.report["runs"].size() != mine.size())
-    throw std::runtime_error("internal error: the report has " + std::to_string(res.report["runs"].size()) +
-                             " runs, the plan " + std::to_string(mine.size()));
-  const std::string legend = mine.empty() ? "" : find_executor(mine.front()->kind)->table_legend();
-  if (!legend.empty()) out << legend << "\n";
-  std::map<std::string, std::vector<json>> by_kind;
-  for (const auto& e : res.report["runs"]) by_kind[e.value("kind", std::string())].push_back(e);
-  for (const auto& [kind, es] : by_kind)
-    if (const RunExecutor* ex = find_executor(kind))
-      if (const std::string s = ex->table_summary(es); !s.empty()) out << s;
-  if (durable) {
-    report::write_json_atomic(o.out, res.report);
-    journal->close_and_remove();
-    out << "report: " << res.report["runs"].size() << " run(s) written to " << o.out << "\n";
-  }
-  return res;
+
+  const SweepPlan& plan_;
+  const EngineOptions& o_;
+  std::ostream& out_;
+  std::ostream& err_;
+  const std::vector<const Run*> mine_;
+  const bool durable_;
+  const std::string jpath_;
+  EngineResult res_;
+  ProgressMode mode_ = ProgressMode::lines;
+  std::map<std::string, json> done_;
+  std::unique_ptr<Journal> journal_;
+  std::vector<const Run*> todo_;
+  double total_cost_ = 0;
+  std::map<std::string, size_t> remaining_per_resource_;
+  ExecContext ctx_;
+  std::atomic<size_t> next_{0};
+  std::atomic<bool> failed_{false};
+  std::mutex mu_;
+  std::exception_ptr first_error_;
+  std::string first_error_run_;
+};
+
+}  // namespace
+
+EngineResult run_engine(const SweepPlan& plan, const EngineOptions& o, std::ostream& out, std::ostream& err) {
+  return EngineRun(plan, o, out, err).run();
 }
 
 }  // namespace qeval::sweep

@@ -1,6 +1,7 @@
 // eval/sweep/plan.cpp — sweep config validation and expansion into the plan (all runs, before any executes).
 #include "eval/sweep/plan.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -10,19 +11,18 @@
 
 namespace qeval::sweep {
 
-nlohmann::json load_config_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot open sweep config '" + path + "' (" + std::strerror(errno) + ")");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  try {
-    return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error("sweep config '" + path + "' is not valid JSON: " + e.what());
-  }
+namespace {
+
+using nlohmann::json;
+
+std::string kind_list() {
+  std::string kinds;
+  for (const auto& x : executor_kinds()) kinds += (kinds.empty() ? "" : ", ") + x;
+  return kinds;
 }
 
-SweepPlan plan_sweep(const nlohmann::json& config, uint64_t default_seed, const std::string& base_dir) {
+// The top-level keys: known, of the right types; returns the seed (default_seed when absent).
+uint64_t check_top_level(const json& config, uint64_t default_seed) {
   if (!config.is_object()) throw ConfigError("(top level)", "a sweep config is a JSON object with \"sweeps\": [...]");
   static const std::set<std::string> top = {"version", "name", "description", "seed", "protocol", "twin", "sweeps"};
   for (const auto& [k, v] : config.items())
@@ -34,94 +34,87 @@ SweepPlan plan_sweep(const nlohmann::json& config, uint64_t default_seed, const 
     if (config.contains(k) && !config[k].is_string()) throw ConfigError(k, "is not a string");
   if (config.contains("twin") && !config["twin"].is_boolean())
     throw ConfigError("twin", config["twin"].dump() + " is not true or false (model runs with their reassociation twin)");
+  return config.contains("seed") ? as_seed(config["seed"], "seed") : default_seed;
+}
 
-  SweepPlan plan;
-  plan.config = config;
-  plan.seed = default_seed;
-  if (config.contains("seed")) {
-    const auto& s = config["seed"];
-    if (!s.is_number_unsigned() && !(s.is_number_integer() && s.get<int64_t>() >= 0))
-      throw ConfigError("seed", s.dump() + " is not a non-negative integer");
-    plan.seed = s.get<uint64_t>();
+// The top-level protocol object, keyed by run kind (null when absent).
+json top_protocol(const json& config) {
+  if (!config.contains("protocol")) return json();
+  if (!config["protocol"].is_object())
+    throw ConfigError("protocol", "is not an object keyed by run kind, e.g. {\"tensor\": {\"sampling\": \"rows\"}}");
+  for (const auto& [k, v] : config["protocol"].items())
+    if (!find_executor(k))
+      throw ConfigError(key_path("protocol", k), "'" + k + "' is not a run kind this qeval can execute (" + kind_list() + ")");
+  return config["protocol"];
+}
+
+// The executor of sweeps[i] (`path`), after checking its keys are ones that kind reads.
+const RunExecutor& entry_executor(const json& e, const std::string& path) {
+  if (!e.is_object()) throw ConfigError(path, "is not an object");
+  const std::string kind = e.contains("kind") ? as_string(e["kind"], key_path(path, "kind"), "a string") : "tensor";
+  const RunExecutor* ex = find_executor(kind);
+  if (!ex) {
+    const std::string hint = kind == "model" ? "; model runs need the LibTorch model evaluator (configure with -DQEVAL_TORCH=ON)" : "";
+    throw ConfigError(key_path(path, "kind"), "'" + kind + "' is not a run kind this qeval can execute (" + kind_list() + ")" + hint);
   }
-  plan.config["seed"] = plan.seed;
-
-  PlanContext ctx;
-  ctx.seed = plan.seed;
-  ctx.base_dir = base_dir;
-  if (config.contains("protocol")) {
-    if (!config["protocol"].is_object())
-      throw ConfigError("protocol", "is not an object keyed by run kind, e.g. {\"tensor\": {\"sampling\": \"rows\"}}");
-    for (const auto& [k, v] : config["protocol"].items())
-      if (!find_executor(k)) {
-        std::string kinds;
-        for (const auto& x : executor_kinds()) kinds += (kinds.empty() ? "" : ", ") + x;
-        throw ConfigError(key_path("protocol", k), "'" + k + "' is not a run kind this qeval can execute (" + kinds + ")");
-      }
-    ctx.protocol = config["protocol"];
+  const std::vector<std::string> known = ex->known_keys();
+  for (const auto& [k, v] : e.items()) {
+    if (std::find(known.begin(), known.end(), k) != known.end()) continue;
+    std::string list, hint;
+    for (const auto& kk : known) {
+      list += (list.empty() ? "" : ", ") + kk;
+      if (kk == k + "s" || kk + "s" == k || kk == k + "_sizes") hint = " (did you mean \"" + kk + "\"?)";
+    }
+    throw ConfigError(key_path(path, k), "unknown key for a '" + kind + "' sweep" + hint + "; known: " + list);
   }
+  return *ex;
+}
 
-  if (!config.contains("sweeps")) throw ConfigError("sweeps", "missing (a list of sweep entries)");
-  const auto& sweeps = config["sweeps"];
-  if (!sweeps.is_array() || sweeps.empty()) throw ConfigError("sweeps", "is not a non-empty list of sweep entries");
-
-  std::set<std::string> seen;
-  std::set<std::string> input_seen;
-  plan.inputs = nlohmann::json::array();
-  plan.protocol = nlohmann::json::object();
-  for (size_t i = 0; i < sweeps.size(); ++i) {
-    const std::string path = index_path("sweeps", i);
-    const auto& e = sweeps[i];
-    if (!e.is_object()) throw ConfigError(path, "is not an object");
-    std::string kind = "tensor";
-    if (e.contains("kind")) {
-      if (!e["kind"].is_string()) throw ConfigError(key_path(path, "kind"), "is not a string");
-      kind = e["kind"].get<std::string>();
+// Appends an entry's runs to the plan: duplicates (by id) collapse; protocols and inputs are collected.
+void add_runs(SweepPlan& plan, std::vector<Run> runs, std::set<std::string>& seen, std::set<std::string>& input_seen) {
+  for (auto& r : runs) {
+    if (!seen.insert(r.id).second) {
+      ++plan.duplicates;
+      continue;
     }
-    const RunExecutor* ex = find_executor(kind);
-    if (!ex) {
-      std::string kinds;
-      for (const auto& x : executor_kinds()) kinds += (kinds.empty() ? "" : ", ") + x;
-      std::string hint;
-      if (kind == "model")
-        hint = "; model runs plug in when eval/model's executor is built (issue 4: configure with -DQEVAL_TORCH=ON once "
-               "it lands)";
-      throw ConfigError(key_path(path, "kind"), "'" + kind + "' is not a run kind this qeval can execute (" + kinds + ")" + hint);
-    }
-    const std::vector<std::string> known = ex->known_keys();
-    for (const auto& [k, v] : e.items()) {
-      bool ok = false;
-      for (const auto& kk : known) ok = ok || kk == k;
-      if (!ok) {
-        std::string list;
-        for (const auto& kk : known) list += (list.empty() ? "" : ", ") + kk;
-        std::string hint;
-        for (const auto& kk : known)
-          if (kk == k + "s" || kk + "s" == k || kk == k + "_sizes") hint = " (did you mean \"" + kk + "\"?)";
-        throw ConfigError(key_path(path, k), "unknown key for a '" + kind + "' sweep" + hint + "; known: " + list);
-      }
-    }
-    std::vector<Run> runs = ex->expand(e, path, ctx);
-    for (auto& r : runs) {
-      if (!seen.insert(r.id).second) {
-        ++plan.duplicates;
-        continue;
-      }
-      if (r.spec.contains("protocol") && !plan.protocol.contains(r.kind)) plan.protocol[r.kind] = r.spec["protocol"];
-      if (r.spec.contains("input")) {
-        const std::string key = r.spec["input"].dump();
-        if (input_seen.insert(key).second) plan.inputs.push_back(r.spec["input"]);
-      }
-      plan.runs.push_back(std::move(r));
-    }
+    if (r.spec.contains("protocol") && !plan.protocol.contains(r.kind)) plan.protocol[r.kind] = r.spec["protocol"];
+    if (r.spec.contains("input") && input_seen.insert(r.spec["input"].dump()).second) plan.inputs.push_back(r.spec["input"]);
+    plan.runs.push_back(std::move(r));
   }
-  // Preflight per kind (e.g. devices), still before any run.
+}
+
+// Preflight per kind (e.g. devices), still before any run.
+void preflight(const SweepPlan& plan) {
   for (const auto& kind : executor_kinds()) {
     std::vector<const Run*> mine;
     for (const auto& r : plan.runs)
       if (r.kind == kind) mine.push_back(&r);
     if (!mine.empty()) find_executor(kind)->preflight(mine);
   }
+}
+
+}  // namespace
+
+SweepPlan plan_sweep(const json& config, uint64_t default_seed, const std::string& base_dir) {
+  SweepPlan plan;
+  plan.seed = check_top_level(config, default_seed);
+  plan.config = config;
+  plan.config["seed"] = plan.seed;
+  PlanContext ctx;
+  ctx.seed = plan.seed;
+  ctx.base_dir = base_dir;
+  ctx.protocol = top_protocol(config);
+  if (!config.contains("sweeps")) throw ConfigError("sweeps", "missing (a list of sweep entries)");
+  const auto& sweeps = config["sweeps"];
+  if (!sweeps.is_array() || sweeps.empty()) throw ConfigError("sweeps", "is not a non-empty list of sweep entries");
+  std::set<std::string> seen, input_seen;
+  plan.inputs = json::array();
+  plan.protocol = json::object();
+  for (size_t i = 0; i < sweeps.size(); ++i) {
+    const std::string path = index_path("sweeps", i);
+    add_runs(plan, entry_executor(sweeps[i], path).expand(sweeps[i], path, ctx), seen, input_seen);
+  }
+  preflight(plan);
   return plan;
 }
 

@@ -26,8 +26,6 @@
 
 namespace qeval::sweep {
 
-inline constexpr int kConfigVersion = 1;
-
 struct SweepPlan {
   nlohmann::json config;    // the config as given, with "seed" filled in
   nlohmann::json protocol;  // per run kind actually used: {"tensor": {...}}
@@ -36,9 +34,6 @@ struct SweepPlan {
   nlohmann::json inputs;    // distinct input descriptions of the runs, in order of first use
   size_t duplicates = 0;    // runs that appeared more than once (collapsed)
 };
-
-// Reads a config file; errors name the file (and the parse position).
-nlohmann::json load_config_file(const std::string& path);
 
 // Validates and expands a config. `base_dir`: where relative input paths in the config resolve ("" = cwd).
 // `default_seed`: used when the config has no "seed".

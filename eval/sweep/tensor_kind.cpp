@@ -1,19 +1,18 @@
-// eval/sweep/tensor_kind.cpp — the "tensor" run kind: config validation/expansion, execution, table row.
+// eval/sweep/tensor_kind.cpp — the "tensor" run kind: entry → typed TensorRunSpecs (expand), one run (execute),
+// its table row.
 #include "eval/sweep/tensor_kind.hpp"
-
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
+#include <limits>
 #include <set>
 #include <sstream>
 
-#include "eval/inputs/file.hpp"
-#include "eval/inputs/synthetic.hpp"
 #include "eval/metrics/quant_tester.hpp"
 #include "eval/report/report.hpp"
+#include "eval/sweep/axes.hpp"
 #include "quant/params_json.hpp"
 #include "schemes/scheme.hpp"
 
@@ -28,29 +27,7 @@ namespace {
 
 using nlohmann::json;
 
-const std::vector<std::string> kKeys = {"kind",       "name",        "schemes",     "bits",      "group_sizes",
-                                        "mappings",   "backends",    "inputs",      "ranges",    "clip_ratios",
-                                        "percentiles", "roundings",  "non_finite",  "options",   "protocol",
-                                        "partial_groups"};
-
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
-
-int64_t as_int(const json& v, const std::string& path, const char* what) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 1e15)
-    return static_cast<int64_t>(v.get<double>());
-  throw ConfigError(path, shown_value(v) + " is not " + what);
-}
-double as_double(const json& v, const std::string& path, const char* what) {
-  if (v.is_number()) return v.get<double>();
-  throw ConfigError(path, shown_value(v) + " is not " + what);
-}
-std::string as_string(const json& v, const std::string& path, const char* what) {
-  if (v.is_string()) return v.get<std::string>();
-  throw ConfigError(path, shown_value(v) + " is not " + what);
-}
+const std::vector<std::string> kInputKeys = {"kind", "name", "backends", "inputs", "protocol"};
 
 std::string group_name(int64_t g) {
   if (g == quant::kPerRow) return "row";
@@ -80,159 +57,66 @@ bool backend_available(const std::string& b, std::string* why) {
   return false;
 }
 
-// One parsed input of an entry.
-struct InputSpec {
-  std::string path;  // JSON path in the config
-  json description;  // source->describe() (+ xxh64 for files)
-  std::vector<inputs::TensorInfo> tensors;
-  std::string short_name;  // for run names: "gaussian-1024x4096", "w"
-  std::string display;     // for messages: "gaussian 1024x4096", "w.npy"
-};
-
-std::string stem(const std::string& path) {
-  std::string s = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
-  const size_t dot = s.find_last_of('.');
-  return dot == std::string::npos || dot == 0 ? s : s.substr(0, dot);
-}
-
-InputSpec parse_input(const json& v, const std::string& path, const PlanContext& ctx) {
-  InputSpec in;
-  in.path = path;
-  std::unique_ptr<inputs::TensorSource> src;
-  std::vector<std::string> wanted;
-  try {
-    std::string file;
-    std::string shape;
-    inputs::SyntheticSpec spec;
-    spec.rows = kDefaultRows;
-    spec.cols = kDefaultCols;
-    spec.seed = ctx.seed;
-    bool synthetic = false;
-    if (v.is_string()) {
-      const std::string s = v.get<std::string>();
-      if (inputs::is_distribution_name(s)) {
-        spec.dist = inputs::parse_distribution(s);
-        synthetic = true;
-      } else {
-        file = s;
-      }
-    } else if (v.is_object()) {
-      if (v.contains("distribution") == v.contains("file"))
-        throw ConfigError(path, "an input object has either \"distribution\" (synthetic) or \"file\" (.npy/.f32)");
-      static const std::set<std::string> syn_keys = {"distribution", "rows", "cols", "seed", "nu", "outlier_channels",
-                                                     "outlier_scale"};
-      static const std::set<std::string> file_keys = {"file", "shape", "tensors"};
-      const auto& keys = v.contains("distribution") ? syn_keys : file_keys;
-      for (const auto& [k, x] : v.items())
-        if (!keys.count(k)) {
-          std::string known;
-          for (const auto& kk : keys) known += (known.empty() ? "" : ", ") + kk;
-          throw ConfigError(key_path(path, k), "unknown key for this input (known: " + known + ")");
-        }
-      if (v.contains("distribution")) {
-        synthetic = true;
-        const std::string d = as_string(v["distribution"], key_path(path, "distribution"), "a distribution name");
-        try {
-          spec.dist = inputs::parse_distribution(d);
-        } catch (const std::exception& e) {
-          throw ConfigError(key_path(path, "distribution"), e.what());
-        }
-        if (v.contains("rows")) spec.rows = as_int(v["rows"], key_path(path, "rows"), "an integer");
-        if (v.contains("cols")) spec.cols = as_int(v["cols"], key_path(path, "cols"), "an integer");
-        if (v.contains("seed")) {
-          if (!v["seed"].is_number_unsigned() && !(v["seed"].is_number_integer() && v["seed"].get<int64_t>() >= 0))
-            throw ConfigError(key_path(path, "seed"), shown_value(v["seed"]) + " is not a non-negative integer");
-          spec.seed = v["seed"].get<uint64_t>();
-        }
-        if (v.contains("nu")) spec.student_nu = static_cast<int>(as_int(v["nu"], key_path(path, "nu"), "an integer"));
-        if (v.contains("outlier_channels"))
-          spec.outlier_channels = as_int(v["outlier_channels"], key_path(path, "outlier_channels"), "an integer");
-        if (v.contains("outlier_scale"))
-          spec.outlier_scale = as_double(v["outlier_scale"], key_path(path, "outlier_scale"), "a number");
-      } else {
-        file = as_string(v["file"], key_path(path, "file"), "a file path");
-        if (v.contains("shape")) shape = as_string(v["shape"], key_path(path, "shape"), "a shape such as \"4096x4096\"");
-        if (v.contains("tensors")) {
-          const json& t = v["tensors"];
-          if (!t.is_array() || t.empty()) throw ConfigError(key_path(path, "tensors"), "is not a non-empty list of names");
-          for (size_t i = 0; i < t.size(); ++i)
-            wanted.push_back(as_string(t[i], index_path(key_path(path, "tensors"), i), "a tensor name"));
-        }
-      }
-    } else {
-      throw ConfigError(path, shown_value(v) + " is not an input (a distribution name, a file path, or an object)");
-    }
-
-    if (synthetic) {
-      spec.validate();
-      src = inputs::make_synthetic_source(spec);
-      in.short_name = std::string(inputs::to_string(spec.dist)) + "-" + std::to_string(spec.rows) + "x" +
-                      std::to_string(spec.cols) + (spec.seed != ctx.seed ? "-s" + std::to_string(spec.seed) : "");
-      in.display = std::string(inputs::to_string(spec.dist)) + " " + std::to_string(spec.rows) + "x" +
-                   std::to_string(spec.cols);
-      in.description = src->describe();
-    } else {
-      const bool known_ext = ends_with(file, ".npy") || ends_with(file, ".f32");
-      const std::string resolved = (file.empty() || file[0] == '/' || ctx.base_dir.empty()) ? file : ctx.base_dir + "/" + file;
-      if (!known_ext && ::access(resolved.c_str(), F_OK) != 0)
-        throw ConfigError(path, "'" + file +
-                                    "' is neither a distribution (gaussian, laplace, student-t, uniform, outliers) nor "
-                                    "an existing file (.npy, or .f32 with a shape)");
-      int64_t r = 0, c = 0;
-      if (!shape.empty()) {
-        if (!ends_with(file, ".f32"))
-          throw ConfigError(key_path(path, "shape"), "applies to raw .f32 files only ('" + file + "' carries its own shape)");
-        inputs::parse_shape(shape, &r, &c);
-      }
-      src = inputs::open_file_source(resolved, r, c);
-      in.short_name = stem(file);
-      in.display = file;
-      in.description = src->describe();
-      in.description["path"] = resolved;
-      in.description["xxh64"] = report::file_xxh64(resolved);
-    }
-  } catch (const ConfigError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw ConfigError(path, e.what());
-  }
-  in.tensors = src->tensors();
-  if (!wanted.empty()) {
-    std::vector<inputs::TensorInfo> sel;
-    for (size_t i = 0; i < wanted.size(); ++i) {
-      bool found = false;
-      for (const auto& t : in.tensors)
-        if (t.name == wanted[i]) {
-          sel.push_back(t);
-          found = true;
-        }
-      if (!found) {
-        std::string names;
-        for (const auto& t : in.tensors) names += (names.empty() ? "" : ", ") + t.name;
-        throw ConfigError(index_path(key_path(path, "tensors"), i), "'" + wanted[i] + "' is not a tensor of '" +
-                                                                       in.display + "' (it has: " + names + ")");
-      }
-    }
-    in.tensors = sel;
-  }
-  return in;
-}
-
-json options_axis_values(const json& v, const std::string& path) {
-  // A value or a list of values; each a string (numbers and booleans are accepted and written as text).
-  json out = json::array();
-  const json list = v.is_array() ? v : json::array({v});
-  if (list.empty()) throw ConfigError(path, "is an empty list");
-  for (size_t i = 0; i < list.size(); ++i) {
-    const json& x = list[i];
-    const std::string p = v.is_array() ? index_path(path, i) : path;
-    if (x.is_string()) out.push_back(x);
-    else if (x.is_boolean()) out.push_back(x.get<bool>() ? "true" : "false");
-    else if (x.is_number_integer()) out.push_back(std::to_string(x.get<int64_t>()));
-    else if (x.is_number_float()) out.push_back(x.dump());
-    else throw ConfigError(p, shown_value(x) + " is not an option value (a string, number or boolean)");
+// The backends axis: each must be built in and have a device.
+std::vector<AxisValue<std::string>> parse_backends(const json& entry, const std::string& path) {
+  std::vector<AxisValue<std::string>> out;
+  for (const auto& [v, p] : config_axis(entry, path, "backends", json::array({"cpu"}))) {
+    const std::string b = as_string(v, p, "a backend (cpu, opencl)");
+    std::string why;
+    if (!backend_available(b, &why)) throw ConfigError(p, why);
+    out.push_back({b, p});
   }
   return out;
+}
+
+// The protocol of an entry: its own "protocol", else the config's protocol.tensor.
+TensorProtocol entry_protocol(const json& entry, const std::string& path, const PlanContext& ctx) {
+  if (entry.contains("protocol")) return parse_tensor_protocol(entry["protocol"], key_path(path, "protocol"));
+  json given = json::object();
+  if (ctx.protocol.is_object() && ctx.protocol.contains("tensor")) given = ctx.protocol["tensor"];
+  return parse_tensor_protocol(given, "protocol.tensor");
+}
+
+// The group size must fit the tensor's rows (or partial groups be allowed): an error names both the group-size
+// value and the input.
+void check_row_length(const SchemePoint& pt, const TensorInput& in, const inputs::TensorInfo& t) {
+  try {
+    pt.config.params.validate_for_row_length(t.cols);
+  } catch (const std::exception& e) {
+    std::string what = in.display;
+    if (in.tensors.size() > 1 || !in.synthetic)
+      what += (in.tensors.size() > 1 ? ", tensor '" + t.name + "' " : " ") + std::to_string(t.rows) + "x" +
+              std::to_string(t.cols);
+    throw ConfigError(pt.group_path, std::string(e.what()) + " (" + in.path + ": " + what + ")");
+  }
+}
+
+// "rtn/4b/sym/g128/cpu/gaussian-1024x4096" plus whatever differs from the defaults.
+std::string run_name(const TensorRunSpec& s) {
+  const quant::QuantParams& q = s.config.params;
+  const int64_t g = q.group_size;
+  std::string name = s.config.scheme + "/" + std::to_string(q.bits) + "b/" + mapping_word(q.mapping) + "/" +
+                     (g > 0 ? "g" + group_name(g) + (q.partial_last_group ? "+tail" : "") : group_name(g));
+  if (q.range != quant::RangeMethod::minmax) name += std::string("/") + quant::to_string(q.range);
+  if (q.clip_ratio != 1.0) name += "/clip=" + json(q.clip_ratio).dump();
+  if (q.range == quant::RangeMethod::percentile) name += "/p=" + json(q.clip_percentile).dump();
+  if (q.rounding != quant::Rounding::nearest_even) name += std::string("/") + quant::to_string(q.rounding);
+  if (q.non_finite != quant::NonFinitePolicy::error) name += "/nan=propagate";
+  for (const auto& [k, v] : s.config.options.items()) name += "/" + k + "=" + v;
+  name += "/" + s.backend + "/" + s.input->short_name;
+  if ((s.input->tensors.size() > 1 || s.tensor.name != s.input->short_name) && s.tensor.name != "synthetic")
+    name += "/" + s.tensor.name;
+  return name;
+}
+
+Run tensor_run(std::shared_ptr<const TensorRunSpec> s, const std::string& origin) {
+  Run r = make_run("tensor", s);
+  r.name = run_name(*s);
+  r.origin = origin;
+  r.cost = static_cast<double>(s->tensor.rows) * static_cast<double>(s->tensor.cols) *
+           (s->config.params.range == quant::RangeMethod::mse ? 8.0 : 1.0);  // the MSE search: ~8 passes
+  r.resource = s->input->description.dump() + "#" + s->tensor.name;
+  return r;
 }
 
 class TensorExecutor final : public RunExecutor {
@@ -241,8 +125,12 @@ class TensorExecutor final : public RunExecutor {
   std::string summary() const override {
     return "quantize + dequantize one tensor (synthetic or file) and measure MSE/SQNR against the 6.02*b bound";
   }
-  std::vector<std::string> known_keys() const override { return kKeys; }
-
+  std::vector<std::string> known_keys() const override {
+    std::vector<std::string> k = kInputKeys;
+    k.insert(k.end(), kSchemeKeys.begin(), kSchemeKeys.end());
+    k.insert(k.end(), kQuantDetailKeys.begin(), kQuantDetailKeys.end());
+    return k;
+  }
   std::vector<Run> expand(const json& entry, const std::string& path, const PlanContext& ctx) const override;
   json execute(const Run& run, ExecContext& ctx) const override;
   std::string table_header() const override;
@@ -250,444 +138,121 @@ class TensorExecutor final : public RunExecutor {
   std::string table_legend() const override;
 };
 
+// Stages: protocol, scheme axes, backends, inputs (all parsed and validated once), then the cross product
+// inputs × tensors × schemes × scheme points × backends.
 std::vector<Run> TensorExecutor::expand(const json& entry, const std::string& path, const PlanContext& ctx) const {
-  // ---- protocol
-  json proto_given = json::object();
-  if (ctx.protocol.is_object() && ctx.protocol.contains("tensor")) proto_given = ctx.protocol["tensor"];
-  std::string proto_path = "protocol.tensor";
-  if (entry.contains("protocol")) {
-    proto_given = entry["protocol"];
-    proto_path = key_path(path, "protocol");
-  }
-  const json protocol = tensor_protocol(proto_given, proto_path);
-
-  // ---- schemes
-  struct SchemeAx {
-    std::string id, path;
-  };
-  std::vector<SchemeAx> schemes_ax;
-  for (const auto& [v, p] : config_axis(entry, path, "schemes", json::array({"rtn"}))) {
-    const std::string id = as_string(v, p, "a scheme id (see `qeval list-schemes`)");
-    if (!schemes::find_scheme(id)) {
-      try {
-        (void)schemes::default_config(id);  // the registry's message lists the ids
-      } catch (const std::exception& e) {
-        throw ConfigError(p, e.what());
-      }
-      throw ConfigError(p, "unknown scheme '" + id + "'");
-    }
-    schemes_ax.push_back({id, p});
-  }
-  // ---- bits / group sizes / mappings (empty: scheme default)
-  std::vector<std::pair<int, std::string>> bits_ax;
-  if (entry.contains("bits"))
-    for (const auto& [v, p] : config_axis(entry, path, "bits", json::array())) {
-      const int64_t b = as_int(v, p, "an integer bit width");
-      quant::QuantParams q;
-      q.bits = static_cast<int>(b);
-      if (b < 1 || b > 64) throw ConfigError(p, "bits = " + std::to_string(b) + " is out of range (integer formats: 2..8)");
-      try {
-        q.validate();
-      } catch (const std::exception& e) {
-        throw ConfigError(p, e.what());
-      }
-      bits_ax.emplace_back(static_cast<int>(b), p);
-    }
-  std::vector<std::pair<int64_t, std::string>> groups_ax;
-  if (entry.contains("group_sizes"))
-    for (const auto& [v, p] : config_axis(entry, path, "group_sizes", json::array())) {
-      int64_t g = 0;
-      if (v.is_string()) {
-        const std::string s = v.get<std::string>();
-        if (s == "row" || s == "per-row") g = quant::kPerRow;
-        else if (s == "tensor" || s == "per-tensor") g = quant::kPerTensor;
-        else throw ConfigError(p, "'" + s + "' is not a group size (a positive integer, \"row\" = 0, \"tensor\" = -1)");
-      } else {
-        g = as_int(v, p, "a group size (a positive integer, \"row\" = 0, \"tensor\" = -1)");
-        if (g < -1) throw ConfigError(p, std::to_string(g) + " is not a group size (a positive integer, 0 = per row, -1 = per tensor)");
-      }
-      groups_ax.emplace_back(g, p);
-    }
-  std::vector<std::pair<quant::Mapping, std::string>> maps_ax;
-  for (const auto& [v, p] : config_axis(entry, path, "mappings", json::array({"sym"}))) {
-    const std::string s = as_string(v, p, "a mapping (sym, asym)");
-    if (s == "sym" || s == "symmetric") maps_ax.emplace_back(quant::Mapping::symmetric, p);
-    else if (s == "asym" || s == "asymmetric") maps_ax.emplace_back(quant::Mapping::asymmetric, p);
-    else throw ConfigError(p, "'" + s + "' is not sym or asym");
-  }
-  // ---- backends
-  std::vector<std::pair<std::string, std::string>> backends_ax;
-  for (const auto& [v, p] : config_axis(entry, path, "backends", json::array({"cpu"}))) {
-    const std::string b = as_string(v, p, "a backend (cpu, opencl)");
-    std::string why;
-    if (!backend_available(b, &why)) throw ConfigError(p, why);
-    backends_ax.emplace_back(b, p);
-  }
-  // ---- the other QuantParams axes
-  std::vector<std::pair<quant::RangeMethod, std::string>> ranges_ax;
-  for (const auto& [v, p] : config_axis(entry, path, "ranges", json::array({"minmax"}))) {
-    try {
-      ranges_ax.emplace_back(quant::parse_range_method(as_string(v, p, "a range method (minmax, percentile, mse)")), p);
-    } catch (const ConfigError&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw ConfigError(p, e.what());
-    }
-  }
-  std::vector<std::pair<double, std::string>> clips_ax, pct_ax;
-  for (const auto& [v, p] : config_axis(entry, path, "clip_ratios", json::array({1.0})))
-    clips_ax.emplace_back(as_double(v, p, "a clip ratio in (0, 1]"), p);
-  for (const auto& [v, p] : config_axis(entry, path, "percentiles", json::array({99.99})))
-    pct_ax.emplace_back(as_double(v, p, "a percentile in (50, 100]"), p);
-  std::vector<std::pair<quant::Rounding, std::string>> round_ax;
-  for (const auto& [v, p] : config_axis(entry, path, "roundings", json::array({"nearest_even"}))) {
-    try {
-      round_ax.emplace_back(quant::parse_rounding(as_string(v, p, "a rounding mode")), p);
-    } catch (const ConfigError&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw ConfigError(p, e.what());
-    }
-  }
-  std::vector<std::pair<quant::NonFinitePolicy, std::string>> nf_ax;
-  for (const auto& [v, p] : config_axis(entry, path, "non_finite", json::array({"error"}))) {
-    try {
-      nf_ax.emplace_back(quant::parse_non_finite_policy(as_string(v, p, "a non-finite policy (error, propagate)")), p);
-    } catch (const ConfigError&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw ConfigError(p, e.what());
-    }
-  }
-  // ---- partial_groups: allow a shorter last group (QuantParams::partial_last_group), e.g. 576 = 4·128 + 64
-  std::vector<std::pair<bool, std::string>> partial_ax;
-  for (const auto& [v, p] : config_axis(entry, path, "partial_groups", json::array({false}))) {
-    if (!v.is_boolean()) throw ConfigError(p, shown_value(v) + " is not true or false");
-    partial_ax.emplace_back(v.get<bool>(), p);
-  }
-  // ---- options: key → values (an axis per key), "scheme.key" = that scheme only
-  struct OptAx {
-    std::string scheme, key, path;
-    json values;
-  };
-  std::vector<OptAx> opts_ax;
-  if (entry.contains("options")) {
-    const std::string op = key_path(path, "options");
-    if (!entry["options"].is_object())
-      throw ConfigError(op, "is not an object of option values, e.g. {\"codebook\": [\"e2m1\", \"bnb\"]}");
-    for (const auto& [k, v] : entry["options"].items()) {
-      OptAx o;
-      o.path = key_path(op, k);
-      o.key = k;
-      const size_t dot = k.find('.');
-      if (dot != std::string::npos) {
-        o.scheme = k.substr(0, dot);
-        o.key = k.substr(dot + 1);
-        if (!schemes::find_scheme(o.scheme)) throw ConfigError(o.path, "'" + o.scheme + "' is not a registered scheme");
-        bool listed = false;
-        for (const auto& s : schemes_ax) listed = listed || s.id == o.scheme;
-        if (!listed) throw ConfigError(o.path, "scheme '" + o.scheme + "' is not in " + key_path(path, "schemes"));
-      }
-      if (o.key.empty()) throw ConfigError(o.path, "empty option name");
-      o.values = options_axis_values(v, o.path);
-      opts_ax.push_back(o);
-    }
-  }
-  // ---- inputs
-  std::vector<InputSpec> inputs_ax;
+  const TensorProtocol protocol = entry_protocol(entry, path, ctx);
+  const SchemeAxes axes = parse_scheme_axes(entry, path, /*detail=*/true);
+  const std::vector<AxisValue<std::string>> backends = parse_backends(entry, path);
+  std::vector<std::shared_ptr<const TensorInput>> ins;
   for (const auto& [v, p] : config_axis(entry, path, "inputs", json::array({"gaussian"})))
-    inputs_ax.push_back(parse_input(v, p, ctx));
+    ins.push_back(std::make_shared<const TensorInput>(parse_tensor_input(v, p, ctx.seed, ctx.base_dir)));
+  std::vector<std::vector<SchemePoint>> points;  // per scheme
+  for (const auto& sc : axes.schemes) points.push_back(scheme_points(axes, sc, path));
 
-  // ---- enumerate
   std::vector<Run> runs;
   std::set<std::string> seen;
-  for (const InputSpec& in : inputs_ax)
-    for (const inputs::TensorInfo& t : in.tensors)
-      for (const SchemeAx& sc : schemes_ax) {
-        const schemes::SchemeConfig def = schemes::default_config(sc.id);
-        const auto bits = bits_ax.empty() ? std::vector<std::pair<int, std::string>>{{def.params.bits, sc.path + " (default bits)"}} : bits_ax;
-        const auto groups = groups_ax.empty()
-                                ? std::vector<std::pair<int64_t, std::string>>{{def.params.group_size, sc.path + " (default group size)"}}
-                                : groups_ax;
-        // Option combinations for this scheme: the cross product of the keys that apply to it.
-        std::vector<std::vector<std::pair<std::string, std::string>>> combos = {{}};
-        for (const OptAx& o : opts_ax) {
-          if (!o.scheme.empty() && o.scheme != sc.id) continue;
-          std::vector<std::vector<std::pair<std::string, std::string>>> next;
-          for (const auto& c : combos)
-            for (const auto& val : o.values) {
-              auto cc = c;
-              cc.emplace_back(o.key, val.get<std::string>());
-              next.push_back(cc);
-            }
-          combos = next;
+  for (const auto& in : ins)
+    for (const inputs::TensorInfo& t : in->tensors)
+      for (const auto& pts : points)
+        for (const SchemePoint& pt : pts) {
+          check_row_length(pt, *in, t);
+          for (const auto& be : backends) {
+            auto s = std::make_shared<TensorRunSpec>();
+            s->config = pt.config;
+            s->backend = be.value;
+            s->input = in;
+            s->tensor = t;
+            s->protocol = protocol;
+            s->axes = pt.paths;
+            if (!be.is_default()) s->axes.push_back(be.path);
+            s->axes.push_back(in->path);
+            Run r = tensor_run(std::move(s), path);
+            if (seen.insert(r.id).second) runs.push_back(std::move(r));
+          }
         }
-        for (const auto& [b, bp] : bits)
-          for (const auto& [g, gp] : groups)
-            for (const auto& [m, mp] : maps_ax)
-              for (const auto& [rg, rgp] : ranges_ax)
-                for (const auto& [cr, crp] : clips_ax)
-                  for (const auto& [pc, pcp] : pct_ax)
-                    for (const auto& [rd, rdp] : round_ax)
-                      for (const auto& [nf, nfp] : nf_ax)
-                       for (const auto& [pg, pgp] : partial_ax)
-                        for (const auto& combo : combos) {
-                          schemes::SchemeConfig c = def;
-                          c.params.bits = b;
-                          c.params.group_size = g;
-                          c.params.mapping = m;
-                          c.params.range = rg;
-                          c.params.clip_ratio = cr;
-                          c.params.clip_percentile = pc;
-                          c.params.rounding = rd;
-                          c.params.non_finite = nf;
-                          c.params.partial_last_group = pg;
-                          for (const auto& [k, v] : combo) c.options.set(k, v);
-                          try {
-                            (void)schemes::make_scheme(c);  // validates params and the scheme's options
-                          } catch (const std::exception& e) {
-                            // The axis values that made this combination (defaults left out).
-                            std::string where = sc.path;
-                            for (const std::string* ap : {&bp, &gp, &mp, &rgp, &crp, &pcp, &rdp, &nfp, &pgp})
-                              if (ap->find("(default") == std::string::npos) where += ", " + *ap;
-                            for (const OptAx& o : opts_ax)
-                              if (o.scheme.empty() || o.scheme == sc.id) where += ", " + o.path;
-                            throw ConfigError(path, "config '" + c.label() + "' (" + where + "): " + e.what());
-                          }
-                          try {
-                            c.params.validate_for_row_length(t.cols);
-                          } catch (const std::exception& e) {
-                            std::string what = in.display;
-                            if (in.tensors.size() > 1 || in.description.value("kind", std::string()) != "synthetic")
-                              what += (in.tensors.size() > 1 ? ", tensor '" + t.name + "' " : " ") + std::to_string(t.rows) +
-                                      "x" + std::to_string(t.cols);
-                            throw ConfigError(gp, std::string(e.what()) + " (" + in.path + ": " + what + ")");
-                          }
-                          for (const auto& [be, bep] : backends_ax) {
-                            Run r;
-                            r.kind = "tensor";
-                            json cfg = report::config_json(c);
-                            cfg.erase("label");  // derived from the rest
-                            r.spec = {{"kind", "tensor"}, {"config", cfg},   {"backend", be},
-                                      {"input", in.description}, {"tensor", t.name}, {"protocol", protocol}};
-                            r.id = report::run_id(r.spec);
-                            if (!seen.insert(r.id).second) continue;
-                            std::string name = c.scheme + "/" + std::to_string(b) + "b/" +
-                                               (m == quant::Mapping::symmetric ? "sym" : "asym") + "/" +
-                                               (g > 0 ? "g" + group_name(g) + (pg ? "+tail" : "") : group_name(g));
-                            if (rg != quant::RangeMethod::minmax) name += std::string("/") + quant::to_string(rg);
-                            if (cr != 1.0) name += "/clip=" + json(cr).dump();
-                            if (rg == quant::RangeMethod::percentile) name += "/p=" + json(pc).dump();
-                            if (rd != quant::Rounding::nearest_even) name += std::string("/") + quant::to_string(rd);
-                            if (nf != quant::NonFinitePolicy::error) name += "/nan=propagate";
-                            for (const auto& [k, v] : c.options.items()) name += "/" + k + "=" + v;
-                            name += "/" + be + "/" + in.short_name;
-                            if (in.tensors.size() > 1 || t.name != in.short_name) {
-                              if (t.name != "synthetic") name += "/" + t.name;
-                            }
-                            r.name = name;
-                            r.origin = path;
-                            r.cost = static_cast<double>(t.rows) * static_cast<double>(t.cols) *
-                                     (rg == quant::RangeMethod::mse ? 8.0 : 1.0);  // the MSE search: ~8 passes
-                            r.resource = in.description.dump() + "#" + t.name;
-                            runs.push_back(std::move(r));
-                          }
-                        }
-      }
   return runs;
 }
 
-}  // namespace
-
-nlohmann::json tensor_protocol(const nlohmann::json& given, const std::string& path) {
-  json p = {{"kind", "tensor"}, {"measure", "quantize+dequantize"}, {"sampling", "rows"}, {"version", 1}};
-  if (given.is_null()) return p;
-  if (!given.is_object()) throw ConfigError(path, "is not an object (the tensor protocol, e.g. {\"sampling\": \"rows\"})");
-  for (const auto& [k, v] : given.items()) {
-    const std::string kp = key_path(path, k);
-    if (k == "kind") {
-      if (v != "tensor") throw ConfigError(kp, shown_value(v) + " is not \"tensor\"");
-    } else if (k == "measure") {
-      if (v != "quantize+dequantize") throw ConfigError(kp, shown_value(v) + " is not \"quantize+dequantize\" (the only one)");
-    } else if (k == "sampling") {
-      if (v != "rows" && v != "none") throw ConfigError(kp, shown_value(v) + " is not \"rows\" or \"none\"");
-      p[k] = v;
-    } else if (k == "version") {
-      if (v != 1) throw ConfigError(kp, shown_value(v) + " is not 1");
-    } else {
-      throw ConfigError(kp, "unknown key (known: kind, measure, sampling, version)");
-    }
-  }
-  return p;
-}
-
-std::unique_ptr<inputs::TensorSource> open_input(const nlohmann::json& d) {
-  const std::string kind = d.value("kind", std::string());
-  if (kind == "synthetic") {
-    inputs::SyntheticSpec s;
-    s.dist = inputs::parse_distribution(d.at("distribution").get<std::string>());
-    s.rows = d.at("rows").get<int64_t>();
-    s.cols = d.at("cols").get<int64_t>();
-    s.seed = d.at("seed").get<uint64_t>();
-    if (d.contains("nu")) s.student_nu = d["nu"].get<int>();
-    if (d.contains("outlier_channels")) s.outlier_channels = d["outlier_channels"].get<int64_t>();
-    if (d.contains("outlier_scale")) s.outlier_scale = d["outlier_scale"].get<double>();
-    return inputs::make_synthetic_source(s);
-  }
-  const std::string path = d.at("path").get<std::string>();
-  auto src = kind == "raw_f32" ? inputs::open_file_source(path, d.at("rows").get<int64_t>(), d.at("cols").get<int64_t>())
-                               : inputs::open_file_source(path);
-  if (d.contains("xxh64")) {
-    const std::string h = report::file_xxh64(path);
-    if (h != d["xxh64"].get<std::string>())
-      throw std::runtime_error("input file '" + path + "' changed since the sweep was planned (xxh64 " + h + ", planned " +
-                               d["xxh64"].get<std::string>() + "); re-plan the sweep (without --resume) or restore the file");
-  }
-  return src;
-}
-
-void check_input_finite(const inputs::Tensor& t, const std::string& source_name, quant::NonFinitePolicy p) {
-  if (p != quant::NonFinitePolicy::error) return;
-  const quant::MatrixView v = t.view;
-  for (int64_t r = 0; r < v.rows; ++r) {
-    const float* row = v.row(r);
-    for (int64_t c = 0; c < v.cols; ++c)
-      if (!std::isfinite(row[c])) {
-        std::ostringstream os;
-        os << "input '" << source_name << "' holds " << (std::isnan(row[c]) ? "NaN" : (row[c] > 0 ? "+Inf" : "-Inf"))
-           << " at row " << r << ", col " << c << "; clean the input or pass --non-finite propagate";
-        throw quant::NonFiniteError(os.str());
-      }
-  }
-}
-
-SamplingStats sampling_stats(quant::MatrixView x, quant::MatrixView xhat) {
-  SamplingStats s;
-  s.rows = x.rows;
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  s.sqnr_se_db = s.mse_se = nan;
-  if (x.rows < 2 || x.cols < 1) return s;
-  const auto R = static_cast<size_t>(x.rows);
-  std::vector<double> a(R), b(R);
-  std::vector<int64_t> n(R);
-  for (int64_t r = 0; r < x.rows; ++r) {
-    double sa = 0, sb = 0;
-    int64_t k = 0;
-    const float* xr = x.row(r);
-    const float* yr = xhat.row(r);
-    for (int64_t c = 0; c < x.cols; ++c) {
-      if (!std::isfinite(xr[c])) continue;
-      const double e = static_cast<double>(xr[c]) - static_cast<double>(yr[c]);
-      sa += static_cast<double>(xr[c]) * xr[c];
-      sb += e * e;
-      ++k;
-    }
-    a[r] = sa;
-    b[r] = sb;
-    n[r] = k;
-  }
-  double ma = 0, mb = 0, mn = 0;
-  for (size_t r = 0; r < R; ++r) {
-    ma += a[r];
-    mb += b[r];
-    mn += static_cast<double>(n[r]);
-  }
-  ma /= static_cast<double>(R);
-  mb /= static_cast<double>(R);
-  mn /= static_cast<double>(R);
-  double vaa = 0, vbb = 0, vab = 0;
-  for (size_t r = 0; r < R; ++r) {
-    vaa += (a[r] - ma) * (a[r] - ma);
-    vbb += (b[r] - mb) * (b[r] - mb);
-    vab += (a[r] - ma) * (b[r] - mb);
-  }
-  const double d = static_cast<double>(R - 1);
-  vaa /= d;
-  vbb /= d;
-  vab /= d;
-  if (ma > 0 && mb > 0) {
-    const double var_ln = (vaa / (ma * ma) + vbb / (mb * mb) - 2.0 * vab / (ma * mb)) / static_cast<double>(R);
-    s.sqnr_se_db = 10.0 / std::log(10.0) * std::sqrt(std::max(var_ln, 0.0));
-  }
-  if (mn > 0) s.mse_se = std::sqrt(vbb) / (mn * std::sqrt(static_cast<double>(R)));
-  if (!std::isfinite(s.sqnr_se_db)) s.sqnr_se_db = nan;
-  if (!std::isfinite(s.mse_se)) s.mse_se = nan;
-  return s;
-}
-
-namespace {
-
 struct LoadedTensor {
   inputs::Tensor tensor;
-  std::string display;
 };
 
-std::string input_display(const json& d) {
-  if (d.value("kind", std::string()) == "synthetic")
-    return "synthetic " + d.value("distribution", std::string());
-  std::string p = d.value("path", std::string());
-  return p;
+// Fault injection changes what executes, never the spec (so reports still match the baseline by id). Schemes that
+// fix their own rounding (code books: fp4, nf4, fp8) refuse another one; a one-group probe finds out, and those run
+// unchanged (*applied says whether the fault was applied).
+schemes::SchemeConfig injected_config(const schemes::SchemeConfig& cfg, const ExecContext& ctx, bool* applied) {
+  *applied = false;
+  if (!ctx.inject_rounding) return cfg;
+  schemes::SchemeConfig probe_cfg = cfg;
+  probe_cfg.params.rounding = *ctx.inject_rounding;
+  try {
+    const int64_t n = cfg.params.group_size > 0 ? cfg.params.group_size : 8;
+    quant::Matrix probe(1, n);
+    for (int64_t i = 0; i < n; ++i) probe(0, i) = 0.1f * static_cast<float>(i) - 0.3f;
+    (void)schemes::make_scheme(probe_cfg)->quantize(probe.view(), nullptr);
+  } catch (const std::invalid_argument&) {
+    return cfg;
+  }
+  *applied = true;
+  return probe_cfg;
+}
+
+// The runs[] fields of one finished run.
+json result_entry(const TensorRunSpec& s, const schemes::Scheme& scheme, const eval::QuantTestResult& res,
+                  const SamplingStats* ss, double sampling_ms, const ExecContext& ctx, bool injected) {
+  json e;
+  e["config"] = report::config_json(s.config);
+  e["backend"] = s.backend;
+  e["target"] = schemes::to_string(scheme.target());
+  e["input"] = s.input->description;
+  e["tensor"] = {{"name", s.tensor.name}, {"rows", s.tensor.rows}, {"cols", s.tensor.cols}, {"dtype", s.tensor.dtype}};
+  e["seed"] = s.input->description.value("seed", static_cast<uint64_t>(0));
+  e["path"] = "quantize+dequantize";
+  if (ctx.inject_rounding)
+    e["fault_injection"] = {{"rounding", quant::to_string(*ctx.inject_rounding)}, {"applied", injected}};
+  json m = report::metrics_json(res.metrics);
+  if (ss) m["sampling"] = {{"rows", ss->rows}, {"sqnr_se_db", report::num(ss->sqnr_se_db)}, {"mse_se", report::num(ss->mse_se)}};
+  e["metrics"] = m;
+  e["timing_ms"] = {{"quantize", report::num(res.timing.quantize_ms)},
+                    {"dequantize", report::num(res.timing.dequantize_ms - sampling_ms)},
+                    {"metrics", report::num(res.timing.metrics_ms)},
+                    {"sampling", report::num(sampling_ms)}};
+  return e;
 }
 
 json TensorExecutor::execute(const Run& run, ExecContext& ctx) const {
-  const json& spec = run.spec;
-  schemes::SchemeConfig cfg;
-  cfg.scheme = spec.at("config").at("scheme").get<std::string>();
-  quant::from_json(spec.at("config").at("params"), cfg.params);
-  for (const auto& [k, v] : spec.at("config").at("options").items()) cfg.options.set(k, v.get<std::string>());
-  const std::string backend = spec.at("backend").get<std::string>();
-  const std::string tname = spec.at("tensor").get<std::string>();
-
+  const auto& s = static_cast<const TensorRunSpec&>(*run.typed);
   auto loaded = std::static_pointer_cast<const LoadedTensor>(ctx.get_or_load(run.resource, [&] {
     auto lt = std::make_shared<LoadedTensor>();
-    auto src = open_input(spec.at("input"));
-    lt->tensor = src->load(tname);
-    lt->display = input_display(spec.at("input"));
+    lt->tensor = s.input->open()->load(s.tensor.name);
     return std::shared_ptr<const void>(lt);
   }));
   const inputs::Tensor& tensor = loaded->tensor;
-  check_input_finite(tensor, loaded->display, cfg.params.non_finite);
+  check_input_finite(tensor, s.input->source_name(), s.config.params.non_finite);
 
-  // Fault injection changes what executes, never the spec (so reports still match the baseline by id).
-  // Schemes that fix their own rounding (code books: fp4, nf4, fp8) refuse another one; a one-group probe finds
-  // out, and those run unchanged (the entry says whether the fault was applied).
-  schemes::SchemeConfig exec_cfg = cfg;
   bool injected = false;
-  if (ctx.inject_rounding) {
-    schemes::SchemeConfig probe_cfg = cfg;
-    probe_cfg.params.rounding = *ctx.inject_rounding;
-    try {
-      const int64_t n = cfg.params.group_size > 0 ? cfg.params.group_size : 8;
-      quant::Matrix probe(1, n);
-      for (int64_t i = 0; i < n; ++i) probe(0, i) = 0.1f * static_cast<float>(i) - 0.3f;
-      (void)schemes::make_scheme(probe_cfg)->quantize(probe.view(), nullptr);
-      exec_cfg = probe_cfg;
-      injected = true;
-    } catch (const std::invalid_argument&) {
-    }
-  }
+  const schemes::SchemeConfig exec_cfg = injected_config(s.config, ctx, &injected);
   const auto scheme = schemes::make_scheme(exec_cfg);
-
   SamplingStats ss;
   double sampling_ms = 0;
-  const bool want_sampling = spec.at("protocol").value("sampling", std::string("rows")) == "rows";
+  const bool want_sampling = s.protocol.sampling == "rows";
   const quant::MatrixView x = tensor.view;
   eval::DequantizeFn dq = [&](const quant::QuantizedMatrix& q, quant::MutableMatrixView out) {
-    if (backend == "cpu") {
+    if (s.backend == "cpu") {
       scheme->dequantize(q, out);
     } else {
 #if QEVAL_HAVE_OPENCL
       gpu::dequantize_cl(*gpu::default_device(), q, out);
 #else
-      throw std::runtime_error("backend '" + backend + "' is not built into this qeval");
+      throw std::runtime_error("backend '" + s.backend + "' is not built into this qeval");
 #endif
     }
-    if (want_sampling) {
-      // Timed separately so timing_ms.dequantize stays the backend's own time.
-      const auto t0 = std::chrono::steady_clock::now();
-      ss = sampling_stats(x, quant::MatrixView{out.data, out.rows, out.cols, out.row_stride});
-      sampling_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    }
+    if (!want_sampling) return;
+    // Timed separately so timing_ms.dequantize stays the backend's own time.
+    const auto t0 = std::chrono::steady_clock::now();
+    ss = sampling_stats(x, quant::MatrixView{out.data, out.rows, out.cols, out.row_stride});
+    sampling_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
   const eval::QuantTestResult res =
       eval::QuantTester()
@@ -695,26 +260,7 @@ json TensorExecutor::execute(const Run& run, ExecContext& ctx) const {
           .input(x, tensor.info.name + " " + std::to_string(tensor.info.rows) + "x" + std::to_string(tensor.info.cols))
           .no_checks()
           .Test([&](quant::MatrixView v, const quant::QuantParams&) { return scheme->quantize(v, nullptr); }, dq);
-
-  json e;
-  e["config"] = report::config_json(cfg);
-  e["backend"] = backend;
-  e["target"] = schemes::to_string(scheme->target());
-  e["input"] = spec.at("input");
-  e["tensor"] = {{"name", tensor.info.name}, {"rows", tensor.info.rows}, {"cols", tensor.info.cols}, {"dtype", tensor.info.dtype}};
-  e["seed"] = spec.at("input").value("seed", static_cast<uint64_t>(0));
-  e["path"] = "quantize+dequantize";
-  if (ctx.inject_rounding)
-    e["fault_injection"] = {{"rounding", quant::to_string(*ctx.inject_rounding)}, {"applied", injected}};
-  json m = report::metrics_json(res.metrics);
-  if (want_sampling)
-    m["sampling"] = {{"rows", ss.rows}, {"sqnr_se_db", report::num(ss.sqnr_se_db)}, {"mse_se", report::num(ss.mse_se)}};
-  e["metrics"] = m;
-  e["timing_ms"] = {{"quantize", report::num(res.timing.quantize_ms)},
-                    {"dequantize", report::num(res.timing.dequantize_ms - sampling_ms)},
-                    {"metrics", report::num(res.timing.metrics_ms)},
-                    {"sampling", report::num(sampling_ms)}};
-  return e;
+  return result_entry(s, *scheme, res, want_sampling ? &ss : nullptr, sampling_ms, ctx, injected);
 }
 
 std::string fmte(const json& v) {
@@ -784,6 +330,107 @@ std::string TensorExecutor::table_legend() const {
 }
 
 }  // namespace
+
+json TensorProtocol::to_json() const {
+  return {{"kind", "tensor"}, {"measure", "quantize+dequantize"}, {"sampling", sampling}, {"version", 1}};
+}
+
+TensorProtocol parse_tensor_protocol(const json& given, const std::string& path) {
+  TensorProtocol p;
+  if (given.is_null()) return p;
+  if (!given.is_object()) throw ConfigError(path, "is not an object (the tensor protocol, e.g. {\"sampling\": \"rows\"})");
+  for (const auto& [k, v] : given.items()) {
+    const std::string kp = key_path(path, k);
+    if (k == "kind") {
+      if (v != "tensor") throw ConfigError(kp, shown_value(v) + " is not \"tensor\"");
+    } else if (k == "measure") {
+      if (v != "quantize+dequantize") throw ConfigError(kp, shown_value(v) + " is not \"quantize+dequantize\" (the only one)");
+    } else if (k == "sampling") {
+      if (v != "rows" && v != "none") throw ConfigError(kp, shown_value(v) + " is not \"rows\" or \"none\"");
+      p.sampling = v.get<std::string>();
+    } else if (k == "version") {
+      if (v != 1) throw ConfigError(kp, shown_value(v) + " is not 1");
+    } else {
+      throw ConfigError(kp, "unknown key (known: kind, measure, sampling, version)");
+    }
+  }
+  return p;
+}
+
+json TensorRunSpec::to_json() const {
+  json cfg = report::config_json(config);
+  cfg.erase("label");  // derived from the rest
+  return {{"kind", "tensor"}, {"config", cfg},           {"backend", backend},
+          {"input", input->description}, {"tensor", tensor.name}, {"protocol", protocol.to_json()}};
+}
+
+json TensorRunSpec::explain() const {
+  json params;
+  quant::to_json(params, config.params);
+  return {{"type", "sweep::TensorRunSpec"},
+          {"scheme_config", {{"type", "schemes::SchemeConfig"}, {"scheme", config.scheme}, {"label", config.label()},
+                             {"params", {{"type", "quant::QuantParams"}, {"value", params}}},
+                             {"options", json(config.options.items())}}},
+          {"backend", backend},
+          {"input", {{"type", "sweep::TensorInput"}, {"from", input->path}, {"display", input->display},
+                     {"tensor", tensor.name + " " + std::to_string(tensor.rows) + "x" + std::to_string(tensor.cols)}}},
+          {"protocol", protocol.to_json()},
+          {"from", axes}};
+}
+
+SamplingStats sampling_stats(quant::MatrixView x, quant::MatrixView xhat) {
+  SamplingStats s;
+  s.rows = x.rows;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  s.sqnr_se_db = s.mse_se = nan;
+  if (x.rows < 2 || x.cols < 1) return s;
+  const auto R = static_cast<size_t>(x.rows);
+  std::vector<double> a(R), b(R);
+  std::vector<int64_t> n(R);
+  for (int64_t r = 0; r < x.rows; ++r) {
+    double sa = 0, sb = 0;
+    int64_t k = 0;
+    const float* xr = x.row(r);
+    const float* yr = xhat.row(r);
+    for (int64_t c = 0; c < x.cols; ++c) {
+      if (!std::isfinite(xr[c])) continue;
+      const double e = static_cast<double>(xr[c]) - static_cast<double>(yr[c]);
+      sa += static_cast<double>(xr[c]) * xr[c];
+      sb += e * e;
+      ++k;
+    }
+    a[r] = sa;
+    b[r] = sb;
+    n[r] = k;
+  }
+  double ma = 0, mb = 0, mn = 0;
+  for (size_t r = 0; r < R; ++r) {
+    ma += a[r];
+    mb += b[r];
+    mn += static_cast<double>(n[r]);
+  }
+  ma /= static_cast<double>(R);
+  mb /= static_cast<double>(R);
+  mn /= static_cast<double>(R);
+  double vaa = 0, vbb = 0, vab = 0;
+  for (size_t r = 0; r < R; ++r) {
+    vaa += (a[r] - ma) * (a[r] - ma);
+    vbb += (b[r] - mb) * (b[r] - mb);
+    vab += (a[r] - ma) * (b[r] - mb);
+  }
+  const double d = static_cast<double>(R - 1);
+  vaa /= d;
+  vbb /= d;
+  vab /= d;
+  if (ma > 0 && mb > 0) {
+    const double var_ln = (vaa / (ma * ma) + vbb / (mb * mb) - 2.0 * vab / (ma * mb)) / static_cast<double>(R);
+    s.sqnr_se_db = 10.0 / std::log(10.0) * std::sqrt(std::max(var_ln, 0.0));
+  }
+  if (mn > 0) s.mse_se = std::sqrt(vbb) / (mn * std::sqrt(static_cast<double>(R)));
+  if (!std::isfinite(s.sqnr_se_db)) s.sqnr_se_db = nan;
+  if (!std::isfinite(s.mse_se)) s.mse_se = nan;
+  return s;
+}
 
 std::shared_ptr<RunExecutor> make_tensor_executor() { return std::make_shared<TensorExecutor>(); }
 
