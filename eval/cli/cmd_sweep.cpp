@@ -1,6 +1,7 @@
 // eval/cli/cmd_sweep.cpp — `qeval sweep`: the options (CLI11) → sweep::SweepOptions → sweep::run_sweep
 // (eval/sweep/sweep.hpp: config, typed plan, engine). This file only reads the command line: which run kind the
 // options describe, and usage errors (exit status 2); every value is validated once, by the sweep library.
+#include <iostream>
 #include <memory>
 #include <stdexcept>
 #include <string>

@@ -1,5 +1,5 @@
 // eval/common/files.hpp — small helpers every eval/ floor may include (header-only, no dependencies): a monotonic
-// clock in seconds, project-relative paths, file existence.
+// clock in seconds, project-relative paths, file existence and extensions.
 #pragma once
 
 #include <sys/stat.h>
@@ -23,6 +23,11 @@ inline std::string resolve_path(const std::string& root, const std::string& p) {
 inline bool file_exists(const std::string& p) {
   struct stat st {};
   return ::stat(p.c_str(), &st) == 0;
+}
+
+// "w.npy" ends with ".npy".
+inline bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace qeval::common

@@ -43,8 +43,8 @@ int64_t read_group(const json& v, const std::string& p) {
 
 quant::Mapping read_mapping(const json& v, const std::string& p) {
   const std::string s = as_string(v, p, "a mapping (sym, asym)");
-  if (s == "sym" || s == "symmetric") return quant::Mapping::symmetric;
-  if (s == "asym" || s == "asymmetric") return quant::Mapping::asymmetric;
+  quant::Mapping m{};
+  if (parse_mapping_word(s, &m)) return m;
   throw ConfigError(p, "'" + s + "' is not sym or asym");
 }
 
@@ -141,6 +141,13 @@ const std::vector<std::string> kQuantDetailKeys = {"ranges", "clip_ratios", "per
 bool parse_group_word(const std::string& s, int64_t* g) {
   if (s == "row" || s == "per-row") *g = quant::kPerRow;
   else if (s == "tensor" || s == "per-tensor") *g = quant::kPerTensor;
+  else return false;
+  return true;
+}
+
+bool parse_mapping_word(const std::string& s, quant::Mapping* m) {
+  if (s == "sym" || s == "symmetric") *m = quant::Mapping::symmetric;
+  else if (s == "asym" || s == "asymmetric") *m = quant::Mapping::asymmetric;
   else return false;
   return true;
 }

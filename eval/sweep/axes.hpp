@@ -76,6 +76,7 @@ std::vector<SchemePoint> scheme_points(const SchemeAxes& a, const AxisValue<std:
 
 // Command-line spellings, shared with the options front end: "row"/"per-row" = 0, "tensor"/"per-tensor" = −1.
 bool parse_group_word(const std::string& s, int64_t* g);
+bool parse_mapping_word(const std::string& s, quant::Mapping* m);  // "sym"/"symmetric", "asym"/"asymmetric"
 std::string mapping_word(quant::Mapping m);  // "sym", "asym"
 
 }  // namespace qeval::sweep

@@ -1,6 +1,7 @@
 // eval/sweep/explain.cpp — a plan's runs as their typed specs, config paths, spec JSON and ids (JSON or text).
 #include "eval/sweep/explain.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 namespace qeval::sweep {
@@ -15,9 +16,22 @@ json run_json(const Run& r, size_t index) {
           {"spec", r.spec}};
 }
 
+// Keys in the order a reader follows a parameter (what quantizes, then on what), the others after them.
+std::vector<std::string> reading_order(const json& obj) {
+  static const std::vector<std::string> first = {"scheme_config", "weight", "activation", "scheme", "label", "params",
+                                                 "options", "backend", "input", "model", "file", "protocol"};
+  std::vector<std::string> keys;
+  for (const auto& k : first)
+    if (obj.contains(k)) keys.push_back(k);
+  for (const auto& [k, v] : obj.items())
+    if (std::find(first.begin(), first.end(), k) == first.end()) keys.push_back(k);
+  return keys;
+}
+
 // "  <key>  <type>  <value>" for each field of a RunSpec::explain() object ("type" and "from" are shown apart).
 void field_lines(std::ostringstream& os, const json& typed, const std::string& indent) {
-  for (const auto& [k, v] : typed.items()) {
+  for (const std::string& k : reading_order(typed)) {
+    const json& v = typed[k];
     if (k == "type" || k == "from") continue;
     os << indent << k;
     if (v.is_object() && v.contains("type")) {

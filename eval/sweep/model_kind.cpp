@@ -112,7 +112,7 @@ struct ModelDims {
   int64_t d_model = 0, d_ff = 0;
 };
 std::optional<ModelDims> gguf_dims(const std::string& file) {
-  if (file.size() < 5 || file.compare(file.size() - 5, 5, ".gguf") != 0) return std::nullopt;
+  if (!common::ends_with(file, ".gguf")) return std::nullopt;
   const model::MappedFile mf(file);
   const model::GgufFile g = model::parse_gguf(mf.data(), mf.size(), file);
   const model::ModelConfig c = model::gguf_model_config(g);

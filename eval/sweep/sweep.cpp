@@ -8,6 +8,7 @@
 #include <regex>
 #include <stdexcept>
 
+#include "eval/common/files.hpp"
 #include "eval/inputs/synthetic.hpp"
 #include "eval/sweep/axes.hpp"
 #include "eval/sweep/explain.hpp"
@@ -27,9 +28,7 @@ int64_t parse_int(const std::string& opt, const std::string& v) {
   return x;
 }
 
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
+using common::ends_with;
 
 // --option key=value / scheme.key=value; a repeated key becomes an axis (every value is run).
 json options_json(const std::vector<std::string>& options) {
@@ -174,9 +173,9 @@ std::vector<int64_t> parse_group_list(const std::vector<std::string>& items) {
 std::vector<quant::Mapping> parse_mapping_list(const std::vector<std::string>& items) {
   std::vector<quant::Mapping> out;
   for (const auto& s : items) {
-    if (s == "sym" || s == "symmetric") out.push_back(quant::Mapping::symmetric);
-    else if (s == "asym" || s == "asymmetric") out.push_back(quant::Mapping::asymmetric);
-    else throw std::invalid_argument("--mapping: '" + s + "' is not sym or asym");
+    quant::Mapping m{};
+    if (!parse_mapping_word(s, &m)) throw std::invalid_argument("--mapping: '" + s + "' is not sym or asym");
+    out.push_back(m);
   }
   return out;
 }

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "eval/common/files.hpp"
 #include "eval/inputs/file.hpp"
 #include "eval/report/report.hpp"
 #include "eval/sweep/config.hpp"
@@ -17,9 +18,7 @@ namespace {
 
 using nlohmann::json;
 
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
+using common::ends_with;
 
 std::string stem(const std::string& path) {
   std::string s = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);

@@ -1,4 +1,4 @@
-// tests/eval/sweep_test.cpp — sweep planning (enumerate + validate before running), one run, report assembly.
+// tests/sweep/sweep_test.cpp — sweep planning (enumerate + validate before running), one run, report assembly.
 #include <gtest/gtest.h>
 
 #include <sstream>
