@@ -18,6 +18,7 @@
 #include "eval/report/report.hpp"
 #include "eval/report/schema.hpp"
 #include "quant/rng.hpp"
+#include "schemes/scheme.hpp"
 #include "tests/sweep/test_util.hpp"
 
 namespace qeval {
@@ -184,6 +185,30 @@ TEST_F(CliSweep, ConfigErrorsNameTheJsonPathBeforeAnyWork) {
   ASSERT_EQ(d.status, 0) << d.err;
   EXPECT_NE(d.out.find("qeval sweep: 3 run(s) (shard 1/3 of 8)"), std::string::npos) << d.out;
   EXPECT_NE(d.out.find(" rtn/2b/asym/g32/mse/cpu/gaussian-512x1024"), std::string::npos) << d.out;
+}
+
+// `qeval sweep --help` lists every registered scheme id (schemes.def); --explain and --plan-json trace each run's
+// values from the command line to its typed spec and id, executing nothing.
+TEST(CliTrace, HelpListsSchemesAndExplainShowsTheTypedSpec) {
+  TempDir dir;
+  const CmdResult h = testing::run_in(dir.path(), "'" + kQeval + "' sweep --help");
+  ASSERT_EQ(h.status, 0) << h.err;
+  for (const auto& s : schemes::scheme_list()) EXPECT_NE(h.out.find(s.id), std::string::npos) << s.id;
+  for (const char* w : {"--explain", "--plan-json"}) EXPECT_NE(h.out.find(w), std::string::npos) << w;
+  const std::string sweep = "'" + kQeval + "' sweep --input gaussian --rows 4 --cols 64 --bits 3 --group-sizes 16,32 ";
+  const CmdResult e = testing::run_in(dir.path(), sweep + "--explain");
+  ASSERT_EQ(e.status, 0) << e.err;
+  for (const char* w : {"qeval sweep: 2 run(s) (dry run: nothing executed)", "[2/2] rtn/3b/sym/g32/cpu/gaussian-4x64",
+                        "sweeps[0].group_sizes[1]", "(schemes::SchemeConfig)", "(quant::QuantParams)", "\"group_size\":32",
+                        "= xxh64(spec)"})
+    EXPECT_NE(e.out.find(w), std::string::npos) << w << "\n" << e.out;
+  const CmdResult j = testing::run_in(dir.path(), sweep + "--plan-json");
+  ASSERT_EQ(j.status, 0) << j.err;
+  const json plan = json::parse(j.out);
+  ASSERT_EQ(plan["runs"].size(), 2u);
+  EXPECT_EQ(plan["runs"][1]["id"], report::run_id(plan["runs"][1]["spec"]));
+  EXPECT_EQ(plan["runs"][1]["typed"]["scheme_config"]["params"]["value"]["bits"], 3);
+  EXPECT_FALSE(testing::exists(dir / "qeval-report.json"));  // a dry run writes nothing
 }
 
 TEST_F(CliSweep, GateFailsOnInjectedRoundingAndPassesOnTheRealScheme) {
