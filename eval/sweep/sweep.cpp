@@ -197,7 +197,8 @@ std::string options_error_text(const std::string& msg) {
       {"roundings", "--rounding"},      {"non_finite", "--non-finite"},  {"options", "--option"},
       {"partial_groups", "--partial-groups"}, {"models", "--model"}, {"protocol", "--protocol"},
       {"activations", "--activation"}};
-  std::string s = msg;
+  // "sweeps[0].options.fp4.codebook" → "--option fp4.codebook" (the key stays: it is what the user typed).
+  std::string s = std::regex_replace(msg, std::regex("sweeps\\[0\\]\\.options\\.([A-Za-z_0-9.]+)"), "--option $1");
   for (const auto& [k, opt] : names) {
     const std::regex re("sweeps\\[0\\]\\." + k + "(\\[[0-9]+\\])?(\\.[A-Za-z_0-9]+)*( \\(default[^)]*\\))?");
     s = std::regex_replace(s, re, opt);
