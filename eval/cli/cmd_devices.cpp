@@ -1,8 +1,10 @@
 // eval/cli/cmd_devices.cpp — `qeval devices`: OpenCL platforms and devices, the tiers each supports and the
-// result of each tier's known-answer probe (gpu/devices_report.hpp), saying which tier the GEMMs run on.
-#include <CLI/CLI.hpp>
-
+// result of each tier's known-answer probe (gpu/devices_report.hpp), saying which tier the GEMMs run on. Listing
+// compiles nothing (cached probe results); --probe probes the device in use.
 #include <iostream>
+#include <memory>
+
+#include "eval/cli/command.hpp"
 
 #if QEVAL_HAVE_OPENCL
 #include "gpu/devices_report.hpp"
@@ -11,13 +13,29 @@
 namespace qeval::cli {
 
 namespace {
-bool g_devices_json = false;
+
+struct DevicesArgs {
+  bool as_json = false;
 #if QEVAL_HAVE_OPENCL
-gpu::DevicesOptions g_devices_opts;
+  gpu::DevicesOptions opts;
+#endif
+};
+
+// Exit status: 0 when at least one device was listed, 1 when none (or OpenCL is not built in).
+int run_devices(const DevicesArgs& a) {
+#if QEVAL_HAVE_OPENCL
+  return gpu::print_devices(std::cout, a.as_json, a.opts);
+#else
+  std::cout << (a.as_json ? "{\"devices\": [], \"error\": \"built without OpenCL\"}\n"
+                          : "This qeval was built without OpenCL (configure with -DQEVAL_OPENCL=ON).\n");
+  return 1;
 #endif
 }
 
-CLI::App* add_devices_command(CLI::App& app) {
+}  // namespace
+
+Command add_devices_command(CLI::App& app, const Invocation&) {
+  auto a = std::make_shared<DevicesArgs>();
   CLI::App* c = app.add_subcommand(
       "devices",
       "List OpenCL platforms and devices, the capability tiers each supports (T0 portable OpenCL C 1.2,\n"
@@ -25,24 +43,13 @@ CLI::App* add_devices_command(CLI::App& app) {
       "and the result of each tier's known-answer probe; a tier whose probe fails is not used.\n"
       "Listing compiles nothing: probe results come from the cache (QEVAL_CL_CACHE_DIR, default\n"
       "~/.cache/qeval/opencl); --probe probes the device in use now.");
-  c->add_flag("--json", g_devices_json, "Print the list as JSON");
+  c->add_flag("--json", a->as_json, "Print the list as JSON");
 #if QEVAL_HAVE_OPENCL
-  c->add_flag("--probe", g_devices_opts.probe, "Probe every supported tier of the device in use (compiles kernels)");
-  c->add_option("--device", g_devices_opts.device,
+  c->add_flag("--probe", a->opts.probe, "Probe every supported tier of the device in use (compiles kernels)");
+  c->add_option("--device", a->opts.device,
                 "Device to probe: p:d index or a name substring (default: $QEVAL_CL_DEVICE, else the first GPU)");
 #endif
-  return c;
-}
-
-// Exit status: 0 when at least one device was listed, 1 when none (or OpenCL is not built in).
-int run_devices_command() {
-#if QEVAL_HAVE_OPENCL
-  return gpu::print_devices(std::cout, g_devices_json, g_devices_opts);
-#else
-  std::cout << (g_devices_json ? "{\"devices\": [], \"error\": \"built without OpenCL\"}\n"
-                               : "This qeval was built without OpenCL (configure with -DQEVAL_OPENCL=ON).\n");
-  return 1;
-#endif
+  return {c, [a] { return run_devices(*a); }};
 }
 
 }  // namespace qeval::cli

@@ -10,18 +10,14 @@
 #include <limits>
 #include <stdexcept>
 
+#include "eval/common/files.hpp"
+
 namespace qeval::model {
 
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-std::string resolve_path(const std::string& root, const std::string& p) {
-  if (p.empty() || p[0] == '/' || root.empty()) return p;
-  return root + "/" + p;
-}
+using common::now_s;  // eval/common/files.hpp
+using common::resolve_path;
 
 Protocol protocol_of(const nlohmann::json& j, const std::string& root) {
   if (j.is_string()) return Protocol::load(resolve_path(root, j.get<std::string>()));

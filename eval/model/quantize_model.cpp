@@ -20,6 +20,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "eval/common/files.hpp"
 #include "eval/model/checkpoint.hpp"
 #include "eval/model/fingerprint.hpp"
 #include "eval/model/ppl.hpp"
@@ -30,14 +31,8 @@ namespace qeval::model {
 
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-std::string resolve_path(const std::string& root, const std::string& p) {
-  if (p.empty() || p[0] == '/' || root.empty()) return p;
-  return root + "/" + p;
-}
+using common::now_s;  // eval/common/files.hpp
+using common::resolve_path;
 
 // Sets ATen's thread count for a scope and restores it.
 struct ThreadScope {

@@ -14,10 +14,11 @@
 #include <set>
 #include <thread>
 
-#include "eval/cli/engine.hpp"
+#include "eval/sweep/engine.hpp"
 #include "eval/report/report.hpp"
 #include "eval/report/schema.hpp"
 #include "quant/rng.hpp"
+#include "schemes/scheme.hpp"
 #include "tests/sweep/test_util.hpp"
 
 namespace qeval {
@@ -120,7 +121,7 @@ TEST_F(CliSweep, SigkillAtARandomPointThenResumeGivesTheSameReport) {
   ASSERT_EQ(::waitpid(pid, &st, 0), pid);
   ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "the sweep ended before the kill";
   EXPECT_FALSE(testing::exists(dir / "r.json"));
-  const size_t done_before = cli::read_journal(dir / "r.json.jsonl").size();
+  const size_t done_before = sweep::read_journal(dir / "r.json.jsonl").size();
   EXPECT_GE(done_before, k);
   EXPECT_LT(done_before, kSlowRuns);
 
@@ -152,7 +153,7 @@ TEST_F(CliSweep, SigintFinishesTheRunningRunAndLeavesAResumableJournal) {
   EXPECT_NE(err.find("sweep --config c.json --out r.json --resume"), std::string::npos) << err;
   // The run in flight was finished and journaled: every line is complete.
   long long cut = 0;
-  const size_t n = cli::read_journal(dir / "r.json.jsonl", &cut).size();
+  const size_t n = sweep::read_journal(dir / "r.json.jsonl", &cut).size();
   EXPECT_EQ(cut, -1);
   EXPECT_GE(n, 1u);
   EXPECT_LT(n, kSlowRuns);
@@ -184,6 +185,30 @@ TEST_F(CliSweep, ConfigErrorsNameTheJsonPathBeforeAnyWork) {
   ASSERT_EQ(d.status, 0) << d.err;
   EXPECT_NE(d.out.find("qeval sweep: 3 run(s) (shard 1/3 of 8)"), std::string::npos) << d.out;
   EXPECT_NE(d.out.find(" rtn/2b/asym/g32/mse/cpu/gaussian-512x1024"), std::string::npos) << d.out;
+}
+
+// `qeval sweep --help` lists every registered scheme id (schemes.def); --explain and --plan-json trace each run's
+// values from the command line to its typed spec and id, executing nothing.
+TEST(CliTrace, HelpListsSchemesAndExplainShowsTheTypedSpec) {
+  TempDir dir;
+  const CmdResult h = testing::run_in(dir.path(), "'" + kQeval + "' sweep --help");
+  ASSERT_EQ(h.status, 0) << h.err;
+  for (const auto& s : schemes::scheme_list()) EXPECT_NE(h.out.find(s.id), std::string::npos) << s.id;
+  for (const char* w : {"--explain", "--plan-json"}) EXPECT_NE(h.out.find(w), std::string::npos) << w;
+  const std::string sweep = "'" + kQeval + "' sweep --input gaussian --rows 4 --cols 64 --bits 3 --group-sizes 16,32 ";
+  const CmdResult e = testing::run_in(dir.path(), sweep + "--explain");
+  ASSERT_EQ(e.status, 0) << e.err;
+  for (const char* w : {"qeval sweep: 2 run(s) (dry run: nothing executed)", "[2/2] rtn/3b/sym/g32/cpu/gaussian-4x64",
+                        "sweeps[0].group_sizes[1]", "(schemes::SchemeConfig)", "(quant::QuantParams)", "\"group_size\":32",
+                        "= xxh64(spec)"})
+    EXPECT_NE(e.out.find(w), std::string::npos) << w << "\n" << e.out;
+  const CmdResult j = testing::run_in(dir.path(), sweep + "--plan-json");
+  ASSERT_EQ(j.status, 0) << j.err;
+  const json plan = json::parse(j.out);
+  ASSERT_EQ(plan["runs"].size(), 2u);
+  EXPECT_EQ(plan["runs"][1]["id"], report::run_id(plan["runs"][1]["spec"]));
+  EXPECT_EQ(plan["runs"][1]["typed"]["scheme_config"]["params"]["value"]["bits"], 3);
+  EXPECT_FALSE(testing::exists(dir / "qeval-report.json"));  // a dry run writes nothing
 }
 
 TEST_F(CliSweep, GateFailsOnInjectedRoundingAndPassesOnTheRealScheme) {

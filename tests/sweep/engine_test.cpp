@@ -5,15 +5,15 @@
 #include <atomic>
 #include <sstream>
 
-#include "eval/cli/engine.hpp"
-#include "eval/cli/plan.hpp"
-#include "eval/cli/tensor_run.hpp"
+#include "eval/sweep/engine.hpp"
+#include "eval/sweep/plan.hpp"
+#include "eval/sweep/tensor_kind.hpp"
 #include "eval/inputs/file.hpp"
 #include "eval/report/report.hpp"
 #include "eval/report/schema.hpp"
 #include "tests/sweep/test_util.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 namespace {
 
 using nlohmann::json;
@@ -217,12 +217,12 @@ TEST(Engine, AFailedRunStopsTheSweepAndKeepsFinishedWork) {
 }
 
 }  // namespace
-}  // namespace qeval::cli
+}  // namespace qeval::sweep
 
 namespace qeval {
 namespace {
 
-// A finished model run as the summary reads it (eval/cli/model_run.cpp: table_summary).
+// A finished model run as the summary reads it (eval/sweep/model_kind.cpp: table_summary).
 nlohmann::json ranked_entry(int group, double kl, double dppl, double dppl_se) {
   const nlohmann::json plan = {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 4}, {"group_size", group}}}}}};
   return {{"kind", "model"},
@@ -239,7 +239,7 @@ nlohmann::json ranked_entry(int group, double kl, double dppl, double dppl_se) {
 // The model table's summary ranks runs by KL and says whether Δppl agrees — and, where it does not, whether the
 // disagreement is inside 2·√(se_a² + se_b²).
 TEST(ModelSummary, RanksByKlAndJudgesDpplAgainstItsNoise) {
-  const cli::RunExecutor* ex = cli::find_executor("model");
+  const sweep::RunExecutor* ex = sweep::find_executor("model");
   ASSERT_NE(ex, nullptr);
   // Given out of order; KL ranks g32 < g128 < g256. Δppl agrees, g32 vs g128 by 0.05 < 2·√2·0.05 = 0.141.
   std::string s = ex->table_summary({ranked_entry(256, 0.015, 0.72, 0.05), ranked_entry(32, 0.009, 0.40, 0.05),

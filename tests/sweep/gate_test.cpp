@@ -6,9 +6,9 @@
 #include <cmath>
 #include <sstream>
 
-#include "eval/cli/engine.hpp"
-#include "eval/cli/plan.hpp"
-#include "eval/cli/tensor_run.hpp"
+#include "eval/sweep/engine.hpp"
+#include "eval/sweep/plan.hpp"
+#include "eval/sweep/tensor_kind.hpp"
 #include "eval/inputs/synthetic.hpp"
 #include "eval/metrics/metrics.hpp"
 #include "eval/report/check.hpp"
@@ -23,13 +23,13 @@ namespace {
 using nlohmann::json;
 
 json run_sweep_json(const json& cfg, std::optional<quant::Rounding> inject = std::nullopt) {
-  const cli::SweepPlan plan = cli::plan_sweep(cfg, 1);
-  cli::EngineOptions o;
-  o.progress = cli::ProgressMode::none;
+  const sweep::SweepPlan plan = sweep::plan_sweep(cfg, 1);
+  sweep::EngineOptions o;
+  o.progress = sweep::ProgressMode::none;
   o.inject_rounding = inject;
   o.jobs = 2;
   std::ostringstream out, err;
-  json r = cli::run_engine(plan, o, out, err).report;
+  json r = sweep::run_engine(plan, o, out, err).report;
   report::validate(r);
   return r;
 }
@@ -111,7 +111,7 @@ TEST(Gate, SamplingStandardErrorMatchesTheSpreadAcrossSeeds) {
     quant::Matrix y(x.rows, x.cols);
     s->dequantize(q, y.mut());
     sqnr.push_back(metrics::evaluate(x.view(), q, y.view()).error.sqnr_db);
-    se.push_back(cli::sampling_stats(x.view(), y.view()).sqnr_se_db);
+    se.push_back(sweep::sampling_stats(x.view(), y.view()).sqnr_se_db);
   }
   double mean = 0, mean_se = 0;
   for (int k = 0; k < kSeeds; ++k) {

@@ -5,12 +5,12 @@
 
 #include <set>
 
-#include "eval/cli/plan.hpp"
-#include "eval/cli/sweep.hpp"
+#include "eval/sweep/plan.hpp"
+#include "eval/sweep/sweep.hpp"
 #include "eval/report/report.hpp"
 #include "tests/sweep/test_util.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 namespace {
 
 using nlohmann::json;
@@ -195,7 +195,7 @@ TEST(SweepConfig, ShardsPartitionThePlan) {
   for (int n : {1, 2, 3, 7, 9}) {
     std::multiset<std::string> all;
     for (int i = 0; i < n; ++i)
-      for (const cli::Run* r : shard_runs(p, i, n)) all.insert(r->id);
+      for (const sweep::Run* r : shard_runs(p, i, n)) all.insert(r->id);
     EXPECT_EQ(all.size(), 7u) << n;
     for (const auto& r : p.runs) EXPECT_EQ(all.count(r.id), 1u) << n;
   }
@@ -209,4 +209,4 @@ TEST(SweepConfig, ShardsPartitionThePlan) {
 }
 
 }  // namespace
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

@@ -4,8 +4,8 @@
 
 #include <sstream>
 
-#include "eval/cli/engine.hpp"
-#include "eval/cli/plan.hpp"
+#include "eval/sweep/engine.hpp"
+#include "eval/sweep/plan.hpp"
 #include "eval/report/diff.hpp"
 #include "eval/report/html.hpp"
 #include "eval/report/merge.hpp"
@@ -22,13 +22,13 @@ json small_report(int shard_index = 0, int shard_count = 1) {
   json cfg = json::parse(R"({"seed": 9, "sweeps": [{"schemes": ["rtn"], "bits": [2, 3, 4], "mappings": ["sym", "asym"],
       "group_sizes": [32, 128], "inputs": [{"distribution": "gaussian", "rows": 32, "cols": 512}]},
       {"schemes": ["nf4"], "group_sizes": [64], "inputs": [{"distribution": "gaussian", "rows": 32, "cols": 512}]}]})");
-  const cli::SweepPlan plan = cli::plan_sweep(cfg, 1);
-  cli::EngineOptions o;
-  o.progress = cli::ProgressMode::none;
+  const sweep::SweepPlan plan = sweep::plan_sweep(cfg, 1);
+  sweep::EngineOptions o;
+  o.progress = sweep::ProgressMode::none;
   o.shard_index = shard_index;
   o.shard_count = shard_count;
   std::ostringstream out, err;
-  return cli::run_engine(plan, o, out, err).report;
+  return sweep::run_engine(plan, o, out, err).report;
 }
 
 std::string validation_error(const json& j) {

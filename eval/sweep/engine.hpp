@@ -1,10 +1,8 @@
-// eval/cli/engine.hpp — the sweep engine: executes a plan's runs (in parallel with --jobs), journals each
+// eval/sweep/engine.hpp — the sweep engine: executes a plan's runs (in parallel with --jobs), journals each
 // result durably as it finishes, resumes after a crash or Ctrl-C, shows progress, writes the final report.
 //
-// Journal: <out>.jsonl next to the report. Line 1 is a header {"qeval_journal": 1, ...}; then one line per
-// finished run, {"run": <its complete runs[] entry>}, each written with a single write(2) and fsync'ed
-// before the run counts as done. A crash (even SIGKILL) therefore loses at most the runs in flight; a line
-// cut short by the crash is detected (no trailing newline / unparsable) and dropped on --resume.
+// Journal: <out>.jsonl next to the report (journal.hpp: one fsync'ed line per finished run; a crash loses at most
+// the runs in flight). Progress: progress.hpp.
 // On completion the report is built from the journal (entries in plan order, whatever order they finished
 // in), written atomically (report::write_json_atomic), and the journal is removed.
 //
@@ -27,12 +25,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "eval/cli/plan.hpp"
+#include "eval/sweep/journal.hpp"
+#include "eval/sweep/plan.hpp"
+#include "eval/sweep/progress.hpp"
 
-namespace qeval::cli {
-
-enum class ProgressMode { automatic, bar, lines, none };
-ProgressMode parse_progress_mode(const std::string& s);  // auto, bar, lines, none
+namespace qeval::sweep {
 
 struct EngineOptions {
   std::string out;              // report path; "" = no report and no journal (--no-report)
@@ -62,16 +59,9 @@ struct EngineResult {
 // journal then allows --resume once the cause is fixed.
 EngineResult run_engine(const SweepPlan& plan, const EngineOptions& o, std::ostream& out, std::ostream& err);
 
-// The journal's path for a report path.
-std::string journal_path(const std::string& out);
-
 // The report of `entries` (complete runs[] entries, any order) under `plan`: header, producer, config,
 // protocol, seed, inputs, plan ids, shard, runs in plan order, views.
 nlohmann::json build_report(const SweepPlan& plan, const std::vector<nlohmann::json>& entries, const EngineOptions& o);
 
-// Reads a journal: the finished entries, in file order. A final line without '\n' or that does not parse
-// (a write cut short by a crash) is dropped and *truncated_at set to the byte offset where it starts
-// (else −1). Throws std::runtime_error naming the file and line for corruption elsewhere.
-std::vector<nlohmann::json> read_journal(const std::string& path, long long* truncated_at = nullptr);
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

@@ -1,4 +1,4 @@
-// eval/cli/tensor_run.hpp — the "tensor" run kind: one scheme config on one tensor, quantize + dequantize
+// eval/sweep/tensor_kind.hpp — the "tensor" run kind: one scheme config on one tensor, quantize + dequantize
 // through the QuantTester (the tests' code path), metrics against the 6.02·b bound.
 //
 // sweeps[i] of kind "tensor" (every axis a list; a scalar is read as a one-element list):
@@ -20,36 +20,48 @@
 // percentiles × roundings × non-finite × partial groups × option values × backends (backends innermost, so the same
 // config on cpu and opencl sit side by side). Identical runs collapse.
 //
-// The run's spec: {"kind": "tensor", "config": {scheme, params, options}, "backend", "input": <input
-// description (+ "xxh64" of a file's bytes)>, "tensor": <name>, "protocol": <tensor protocol>}.
+// Each run is a TensorRunSpec (below): the SchemeConfig of eval/sweep/axes.hpp's scheme axes, the backend, the
+// input (eval/sweep/tensor_input.hpp) and tensor, and the protocol. Its JSON (the run id hashes it):
+// {"kind": "tensor", "config": {scheme, params, options}, "backend", "input": <input description (+ "xxh64" of a
+// file's bytes)>, "tensor": <name>, "protocol": <tensor protocol>}.
 // The tensor protocol ({"kind": "tensor", "measure": "quantize+dequantize", "sampling": "rows"}) says
 // what is measured and how its noise is estimated: rows are treated as independent samples and the
 // standard error of SQNR and MSE over them is reported (metrics.sampling; docs/regression-gate.md).
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "eval/cli/run_kind.hpp"
-#include "eval/inputs/source.hpp"
+#include "eval/sweep/run_kind.hpp"
+#include "eval/sweep/tensor_input.hpp"
 #include "quant/affine.hpp"
+#include "schemes/scheme.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
-inline constexpr int64_t kDefaultRows = 1024;  // 1024 × 4096 = 4.2M values: ~1 s a run on one core
-inline constexpr int64_t kDefaultCols = 4096;  // a typical LLM hidden size: groups of 32..4096 all divide it
+// What a tensor run measures and how its noise is estimated ("rows": rows as independent samples; "none").
+struct TensorProtocol {
+  std::string sampling = "rows";
+  nlohmann::json to_json() const;  // {"kind": "tensor", "measure": "quantize+dequantize", "sampling", "version": 1}
+};
+// The tensor protocol of `given` (null: defaults); throws ConfigError (at `path`) for unknown keys/values.
+TensorProtocol parse_tensor_protocol(const nlohmann::json& given, const std::string& path);
 
-// The tensor protocol with defaults filled; throws ConfigError (at `path`) for unknown keys/values.
-nlohmann::json tensor_protocol(const nlohmann::json& given, const std::string& path);
+// One tensor run, typed: what TensorExecutor::execute runs from.
+struct TensorRunSpec final : RunSpec {
+  schemes::SchemeConfig config;               // scheme + QuantParams + options (axes.hpp)
+  std::string backend = "cpu";                // "cpu", "opencl"
+  std::shared_ptr<const TensorInput> input;   // shared by the runs on that input
+  inputs::TensorInfo tensor;                  // the tensor of the input (name, rows, cols)
+  TensorProtocol protocol;
+  std::vector<std::string> axes;              // config paths of the axis values that made this run
 
-// Rebuilds the source an input description (the run spec's "input") names. For files, checks the content
-// hash recorded at planning time (a file changed since: an error naming it).
-std::unique_ptr<inputs::TensorSource> open_input(const nlohmann::json& input_description);
-
-// Applies the non-finite policy to a whole input tensor up front, so the error names the input
-// ("input 'w.npy' holds NaN at row 3, col 7; clean it or pass --non-finite propagate").
-void check_input_finite(const inputs::Tensor& t, const std::string& source_name, quant::NonFinitePolicy p);
+  nlohmann::json to_json() const override;
+  nlohmann::json explain() const override;
+};
 
 // Sampling statistics of the SQNR/MSE estimates from per-row sums (rows as independent samples):
 // with a_r = Σ_j x², b_r = Σ_j e² over row r, SQNR = 10·log10(Σa/Σb) and by the delta method
@@ -62,4 +74,4 @@ struct SamplingStats {
 };
 SamplingStats sampling_stats(quant::MatrixView x, quant::MatrixView xhat);
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

