@@ -232,10 +232,10 @@ Command add_sweep_command(CLI::App& app, const Invocation& inv) {
   a->o.seed = seed_from_env(kDefaultSeed);
   CLI::App* c = app.add_subcommand(
       "sweep",
-      "Quantize a model (default: the embedded default model on WikiText-2; perplexity, delta-ppl, KL and top-1\n"
-      "against fp) or a tensor (--input: MSE, SQNR vs the 6.02*b bound and the gap's causes, max-abs error,\n"
-      "cosine) with every combination of scheme x bits x group size x mapping, print a table and write a\n"
-      "versioned JSON report.");
+      "Quantize a model (default: the embedded default model on its held-out text; perplexity, delta-ppl, KL and\n"
+      "top-1 against fp, ranked by KL) or a tensor (--input: MSE, SQNR vs the 6.02*b bound and the gap's causes,\n"
+      "max-abs error, cosine) with every combination of scheme x bits x group size x mapping, print a table and\n"
+      "write a versioned JSON report.");
   add_axis_options(c, *a);
   add_model_options(c, *a);
   add_tensor_options(c, *a);
