@@ -304,11 +304,12 @@ GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& file) {
 TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t) {
   const GgmlTypeTraits tr = ggml_type_traits(static_cast<uint32_t>(t.type));
   const std::string field = "tensor '" + t.name + "'";
-  if (!tr.dequantizable) {
+  const ref::DequantizeRowFn dequantize = ref::dequantizer(static_cast<uint32_t>(t.type));
+  if (!tr.dequantizable || !dequantize) {
     throw CheckpointError(f.file, field + ".type",
-                          std::string("tensor type ") + (tr.name ? tr.name : "?") +
-                              " is not supported (supported: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q4_K Q6_K) — re-quantize "
-                              "the model to one of these (llama-quantize) or convert it to F16");
+                          std::string("tensor type ") + (tr.name ? tr.name : "?") + " is not supported (supported: " +
+                              ggml_supported_type_names() +
+                              ") — re-quantize the model to one of these (llama-quantize) or convert it to F16");
   }
   TensorF32 out;
   out.shape = t.shape();
@@ -318,17 +319,7 @@ TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t) {
   const uint8_t* src = f.data + f.data_offset + t.offset;  // in bounds: checked by parse_gguf
   const auto n = static_cast<int64_t>(t.n_elements);
   float* dst = out.data.data();
-  switch (t.type) {
-    case GgmlType::F32: ref::dequantize_row_f32(src, dst, n); break;
-    case GgmlType::F16: ref::dequantize_row_f16(src, dst, n); break;
-    case GgmlType::BF16: ref::dequantize_row_bf16(src, dst, n); break;
-    case GgmlType::Q8_0: ref::dequantize_row_q8_0(src, dst, n); break;
-    case GgmlType::Q4_0: ref::dequantize_row_q4_0(src, dst, n); break;
-    case GgmlType::Q4_1: ref::dequantize_row_q4_1(src, dst, n); break;
-    case GgmlType::Q4_K: ref::dequantize_row_q4_k(src, dst, n); break;
-    case GgmlType::Q6_K: ref::dequantize_row_q6_k(src, dst, n); break;
-    default: throw CheckpointError(f.file, field + ".type", "no dequantizer");  // unreachable: traits say so
-  }
+  dequantize(src, dst, n);
   for (size_t i = 0; i < out.data.size(); ++i) {
     if (!std::isfinite(out.data[i])) {
       throw CheckpointError(f.file, field,
