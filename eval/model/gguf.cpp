@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -454,6 +455,26 @@ ModelConfig gguf_model_config(const GgufFile& f) {
   return cfg;
 }
 
+std::set<std::string> llama_forward_tensors(const ModelConfig& cfg) {
+  std::set<std::string> used = {"token_embd.weight", "output_norm.weight"};
+  if (!cfg.tied_embeddings) used.insert("output.weight");
+  for (int64_t i = 0; i < cfg.n_layers; ++i) {
+    for (const char* s : {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up",
+                          "ffn_down"}) {
+      used.insert("blk." + std::to_string(i) + "." + s + ".weight");
+    }
+  }
+  return used;
+}
+
+std::vector<std::string> gguf_unused_tensors(const GgufFile& f, const ModelConfig& cfg) {
+  const std::set<std::string> used = llama_forward_tensors(cfg);
+  std::vector<std::string> unused;
+  for (const auto& t : f.tensors)
+    if (!used.count(t.name)) unused.push_back(t.name);
+  return unused;
+}
+
 Checkpoint gguf_to_checkpoint(const GgufFile& f) {
   Checkpoint cp;
   cp.path = f.file;
@@ -473,6 +494,14 @@ Checkpoint gguf_to_checkpoint(const GgufFile& f) {
     validate_checkpoint_impl(shapes_only, false);
   }
   for (const auto& t : f.tensors) cp.tensors.emplace(t.name, read_gguf_tensor(f, t));
+  for (const std::string& name : gguf_unused_tensors(f, cp.config)) {
+    // rope_freqs: llama.cpp's converter stores Llama 3.1's RoPE scaling as this tensor, not as a key
+    const char* what = name == "rope_freqs.weight" ? " (per-frequency RoPE scaling, Llama 3.1 style: not applied)" : "";
+    std::fprintf(stderr,
+                 "qeval: warning: %s: tensor '%s' is not read by any layer of qeval's Llama forward (architecture "
+                 "%s)%s — ignored\n",
+                 f.file.c_str(), name.c_str(), cp.config.arch.c_str(), what);
+  }
   return cp;
 }
 

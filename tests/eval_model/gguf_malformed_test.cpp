@@ -373,6 +373,40 @@ TEST(GgufMalformed, ConfigValues) {
                "kv 'general.architecture'", "expected STRING");
 }
 
+// A tensor no layer reads loads (it is kept) but is named on stderr, one line each; a clean file prints nothing.
+TEST(GgufMalformed, UnusedTensorIsNamed) {
+  GgufBuilder g = test::tiny_model_builder();
+  g.tensor_f32("blk.0.attn_q.bias", {8}, std::vector<float>(8, 0.5f));  // as in a Qwen2 GGUF
+  g.tensor_f32("extra.weight", {2}, {1.0f, 2.0f});
+  const auto b = g.build();
+  testing::internal::CaptureStderr();
+  const Checkpoint cp = load_gguf_bytes(b.data(), b.size(), kName);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2) << err;
+  EXPECT_NE(err.find("broken.gguf: tensor 'blk.0.attn_q.bias' is not read by any layer"), std::string::npos) << err;
+  EXPECT_NE(err.find("tensor 'extra.weight' is not read"), std::string::npos) << err;
+  EXPECT_EQ(cp.tensors.count("blk.0.attn_q.bias"), 1u);
+  const GgufFile f = parse_gguf(b.data(), b.size(), kName);
+  EXPECT_EQ(gguf_unused_tensors(f, cp.config), (std::vector<std::string>{"blk.0.attn_q.bias", "extra.weight"}));
+
+  const auto clean = valid_model();
+  testing::internal::CaptureStderr();
+  load_gguf_bytes(clean.data(), clean.size(), kName);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+}
+
+// Llama 3.1's RoPE scaling arrives as a rope_freqs tensor, not a key: the warning says what is not applied.
+TEST(GgufMalformed, RopeFreqsWarningSaysWhat) {
+  GgufBuilder g = test::tiny_model_builder();
+  g.tensor_f32("rope_freqs.weight", {2}, {1.0f, 8.0f});
+  const auto b = g.build();
+  testing::internal::CaptureStderr();
+  load_gguf_bytes(b.data(), b.size(), kName);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("tensor 'rope_freqs.weight' is not read by any layer"), std::string::npos) << err;
+  EXPECT_NE(err.find("RoPE scaling, Llama 3.1 style: not applied"), std::string::npos) << err;
+}
+
 TEST(GgufMalformed, NonFiniteWeights) {
   GgufBuilder g;
   auto b = valid_model(&g);
@@ -516,7 +550,9 @@ TEST(GgufMalformed, EveryTypeIdOverATensor) {
     } catch (const CheckpointError& e) {
       const std::string what = e.what();
       const GgmlTypeTraits tr = ggml_type_traits(id);
-      if (!tr.name) EXPECT_NE(what.find("unknown ggml type id " + std::to_string(id)), std::string::npos) << what;
+      if (!tr.name) {
+        EXPECT_NE(what.find("unknown ggml type id " + std::to_string(id)), std::string::npos) << what;
+      }
       EXPECT_NE(what.find("Q4_K.finite"), std::string::npos) << what;  // in the field, or as the overlapped tensor
       if (e.field() == "tensor 'Q4_K.finite'.type") {  // it fits, but has no dequantizer (Q1_0, Q2_0 here)
         EXPECT_TRUE(tr.name && !tr.dequantizable) << what;
