@@ -152,6 +152,42 @@ TEST(GgufDequant, TraitsMatchLayoutsAndGgufPy) {
             "IQ2_S IQ4_XS IQ1_M BF16 TQ1_0 TQ2_0 MXFP4 NVFP4");
 }
 
+// The lattice fixtures use every grid row at least once (so a wrong table entry cannot hide). Indices are read with
+// the layouts of ggml_types.hpp, which the bit-exact test above has just confirmed against gguf-py.
+int grid_index(GgmlType type, const uint8_t* b, int g) {
+  const auto u16 = [&](int off) { return b[off] | b[off + 1] << 8; };
+  switch (type) {
+    case GgmlType::IQ2_XXS: return b[2 + 8 * (g / 4) + g % 4];
+    case GgmlType::IQ2_XS: return u16(2 + 2 * g) & 511;
+    case GgmlType::IQ2_S: return b[2 + g] | ((b[66 + g / 4] >> (2 * (g % 4))) & 3) << 8;
+    case GgmlType::IQ3_XXS: return b[2 + g];
+    case GgmlType::IQ3_S: return b[2 + g] | ((b[66 + g / 8] >> (g % 8)) & 1) << 8;
+    case GgmlType::IQ1_S: return b[2 + g] | ((u16(34 + 2 * (g / 4)) >> (3 * (g % 4))) & 7) << 8;
+    case GgmlType::IQ1_M: return b[g] | ((b[32 + g / 2] >> (4 * (g % 2))) & 7) << 8;
+    default: return -1;
+  }
+}
+
+TEST(GgufDequant, LatticeFixturesUseEveryGridRow) {
+  const Fixture& fx = fixture();
+  const struct { GgmlType type; int rows, groups; } kGrids[] = {
+      {GgmlType::IQ2_XXS, 256, 32}, {GgmlType::IQ2_XS, 512, 32}, {GgmlType::IQ2_S, 1024, 32},
+      {GgmlType::IQ3_XXS, 256, 64}, {GgmlType::IQ3_S, 512, 64},  {GgmlType::IQ1_S, 2048, 32},
+      {GgmlType::IQ1_M, 2048, 32}};
+  for (const auto& g : kGrids) {
+    const std::string name = ggml_type_name(g.type) + ".finite";
+    const GgufTensorInfo* t = fx.file.find_tensor(name);
+    ASSERT_NE(t, nullptr) << name;
+    const uint32_t bb = ggml_type_traits(static_cast<uint32_t>(g.type)).block_bytes;
+    std::set<int> used;
+    for (uint64_t blk = 0; blk < t->n_bytes / bb; ++blk) {
+      const uint8_t* b = fx.file.data + fx.file.data_offset + t->offset + blk * bb;
+      for (int k = 0; k < g.groups; ++k) used.insert(grid_index(g.type, b, k));
+    }
+    EXPECT_EQ(used.size(), static_cast<size_t>(g.rows)) << name;
+  }
+}
+
 // Hand-computed values (from the layout comments in ggml_types.hpp), independent of gguf-py.
 TEST(GgufDequant, HandBuiltMxfp4Tq1Iq4nl) {
   BlockMxfp4 m{};
