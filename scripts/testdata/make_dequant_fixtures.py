@@ -21,6 +21,7 @@
 #   pip install gguf==0.19.0 numpy
 #   python3 scripts/testdata/make_dequant_fixtures.py
 import hashlib
+import importlib.metadata
 import json
 import sys
 import warnings
@@ -193,7 +194,7 @@ def main() -> int:
     doc = {"values_file": "dequant_expected.f32", "gguf": path.name,
            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
            "generator": "scripts/testdata/make_dequant_fixtures.py", "seed": SEED,
-           "gguf_py": getattr(gguf, "__version__", "0.19.0"), "numpy": np.__version__,
+           "gguf_py": importlib.metadata.version("gguf"), "numpy": np.__version__,
            "types": summary, "tensors": index}
     (OUT / "dequant_expected.json").write_text(json.dumps(doc, indent=1) + "\n")
     for p in (path, OUT / "dequant_expected.f32", OUT / "dequant_expected.json"):
