@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -304,11 +305,12 @@ GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& file) {
 TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t) {
   const GgmlTypeTraits tr = ggml_type_traits(static_cast<uint32_t>(t.type));
   const std::string field = "tensor '" + t.name + "'";
-  if (!tr.dequantizable) {
+  const ref::DequantizeRowFn dequantize = ref::dequantizer(static_cast<uint32_t>(t.type));
+  if (!tr.dequantizable || !dequantize) {
     throw CheckpointError(f.file, field + ".type",
-                          std::string("tensor type ") + (tr.name ? tr.name : "?") +
-                              " is not supported (supported: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q4_K Q6_K) — re-quantize "
-                              "the model to one of these (llama-quantize) or convert it to F16");
+                          std::string("tensor type ") + (tr.name ? tr.name : "?") + " is not supported (supported: " +
+                              ggml_supported_type_names() +
+                              ") — re-quantize the model to one of these (llama-quantize) or convert it to F16");
   }
   TensorF32 out;
   out.shape = t.shape();
@@ -318,17 +320,7 @@ TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t) {
   const uint8_t* src = f.data + f.data_offset + t.offset;  // in bounds: checked by parse_gguf
   const auto n = static_cast<int64_t>(t.n_elements);
   float* dst = out.data.data();
-  switch (t.type) {
-    case GgmlType::F32: ref::dequantize_row_f32(src, dst, n); break;
-    case GgmlType::F16: ref::dequantize_row_f16(src, dst, n); break;
-    case GgmlType::BF16: ref::dequantize_row_bf16(src, dst, n); break;
-    case GgmlType::Q8_0: ref::dequantize_row_q8_0(src, dst, n); break;
-    case GgmlType::Q4_0: ref::dequantize_row_q4_0(src, dst, n); break;
-    case GgmlType::Q4_1: ref::dequantize_row_q4_1(src, dst, n); break;
-    case GgmlType::Q4_K: ref::dequantize_row_q4_k(src, dst, n); break;
-    case GgmlType::Q6_K: ref::dequantize_row_q6_k(src, dst, n); break;
-    default: throw CheckpointError(f.file, field + ".type", "no dequantizer");  // unreachable: traits say so
-  }
+  dequantize(src, dst, n);
   for (size_t i = 0; i < out.data.size(); ++i) {
     if (!std::isfinite(out.data[i])) {
       throw CheckpointError(f.file, field,
@@ -463,6 +455,26 @@ ModelConfig gguf_model_config(const GgufFile& f) {
   return cfg;
 }
 
+std::set<std::string> llama_forward_tensors(const ModelConfig& cfg) {
+  std::set<std::string> used = {"token_embd.weight", "output_norm.weight"};
+  if (!cfg.tied_embeddings) used.insert("output.weight");
+  for (int64_t i = 0; i < cfg.n_layers; ++i) {
+    for (const char* s : {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up",
+                          "ffn_down"}) {
+      used.insert("blk." + std::to_string(i) + "." + s + ".weight");
+    }
+  }
+  return used;
+}
+
+std::vector<std::string> gguf_unused_tensors(const GgufFile& f, const ModelConfig& cfg) {
+  const std::set<std::string> used = llama_forward_tensors(cfg);
+  std::vector<std::string> unused;
+  for (const auto& t : f.tensors)
+    if (!used.count(t.name)) unused.push_back(t.name);
+  return unused;
+}
+
 Checkpoint gguf_to_checkpoint(const GgufFile& f) {
   Checkpoint cp;
   cp.path = f.file;
@@ -482,6 +494,14 @@ Checkpoint gguf_to_checkpoint(const GgufFile& f) {
     validate_checkpoint_impl(shapes_only, false);
   }
   for (const auto& t : f.tensors) cp.tensors.emplace(t.name, read_gguf_tensor(f, t));
+  for (const std::string& name : gguf_unused_tensors(f, cp.config)) {
+    // rope_freqs: llama.cpp's converter stores Llama 3.1's RoPE scaling as this tensor, not as a key
+    const char* what = name == "rope_freqs.weight" ? " (per-frequency RoPE scaling, Llama 3.1 style: not applied)" : "";
+    std::fprintf(stderr,
+                 "qeval: warning: %s: tensor '%s' is not read by any layer of qeval's Llama forward (architecture "
+                 "%s)%s — ignored\n",
+                 f.file.c_str(), name.c_str(), cp.config.arch.c_str(), what);
+  }
   return cp;
 }
 

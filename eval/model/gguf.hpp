@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,7 +76,13 @@ TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t);
 // ModelConfig from general.architecture and the {arch}.* keys (see checkpoint.hpp for the key names).
 ModelConfig gguf_model_config(const GgufFile& f);
 
-// Config + every tensor dequantized + metadata; validated. path/content_hash are left to the caller.
+// Config + every tensor dequantized + metadata; validated. path/content_hash are left to the caller. A tensor no
+// layer reads (gguf_unused_tensors) is kept but reported: one warning line per tensor on stderr.
 Checkpoint gguf_to_checkpoint(const GgufFile& f);
+
+// The tensors the Llama forward reads for `cfg` (the set validate_checkpoint requires, plus output.weight when untied).
+std::set<std::string> llama_forward_tensors(const ModelConfig& cfg);
+// Tensors of `f` outside llama_forward_tensors(cfg), in file order (e.g. Qwen2's attn_q.bias read as a Llama).
+std::vector<std::string> gguf_unused_tensors(const GgufFile& f, const ModelConfig& cfg);
 
 }  // namespace qeval::model

@@ -317,7 +317,7 @@ std::map<std::string, json> BpeModel::gguf_metadata() const {
   }
   for (const auto& [l, r] : merges) merges_j.push_back(token_text(l) + " " + token_text(r));
   m["tokenizer.ggml.model"] = "gpt2";
-  m["tokenizer.ggml.pre"] = options.pre_tokenizer;
+  m["tokenizer.ggml.pre"] = detail::gguf_pre_for_pipeline(options.pre_tokenizer);  // "gpt-2": llama.cpp refuses "gpt2"
   m["tokenizer.ggml.tokens"] = tokens;
   m["tokenizer.ggml.token_type"] = types;
   m["tokenizer.ggml.merges"] = merges_j;

@@ -132,12 +132,12 @@ Tokenizer Tokenizer::from_gguf_metadata(const std::map<std::string, nlohmann::js
     impl->unk = id("tokenizer.ggml.unknown_token_id", 0);
   } else {
     const std::string pre =
-        r.string("tokenizer.ggml.pre", "names the pre-tokenizer regexes; supported: gpt2, smollm, llama-bpe");
-    try {
-      impl->pre = detail::PreTokenizer::named(pre);
-    } catch (const std::invalid_argument&) {
-      r.fail("tokenizer.ggml.pre", "'" + pre + "' is not supported (supported: gpt2, smollm, llama-bpe)");
+        r.string("tokenizer.ggml.pre", "names the pre-tokenizer regexes; supported: " + detail::accepted_gguf_pre_names());
+    const std::string pipeline = detail::pipeline_for_gguf_pre(pre);  // llama.cpp's aliases (pretokenizer.hpp)
+    if (pipeline.empty()) {
+      r.fail("tokenizer.ggml.pre", "'" + pre + "' is not supported (supported: " + detail::accepted_gguf_pre_names() + ")");
     }
+    impl->pre = detail::PreTokenizer::named(pipeline);
     // Llama-3's tokenizer.json sets BPE ignore_merges (a piece that is itself a token is emitted whole);
     // GGUF has no key for it, and llama.cpp likewise turns it on for this pre-tokenizer.
     impl->ignore_merges = impl->pre.name() == "llama-bpe";

@@ -143,6 +143,41 @@ void split_isolated(const Regex& re, pcre2_match_data* md, std::string_view s, s
 }
 }  // namespace
 
+namespace {
+struct PreAlias {
+  const char* gguf;
+  const char* pipeline;
+};
+// llama.cpp's names (src/llama-vocab.cpp) for the three regex sets qeval implements; see the header.
+constexpr PreAlias kPreAliases[] = {
+    {"gpt-2", "gpt2"},       {"phi-2", "gpt2"},        {"jina-es", "gpt2"},       {"jina-de", "gpt2"},
+    {"gigachat", "gpt2"},    {"jina-v2-es", "gpt2"},   {"jina-v2-de", "gpt2"},    {"a.x-4.0", "gpt2"},
+    {"mellum", "gpt2"},      {"modern-bert", "gpt2"},  {"exaone4", "gpt2"},       {"gpt2", "gpt2"},
+    {"smollm", "smollm"},
+    {"llama3", "llama-bpe"}, {"llama-v3", "llama-bpe"}, {"llama-bpe", "llama-bpe"}, {"falcon3", "llama-bpe"},
+    {"falcon-h1", "llama-bpe"}, {"pixtral", "llama-bpe"}, {"midm-2.0", "llama-bpe"}, {"lfm2", "llama-bpe"},
+    {"jina-v5-nano", "llama-bpe"},
+};
+}  // namespace
+
+std::string pipeline_for_gguf_pre(std::string_view gguf_pre) {
+  for (const PreAlias& a : kPreAliases)
+    if (gguf_pre == a.gguf) return a.pipeline;
+  return "";
+}
+
+std::string gguf_pre_for_pipeline(std::string_view pipeline) {
+  if (pipeline == "gpt2") return "gpt-2";
+  if (pipeline == "smollm" || pipeline == "llama-bpe") return std::string(pipeline);
+  throw std::invalid_argument("tokenizer: no GGUF pre-tokenizer name for pipeline '" + std::string(pipeline) + "'");
+}
+
+std::string accepted_gguf_pre_names() {
+  std::string out;
+  for (const PreAlias& a : kPreAliases) out += (out.empty() ? "" : " ") + std::string(a.gguf);
+  return out;
+}
+
 PreTokenizer PreTokenizer::named(std::string_view name) {
   PreTokenizer p;
   if (name == "gpt2") {

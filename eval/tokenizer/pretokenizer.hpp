@@ -20,6 +20,21 @@ extern const char* const kDigitPattern;   // HF Digits(individual_digits=True): 
 // std::invalid_argument for `\S` inside a character class (not expressible as a class item).
 std::string onig_to_pcre2(std::string_view pattern);
 
+// GGUF tokenizer.ggml.pre names. llama.cpp (src/llama-vocab.cpp, llama_vocab::impl::load) maps many names onto
+// one regex set; qeval accepts every name that llama.cpp maps to a pipeline qeval implements with no other
+// encoding difference (names that also switch on add_sep / escape_whitespaces … are left out):
+//   "gpt2"      ← gpt-2 phi-2 jina-es jina-de gigachat jina-v2-es jina-v2-de a.x-4.0 mellum modern-bert exaone4,
+//                 and "gpt2" (what qeval's trainer wrote before; llama.cpp refuses it)
+//   "smollm"    ← smollm
+//   "llama-bpe" ← llama3 llama-v3 llama-bpe falcon3 falcon-h1 pixtral midm-2.0 lfm2 jina-v5-nano
+// Returns the qeval pipeline name, or "" when the name is none of these.
+std::string pipeline_for_gguf_pre(std::string_view gguf_pre);
+// The name qeval writes for a pipeline, one llama.cpp accepts: "gpt-2", "smollm", "llama-bpe". Throws
+// std::invalid_argument for an unknown pipeline.
+std::string gguf_pre_for_pipeline(std::string_view pipeline);
+// Every name pipeline_for_gguf_pre() accepts, space-separated (for error messages).
+std::string accepted_gguf_pre_names();
+
 class Regex;  // PCRE2 code, shared (immutable after compile)
 
 class PreTokenizer {

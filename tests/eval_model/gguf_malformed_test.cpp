@@ -249,15 +249,19 @@ TEST(GgufMalformed, TensorTypes) {
 TEST(GgufMalformed, UnsupportedButKnownTypeIsClear) {
   GgufBuilder g;
   g.kv_str("general.architecture", "qeval-test");
-  g.tensor("q5k", {256}, 13, std::vector<uint8_t>(176, 0));  // Q5_K: 256 elements in 176 bytes
+  g.tensor("q8k", {256}, 15, std::vector<uint8_t>(292, 0));  // Q8_K: 256 elements in 292 bytes (activations only)
   const auto b = g.build();
   const GgufFile f = parse_gguf(b.data(), b.size(), kName);
   try {
     read_gguf_tensor(f, f.tensors[0]);
     FAIL();
   } catch (const CheckpointError& e) {
-    EXPECT_EQ(e.field(), "tensor 'q5k'.type");
-    EXPECT_NE(std::string(e.what()).find("Q5_K is not supported"), std::string::npos) << e.what();
+    const std::string what = e.what();
+    EXPECT_EQ(e.field(), "tensor 'q8k'.type");
+    EXPECT_NE(what.find("Q8_K is not supported"), std::string::npos) << what;
+    EXPECT_NE(what.find("(supported: F32 F16 Q4_0 Q4_1 Q5_0"), std::string::npos) << what;
+    EXPECT_NE(what.find(" IQ1_M BF16 TQ1_0 TQ2_0 MXFP4 NVFP4)"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
   }
 }
 
@@ -369,6 +373,40 @@ TEST(GgufMalformed, ConfigValues) {
                "kv 'general.architecture'", "expected STRING");
 }
 
+// A tensor no layer reads loads (it is kept) but is named on stderr, one line each; a clean file prints nothing.
+TEST(GgufMalformed, UnusedTensorIsNamed) {
+  GgufBuilder g = test::tiny_model_builder();
+  g.tensor_f32("blk.0.attn_q.bias", {8}, std::vector<float>(8, 0.5f));  // as in a Qwen2 GGUF
+  g.tensor_f32("extra.weight", {2}, {1.0f, 2.0f});
+  const auto b = g.build();
+  testing::internal::CaptureStderr();
+  const Checkpoint cp = load_gguf_bytes(b.data(), b.size(), kName);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2) << err;
+  EXPECT_NE(err.find("broken.gguf: tensor 'blk.0.attn_q.bias' is not read by any layer"), std::string::npos) << err;
+  EXPECT_NE(err.find("tensor 'extra.weight' is not read"), std::string::npos) << err;
+  EXPECT_EQ(cp.tensors.count("blk.0.attn_q.bias"), 1u);
+  const GgufFile f = parse_gguf(b.data(), b.size(), kName);
+  EXPECT_EQ(gguf_unused_tensors(f, cp.config), (std::vector<std::string>{"blk.0.attn_q.bias", "extra.weight"}));
+
+  const auto clean = valid_model();
+  testing::internal::CaptureStderr();
+  load_gguf_bytes(clean.data(), clean.size(), kName);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+}
+
+// Llama 3.1's RoPE scaling arrives as a rope_freqs tensor, not a key: the warning says what is not applied.
+TEST(GgufMalformed, RopeFreqsWarningSaysWhat) {
+  GgufBuilder g = test::tiny_model_builder();
+  g.tensor_f32("rope_freqs.weight", {2}, {1.0f, 8.0f});
+  const auto b = g.build();
+  testing::internal::CaptureStderr();
+  load_gguf_bytes(b.data(), b.size(), kName);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("tensor 'rope_freqs.weight' is not read by any layer"), std::string::npos) << err;
+  EXPECT_NE(err.find("RoPE scaling, Llama 3.1 style: not applied"), std::string::npos) << err;
+}
+
 TEST(GgufMalformed, NonFiniteWeights) {
   GgufBuilder g;
   auto b = valid_model(&g);
@@ -406,6 +444,124 @@ TEST(GgufMalformed, RandomByteCorruption) {
   EXPECT_GT(rejected, 1000) << "seed " << seed;
   RecordProperty("accepted", ok);
   RecordProperty("rejected", rejected);
+}
+
+// ---- the every-type fixture (tests/data/gguf/dequant.gguf: 25 tensor types, finite and non-finite blocks) ----
+
+// Parses `n` bytes and dequantizes every tensor; returns how many tensors were rejected (non-finite values).
+// Anything but CheckpointError escapes and fails the calling test.
+int load_every_tensor(const uint8_t* data, size_t n) {
+  const GgufFile f = parse_gguf(data, n, kName);
+  int rejected = 0;
+  for (const auto& t : f.tensors) {
+    try {
+      (void)read_gguf_tensor(f, t);
+    } catch (const CheckpointError& e) {
+      EXPECT_EQ(e.file(), kName);
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+      ++rejected;
+    }
+  }
+  return rejected;
+}
+
+TEST(GgufMalformed, EveryTypeFileTruncated) {
+  const auto b = test::read_bytes(test::gguf_fixture("dequant.gguf"));
+  const GgufFile full = parse_gguf(b.data(), b.size(), kName);
+  uint64_t data_end = full.data_offset;
+  for (const auto& t : full.tensors) data_end = std::max(data_end, full.data_offset + t.offset + t.n_bytes);
+  ASSERT_GT(data_end, full.data_offset + 60000);  // the fixture's tensors: ~68 KB of blocks
+  std::vector<size_t> lens;
+  for (size_t len = 0; len < full.data_offset; ++len) lens.push_back(len);  // every byte of header and directory
+  for (size_t k = 0; k < 500; ++k) lens.push_back(full.data_offset + (data_end - full.data_offset) * k / 500);
+  lens.push_back(data_end - 1);
+  for (size_t len : lens) {
+    try {
+      load_every_tensor(b.data(), len);
+      ADD_FAILURE() << "truncation to " << len << " of " << b.size() << " bytes was accepted";
+    } catch (const CheckpointError& e) {
+      EXPECT_EQ(e.file(), kName);
+      EXPECT_FALSE(e.field().empty());
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(load_every_tensor(b.data(), data_end), static_cast<int>(std::count_if(
+      full.tensors.begin(), full.tensors.end(), [](const GgufTensorInfo& t) { return t.name.find(".nonfinite") != std::string::npos; })));
+}
+
+// Random corruption of 1–4 bytes, mostly in the tensor directory (type ids, dims, offsets of 25 types), some in
+// the blocks: load or CheckpointError, nothing else (this suite also runs under ASan/UBSan, see README).
+TEST(GgufMalformed, EveryTypeFileRandomCorruption) {
+  const uint64_t seed = seed_from_env(0x6465'7175);
+  Rng rng(seed);
+  const auto good = test::read_bytes(test::gguf_fixture("dequant.gguf"));
+  const size_t data_offset = parse_gguf(good.data(), good.size(), kName).data_offset;
+  int ok = 0, rejected = 0;
+  for (int iter = 0; iter < 1500; ++iter) {
+    auto b = good;
+    const int n = 1 + static_cast<int>(rng.below(4));
+    std::string where;
+    for (int k = 0; k < n; ++k) {
+      const size_t limit = iter % 4 == 0 ? b.size() : data_offset;
+      const size_t at = static_cast<size_t>(rng.below(limit));
+      b[at] = static_cast<uint8_t>(rng.below(256));
+      where += std::to_string(at) + " ";
+    }
+    try {
+      load_every_tensor(b.data(), b.size());
+      ++ok;
+    } catch (const CheckpointError&) {
+      ++rejected;
+    } catch (const std::exception& e) {
+      FAIL() << "seed " << seed << " iter " << iter << " bytes " << where << ": non-CheckpointError " << e.what();
+    }
+  }
+  EXPECT_GT(rejected, 300) << "seed " << seed;
+  EXPECT_GT(ok, 100) << "seed " << seed;
+  RecordProperty("accepted", ok);
+  RecordProperty("rejected", rejected);
+}
+
+// Every type id written over one tensor's type: an unknown id, a size that no longer fits (overlap, past the end,
+// ne[0] not a multiple of the block) or a known type without a dequantizer is named; nothing crashes.
+TEST(GgufMalformed, EveryTypeIdOverATensor) {
+  const auto good = test::read_bytes(test::gguf_fixture("dequant.gguf"));
+  const GgufFile f = parse_gguf(good.data(), good.size(), kName);
+  const GgufTensorInfo& t = *f.find_tensor("Q4_K.finite");
+  // the type field sits right after the dims, 12 bytes before the end of the tensor info (type u32 + offset u64)
+  size_t type_pos = 0;
+  for (size_t p = 0; p + t.name.size() <= f.data_offset; ++p) {
+    if (std::memcmp(good.data() + p, t.name.data(), t.name.size()) == 0) {
+      type_pos = p + t.name.size() + 4 + 8 * t.ne.size();
+      break;
+    }
+  }
+  ASSERT_NE(type_pos, 0u);
+  uint32_t was;
+  std::memcpy(&was, good.data() + type_pos, 4);
+  ASSERT_EQ(was, static_cast<uint32_t>(GgmlType::Q4_K));
+  int unsupported = 0;
+  for (uint32_t id = 0; id < kGgmlTypeIdLimit + 2; ++id) {
+    auto b = good;
+    patch<uint32_t>(b, type_pos, id);
+    try {
+      const GgufFile g = parse_gguf(b.data(), b.size(), kName);
+      (void)read_gguf_tensor(g, *g.find_tensor("Q4_K.finite"));
+    } catch (const CheckpointError& e) {
+      const std::string what = e.what();
+      const GgmlTypeTraits tr = ggml_type_traits(id);
+      if (!tr.name) {
+        EXPECT_NE(what.find("unknown ggml type id " + std::to_string(id)), std::string::npos) << what;
+      }
+      EXPECT_NE(what.find("Q4_K.finite"), std::string::npos) << what;  // in the field, or as the overlapped tensor
+      if (e.field() == "tensor 'Q4_K.finite'.type") {  // it fits, but has no dequantizer (Q1_0, Q2_0 here)
+        EXPECT_TRUE(tr.name && !tr.dequantizable) << what;
+        EXPECT_NE(what.find("(supported: F32 F16"), std::string::npos) << what;
+        ++unsupported;
+      }
+    }
+  }
+  EXPECT_GE(unsupported, 2);
 }
 
 }  // namespace

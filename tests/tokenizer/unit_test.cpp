@@ -326,6 +326,32 @@ void expect_error(const std::map<std::string, json>& md, const std::string& need
   }
 }
 
+// Every name llama.cpp maps to a regex qeval implements loads as that pipeline (src/llama-vocab.cpp); names it
+// maps elsewhere, and names it does not know, are refused with the accepted list.
+TEST(GgufMetadata, PreTokenizerNamesLlamaCppAccepts) {
+  const std::map<std::string, std::string> accepted = {
+      {"gpt-2", "gpt2"},     {"phi-2", "gpt2"},     {"gigachat", "gpt2"},       {"modern-bert", "gpt2"},
+      {"exaone4", "gpt2"},   {"gpt2", "gpt2"},      {"smollm", "smollm"},       {"llama3", "llama-bpe"},
+      {"llama-v3", "llama-bpe"}, {"llama-bpe", "llama-bpe"}, {"falcon3", "llama-bpe"}, {"pixtral", "llama-bpe"}};
+  for (const auto& [name, pipeline] : accepted) {
+    auto md = gguf_toy();
+    md["tokenizer.ggml.pre"] = name;
+    const auto t = Tokenizer::from_gguf_metadata(md, "toy.gguf");
+    EXPECT_EQ(t.pre_tokenizer_name(), pipeline) << name;
+    EXPECT_EQ(detail::pipeline_for_gguf_pre(name), pipeline) << name;
+  }
+  for (const char* refused : {"qwen2", "default", "starcoder", "roberta-bpe", "jina-v1-en", "GPT-2", ""}) {
+    auto md = gguf_toy();
+    md["tokenizer.ggml.pre"] = refused;
+    expect_error(md, "'" + std::string(refused) + "' is not supported (supported: gpt-2 phi-2");
+  }
+  // what qeval writes is a name llama.cpp accepts
+  EXPECT_EQ(detail::gguf_pre_for_pipeline("gpt2"), "gpt-2");
+  EXPECT_EQ(detail::gguf_pre_for_pipeline("smollm"), "smollm");
+  EXPECT_EQ(detail::gguf_pre_for_pipeline("llama-bpe"), "llama-bpe");
+  EXPECT_THROW(detail::gguf_pre_for_pipeline("qwen2"), std::invalid_argument);
+}
+
 TEST(GgufMetadata, ToyLoadsAndBadInputNamesTheKey) {
   const auto t = Tokenizer::from_gguf_metadata(gguf_toy(), "toy.gguf");
   EXPECT_EQ(t.encode("aaa"), (std::vector<int32_t>{256, 'a'}));  // tokens[b] is byte b's symbol

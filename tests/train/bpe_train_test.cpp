@@ -155,11 +155,24 @@ TEST(BpeTrain, SaveLoadRoundTrip) {
   EXPECT_EQ(with_bos.front(), eot);
 
   // The GGUF form of the same tokenizer is the same tokenizer (content hash covers tokens and merges).
-  const Tokenizer from_gguf = Tokenizer::from_gguf_metadata(m.gguf_metadata(), "trained BPE (GGUF)");
+  const auto md = m.gguf_metadata();
+  EXPECT_EQ(md.at("tokenizer.ggml.pre"), "smollm");  // a name llama.cpp's llama-vocab.cpp accepts
+  const Tokenizer from_gguf = Tokenizer::from_gguf_metadata(md, "trained BPE (GGUF)");
   EXPECT_EQ(from_gguf.content_hash_hex(), tok.content_hash_hex());
   EXPECT_EQ(from_gguf.encode(text, plain), ids);
   EXPECT_EQ(from_gguf.bos_id(), eot);
   EXPECT_TRUE(from_gguf.add_bos());
+}
+
+// The GGUF pre-tokenizer name is one llama.cpp accepts (it refuses "gpt2"; src/llama-vocab.cpp maps "gpt-2"), and
+// qeval reads it back as the same pipeline.
+TEST(BpeTrain, GgufPreNameIsOneLlamaCppAccepts) {
+  BpeTrainer t(opts(300, "gpt2"));
+  t.add_text(sample_text().substr(0, 4000));
+  const BpeModel m = t.train();
+  const auto md = m.gguf_metadata();
+  EXPECT_EQ(md.at("tokenizer.ggml.pre"), "gpt-2");
+  EXPECT_EQ(Tokenizer::from_gguf_metadata(md, "trained (GGUF)").pre_tokenizer_name(), "gpt2");
 }
 
 TEST(BpeTrain, DeterministicAndOrderIndependent) {

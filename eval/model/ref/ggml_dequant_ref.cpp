@@ -1,4 +1,4 @@
-// eval/model/ref/ggml_dequant_ref.cpp — scalar reference dequantizers for F16/BF16/Q8_0/Q4_0/Q4_1/Q4_K/Q6_K blocks.
+// eval/model/ref/ggml_dequant_ref.cpp — scalar reference dequantizers of the plain, legacy (Q4_0 … Q8_0) and k-quant types.
 //
 // Block layouts are ggml's (ggml-common.h), restated in eval/model/ggml_types.hpp; the formulas follow the
 // layout comments there. Values are computed in double and rounded once (exact, see the header).
@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "eval/model/ggml_types.hpp"
+#include "eval/model/ref/block_io.hpp"
 
 namespace qeval::ref {
 
@@ -15,22 +16,17 @@ using qeval::model::BlockQ4_0;
 using qeval::model::BlockQ4_1;
 using qeval::model::BlockQ4_K;
 using qeval::model::BlockQ6_K;
+using qeval::model::BlockQ2_K;
+using qeval::model::BlockQ3_K;
+using qeval::model::BlockQ5_0;
+using qeval::model::BlockQ5_1;
+using qeval::model::BlockQ5_K;
 using qeval::model::BlockQ8_0;
 using qeval::model::kQK_K;
 
-namespace {
-
-uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-double half(const uint8_t* p) { return static_cast<double>(fp16_to_fp32(le16(p))); }
-
-template <class Block>
-Block load_block(const uint8_t* src, int64_t i) {
-  Block b;
-  std::memcpy(&b, src + i * static_cast<int64_t>(sizeof(Block)), sizeof(Block));
-  return b;
-}
-
-}  // namespace
+using detail::half;
+using detail::le16;
+using detail::load_block;
 
 float fp16_to_fp32(uint16_t h) {
   // binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. Worked number: 0x3C00 → 2^0·1.0 = 1.0;
@@ -42,7 +38,12 @@ float fp16_to_fp32(uint16_t h) {
   if (exp == 0) {
     mag = std::ldexp(static_cast<double>(man), -24);          // subnormal (or zero): man · 2^-24
   } else if (exp == 31) {
-    if (man != 0) return sign ? -std::nanf("") : std::nanf("");
+    if (man != 0) {  // NaN: sign and payload kept, quiet bit set (what x86's F16C conversion returns)
+      const uint32_t bits = sign << 31 | 0x7FC00000u | man << 13;
+      float f;
+      std::memcpy(&f, &bits, sizeof f);
+      return f;
+    }
     mag = HUGE_VAL;
   } else {
     mag = std::ldexp(static_cast<double>(man | 0x400u), static_cast<int>(exp) - 25);  // 1.man · 2^(exp−15)
@@ -172,6 +173,138 @@ void dequantize_row_q6_k(const uint8_t* src, float* dst, int64_t n) {
         y[l + 96] = static_cast<float>(d * sc[s + 6] * q4);
       }
     }
+  }
+}
+
+// Q5_0 / Q5_1: element j's 5th bit is bit j of the uint32 qh; the low nibbles are ordered as in Q4_0.
+void dequantize_row_q5_0(const uint8_t* src, float* dst, int64_t n) {
+  constexpr int kHalf = model::kQK5_0 / 2;
+  for (int64_t i = 0; i < n / model::kQK5_0; ++i) {
+    const auto b = load_block<BlockQ5_0>(src, i);
+    const double d = half(b.d);
+    const uint32_t qh = detail::le32(b.qh);
+    float* y = dst + i * model::kQK5_0;
+    for (int j = 0; j < kHalf; ++j) {
+      const int q0 = (b.qs[j] & 0x0F) | static_cast<int>((qh >> j) & 1) << 4;
+      const int q1 = (b.qs[j] >> 4) | static_cast<int>((qh >> (j + kHalf)) & 1) << 4;
+      y[j] = static_cast<float>(d * (q0 - 16));
+      y[j + kHalf] = static_cast<float>(d * (q1 - 16));
+    }
+  }
+}
+
+void dequantize_row_q5_1(const uint8_t* src, float* dst, int64_t n) {
+  constexpr int kHalf = model::kQK5_1 / 2;
+  for (int64_t i = 0; i < n / model::kQK5_1; ++i) {
+    const auto b = load_block<BlockQ5_1>(src, i);
+    const double d = half(b.d);
+    const double m = half(b.m);
+    const uint32_t qh = detail::le32(b.qh);
+    float* y = dst + i * model::kQK5_1;
+    for (int j = 0; j < kHalf; ++j) {
+      const int q0 = (b.qs[j] & 0x0F) | static_cast<int>((qh >> j) & 1) << 4;
+      const int q1 = (b.qs[j] >> 4) | static_cast<int>((qh >> (j + kHalf)) & 1) << 4;
+      y[j] = static_cast<float>(d * q0 + m);
+      y[j + kHalf] = static_cast<float>(d * q1 + m);
+    }
+  }
+}
+
+namespace {
+
+// 2-bit field of element e ∈ [0, 256) in the Q2_K / Q3_K / TQ2_0 packing: each half of 128 elements uses 32
+// bytes, and element e takes bits 2·((e%128)/32) of byte 32·(e/128) + e%32.
+int crumb_k(const uint8_t* qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
+
+// The 16 signed 6-bit scales (value − 32) of a Q3_K block (layout in ggml_types.hpp).
+void q3_k_scales(const uint8_t* s, int out[16]) {
+  for (int k = 0; k < 16; ++k) {
+    const int lo = (s[k % 8] >> (4 * (k / 8))) & 0x0F;
+    const int hi = (s[8 + k % 4] >> (2 * (k / 4))) & 3;
+    out[k] = (lo | hi << 4) - 32;
+  }
+}
+
+}  // namespace
+
+void dequantize_row_q2_k(const uint8_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const auto b = load_block<BlockQ2_K>(src, i);
+    const double d = half(b.d);
+    const double dmin = half(b.dmin);
+    float* y = dst + i * kQK_K;
+    for (int e = 0; e < kQK_K; ++e) {
+      const uint8_t sc = b.scales[e / 16];
+      y[e] = static_cast<float>(d * (sc & 0x0F) * crumb_k(b.qs, e) - dmin * (sc >> 4));
+    }
+  }
+}
+
+void dequantize_row_q3_k(const uint8_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const auto b = load_block<BlockQ3_K>(src, i);
+    const double d = half(b.d);
+    int sc[16];
+    q3_k_scales(b.scales, sc);
+    float* y = dst + i * kQK_K;
+    for (int e = 0; e < kQK_K; ++e) {
+      const int high = (b.hmask[e % 32] >> (e / 32)) & 1;
+      const int q = crumb_k(b.qs, e) - (high ? 0 : 4);
+      y[e] = static_cast<float>(d * sc[e / 16] * q);
+    }
+  }
+}
+
+// Q5_K: Q4_K's scales and nibble order plus bit e/32 of qh[e%32] as bit 4.
+void dequantize_row_q5_k(const uint8_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const auto b = load_block<BlockQ5_K>(src, i);
+    const double d = half(b.d);
+    const double dmin = half(b.dmin);
+    float* y = dst + i * kQK_K;
+    for (int s = 0; s < kQK_K / 32; ++s) {
+      int sc, mn;
+      q4_k_scale_min(s, b.scales, &sc, &mn);
+      const uint8_t* q = b.qs + 32 * (s / 2);
+      for (int l = 0; l < 32; ++l) {
+        const int lo = s % 2 == 0 ? (q[l] & 0x0F) : (q[l] >> 4);
+        const int v = lo | ((b.qh[l] >> s) & 1) << 4;
+        y[32 * s + l] = static_cast<float>(d * sc * v - dmin * mn);
+      }
+    }
+  }
+}
+
+DequantizeRowFn dequantizer(uint32_t id) {
+  using model::GgmlType;
+  switch (static_cast<GgmlType>(id)) {
+    case GgmlType::F32: return dequantize_row_f32;
+    case GgmlType::F16: return dequantize_row_f16;
+    case GgmlType::BF16: return dequantize_row_bf16;
+    case GgmlType::Q4_0: return dequantize_row_q4_0;
+    case GgmlType::Q4_1: return dequantize_row_q4_1;
+    case GgmlType::Q5_0: return dequantize_row_q5_0;
+    case GgmlType::Q5_1: return dequantize_row_q5_1;
+    case GgmlType::Q8_0: return dequantize_row_q8_0;
+    case GgmlType::Q2_K: return dequantize_row_q2_k;
+    case GgmlType::Q3_K: return dequantize_row_q3_k;
+    case GgmlType::Q4_K: return dequantize_row_q4_k;
+    case GgmlType::Q5_K: return dequantize_row_q5_k;
+    case GgmlType::Q6_K: return dequantize_row_q6_k;
+    case GgmlType::IQ2_XXS: return dequantize_row_iq2_xxs;
+    case GgmlType::IQ2_XS: return dequantize_row_iq2_xs;
+    case GgmlType::IQ2_S: return dequantize_row_iq2_s;
+    case GgmlType::IQ3_XXS: return dequantize_row_iq3_xxs;
+    case GgmlType::IQ3_S: return dequantize_row_iq3_s;
+    case GgmlType::IQ1_S: return dequantize_row_iq1_s;
+    case GgmlType::IQ1_M: return dequantize_row_iq1_m;
+    case GgmlType::IQ4_NL: return dequantize_row_iq4_nl;
+    case GgmlType::IQ4_XS: return dequantize_row_iq4_xs;
+    case GgmlType::TQ1_0: return dequantize_row_tq1_0;
+    case GgmlType::TQ2_0: return dequantize_row_tq2_0;
+    case GgmlType::MXFP4: return dequantize_row_mxfp4;
+    case GgmlType::NVFP4: return dequantize_row_nvfp4;
+    default: return nullptr;
   }
 }
 
