@@ -117,7 +117,7 @@ QuantParams params_from_json_text(const std::string& text) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number like 1e99999
     throw std::invalid_argument(std::string("QuantParams JSON: not valid JSON: ") + e.what());
   }
   return j.get<QuantParams>();

@@ -270,7 +270,7 @@ std::vector<json> read_journal(const std::string& path, long long* truncated_at)
     bool ok = true;
     try {
       j = json::parse(line);
-    } catch (const json::parse_error&) {
+    } catch (const json::exception&) {  // parse_error, and out_of_range for a number like 1e99999
       ok = false;
     }
     const bool last = !complete || nl + 1 >= text.size();

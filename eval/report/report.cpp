@@ -204,7 +204,7 @@ nlohmann::json read_json_file(const std::string& path) {
   ss << f.rdbuf();
   try {
     return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number like 1e99999
     throw std::runtime_error("'" + path + "' is not valid JSON: " + e.what());
   }
 }

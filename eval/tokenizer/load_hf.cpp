@@ -147,7 +147,7 @@ json parse_json_file(const std::string& path) {
   const std::string text = read_file(path);
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e99999
     throw std::invalid_argument(path + ": not valid JSON: " + e.what());
   }
 }

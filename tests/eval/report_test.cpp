@@ -86,6 +86,23 @@ std::vector<std::string> list_dir(const std::string& d) {
   return out;
 }
 
+TEST(Report, AFileThatIsNotJsonIsNamed) {
+  // parse_error and out_of_range (a number beyond double, found by tests/fuzz/fuzz_report) read alike.
+  char tmpl[] = "/tmp/qeval_report_test_XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::string path = dir + "/r.json";
+  for (const char* text : {R"({"runs": [)", R"({"seed": 1e99999})"}) {
+    std::ofstream(path) << text;
+    try {
+      (void)read_json_file(path);
+      ADD_FAILURE() << text;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("'" + path + "' is not valid JSON"), std::string::npos) << e.what();
+    }
+  }
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
 TEST(Report, AtomicWrite) {
   char tmpl[] = "/tmp/qeval_report_test_XXXXXX";
   const std::string dir = mkdtemp(tmpl);

@@ -259,6 +259,7 @@ TEST(QuantParamsJson, RejectsUnknownKeysWrongTypesBadValues) {
   expect_contains(msg(R"({"version": "1"})"), "\"version\" must be an integer");
   expect_contains(msg(R"([4, 128])"), "must be an object");
   expect_contains(msg(R"({"bits": 4,)"), "not valid JSON");
+  expect_contains(msg(R"({"clip_ratio": 1e99999})"), "not valid JSON");  // out_of_range, not parse_error (fuzzing)
   // Integers are accepted where a number is expected.
   EXPECT_EQ(params_from_json_text(R"({"clip_ratio": 1})").clip_ratio, 1.0);
 }

@@ -88,6 +88,23 @@ TEST(SweepConfig, ErrorsNameTheJsonPath) {
   expect_error({{"sweeps", {small_entry()}}, {"protocol", {{"modle", {}}}}}, "protocol.modle", "not a run kind");
 }
 
+TEST(SweepConfig, AConfigFileThatIsNotJsonIsNamed) {
+  // Both kinds of JSON error nlohmann throws: parse_error, and out_of_range for a number beyond double (found by
+  // fuzzing, tests/fuzz; before the fix it escaped without the file's name).
+  testing::TempDir dir;
+  for (const char* text : {R"({"sweeps": [)", R"({"seed": 1e99999, "sweeps": []})"}) {
+    testing::write_text(dir / "c.json", text);
+    try {
+      (void)load_config_file(dir / "c.json");
+      ADD_FAILURE() << text;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("sweep config '" + (dir / "c.json") + "' is not valid JSON"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 TEST(SweepConfig, NothingRunsOrIsWrittenBeforeValidation) {
   testing::TempDir dir;
   json cfg = {{"sweeps", {small_entry(), small_entry()}}};
