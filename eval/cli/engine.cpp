@@ -22,6 +22,7 @@
 #include "eval/report/report.hpp"
 #include "eval/report/schema.hpp"
 #include "eval/report/views.hpp"
+#include "quant/json_text.hpp"
 
 namespace qeval::cli {
 
@@ -269,8 +270,8 @@ std::vector<json> read_journal(const std::string& path, long long* truncated_at)
     json j;
     bool ok = true;
     try {
-      j = json::parse(line);
-    } catch (const json::exception&) {  // parse_error, and out_of_range for a number like 1e99999
+      j = parse_json_text(line);
+    } catch (const std::invalid_argument&) {  // a syntax error, a number beyond double, nesting too deep
       ok = false;
     }
     const bool last = !complete || nl + 1 >= text.size();

@@ -40,6 +40,7 @@
 #include "eval/model/checkpoint.hpp"
 #include "eval/model/gguf.hpp"
 #include "eval/model/mapped_file.hpp"
+#include "quant/json_text.hpp"
 #include "quant/params_json.hpp"
 #include "schemes/scheme.hpp"
 
@@ -83,13 +84,13 @@ std::string file_sha256(const std::string& path) {
 }
 
 json read_json_file(const std::string& path, const std::string& at) {
-  std::ifstream f(path);
+  std::ifstream f(path, std::ios::binary);
   if (!f) throw ConfigError(at, "cannot open '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
   try {
-    json j;
-    f >> j;
-    return j;
-  } catch (const json::exception& e) {
+    return parse_json_text(ss.str());
+  } catch (const std::invalid_argument& e) {  // a syntax error, a number beyond double, nesting too deep
     throw ConfigError(at, "'" + path + "' is not valid JSON: " + e.what());
   }
 }

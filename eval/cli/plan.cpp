@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "quant/json_text.hpp"
+
 namespace qeval::cli {
 
 nlohmann::json load_config_file(const std::string& path) {
@@ -16,8 +18,8 @@ nlohmann::json load_config_file(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   try {
-    return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number like 1e99999
+    return parse_json_text(ss.str());
+  } catch (const std::invalid_argument& e) {  // a syntax error, a number beyond double, nesting too deep
     throw std::runtime_error("sweep config '" + path + "' is not valid JSON: " + e.what());
   }
 }

@@ -12,12 +12,13 @@
 #include <nlohmann/json.hpp>
 
 #include "eval/cli/plan.hpp"
+#include "quant/json_text.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(data, data + size);
-  } catch (const nlohmann::json::exception&) {  // not JSON (or a number beyond double): the reader's one-line error
+  try {  // as the file readers parse (quant/json_text.hpp: nesting limit, every JSON error one exception)
+    config = qeval::parse_json_text(std::string_view(reinterpret_cast<const char*>(data), size));
+  } catch (const std::invalid_argument&) {  // the reader's one-line "not valid JSON" error
     return 0;
   }
   try {

@@ -9,6 +9,7 @@
 
 #include "eval/tokenizer/byte_alphabet.hpp"
 #include "eval/tokenizer/tokenizer.hpp"
+#include "quant/json_text.hpp"
 
 using nlohmann::json;
 using qeval::tokenizer::Tokenizer;
@@ -118,9 +119,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   } else {
     json j;
-    try {
-      j = json::parse(text);
-    } catch (const json::exception&) {  // not JSON (or a number beyond double)
+    try {  // as from_hf_json_file parses (quant/json_text.hpp)
+      j = qeval::parse_json_text(text);
+    } catch (const std::invalid_argument&) {
       return 0;
     }
     try {
