@@ -53,6 +53,7 @@ logs="$build/fuzz-logs" findings="$build/fuzz-findings" corpora="$build/fuzz-cor
 mkdir -p "$logs" "$findings" "$corpora"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+[ -x /usr/lib/llvm-14/bin/llvm-symbolizer ] && export ASAN_SYMBOLIZER_PATH="${ASAN_SYMBOLIZER_PATH:-/usr/lib/llvm-14/bin/llvm-symbolizer}"
 limit=(-max_total_time="$budget")
 [ -n "$runs" ] && limit=(-runs="$runs")
 
@@ -66,7 +67,9 @@ run_one() {  # run_one DRIVER: one libFuzzer session; its log in $logs/DRIVER.lo
     -artifact_prefix="$findings/$d/" "$corpora/$d" >"$logs/$d.log" 2>&1
 }
 
-echo "fuzz.sh: ${#drivers[@]} driver(s), ${runs:+$runs executions}${runs:-$budget s} each, $jobs at a time (logs: $logs)"
+each="$budget s"
+[ -n "$runs" ] && each="$runs executions"
+echo "fuzz.sh: ${#drivers[@]} driver(s), $each each, $jobs at a time (logs: $logs)"
 failed=()
 pids=() names=()
 for d in "${drivers[@]}"; do
@@ -77,9 +80,10 @@ done
 for i in "${!pids[@]}"; do
   d="${names[$i]}"
   if wait "${pids[$i]}"; then
-    # "#123456 DONE cov: 1881 ft: 5123 corp: 378/1.2Mb ... exec/s: 1761 rss: 412Mb"
+    # libFuzzer's "#238 INITED cov: 1224 ft: 3600 corp: 200/2867Kb ..." and "#34048 DONE cov: 1251 ft: 3705 ..."
+    inited=$(grep -E '^#[0-9]+[[:space:]]+INITED' "$logs/$d.log" | tail -1 | sed -E 's/.*cov: ([0-9]+).*/\1/' || true)
     summary=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$logs/$d.log" | tail -1 || true)
-    printf 'fuzz.sh: %-20s ok   %s\n' "$d" "${summary:-"(no DONE line; see $logs/$d.log)"}"
+    printf 'fuzz.sh: %-20s ok   %s (seeds: cov %s)\n' "$d" "${summary:-"(no DONE line; see $logs/$d.log)"}" "${inited:-?}"
   else
     failed+=("$d")
   fi
