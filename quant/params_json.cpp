@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "quant/json_text.hpp"
+
 namespace qeval::quant {
 
 namespace {
@@ -116,8 +118,8 @@ void from_json(const nlohmann::json& j, QuantParams& out) {
 QuantParams params_from_json_text(const std::string& text) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+    j = parse_json_text(text);
+  } catch (const std::invalid_argument& e) {  // a syntax error, a number beyond double, nesting too deep
     throw std::invalid_argument(std::string("QuantParams JSON: not valid JSON: ") + e.what());
   }
   return j.get<QuantParams>();

@@ -39,6 +39,7 @@ packages=(
   libpcre2-dev libutf8proc-dev libxxhash-dev
   libdnnl-dev libhwy-dev libjs-chart.js
   chromium slurm-wlm munge
+  clang-14 libclang-rt-14-dev llvm-14  # scripts/fuzz.sh: libFuzzer + sanitizer runtimes, llvm-symbolizer
 )
 missing=()
 for p in "${packages[@]}"; do

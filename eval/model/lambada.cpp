@@ -11,6 +11,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "quant/json_text.hpp"
+
 namespace qeval::model {
 
 nlohmann::json LambadaResult::to_json() const {
@@ -34,8 +36,8 @@ std::vector<std::string> read_lambada(const std::string& path) {
     if (line.empty()) continue;
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
+      j = parse_json_text(line);
+    } catch (const std::invalid_argument& e) {  // a syntax error, a number beyond double, nesting too deep
       throw std::invalid_argument(path + ":" + std::to_string(ln) + ": not JSON: " + e.what());
     }
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string())

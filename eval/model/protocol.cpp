@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "eval/model/checkpoint.hpp"  // sha256_file_hex
+#include "quant/json_text.hpp"
 
 namespace qeval::model {
 
@@ -153,12 +154,14 @@ Protocol Protocol::from_json(const nlohmann::json& j) {
 }
 
 Protocol Protocol::load(const std::string& path) {
-  std::ifstream f(path);
+  std::ifstream f(path, std::ios::binary);
   if (!f) throw std::runtime_error(path + ": cannot open the protocol file");
+  std::stringstream ss;
+  ss << f.rdbuf();
   nlohmann::json j;
   try {
-    f >> j;
-  } catch (const nlohmann::json::exception& e) {
+    j = parse_json_text(ss.str());
+  } catch (const std::invalid_argument& e) {  // a syntax error, a number beyond double, nesting too deep
     throw std::invalid_argument(path + ": not valid JSON: " + e.what());
   }
   try {

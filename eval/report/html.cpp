@@ -86,8 +86,9 @@ json chart_data(const json& rep, const json& views) {
   std::map<std::string, TypeSeries> by_type;
   for (const auto& r : rep.at("runs")) {
     if (r.value("kind", std::string()) != "tensor") continue;
-    const double bits = num_at(r, "/metrics/bits"), sq = num_at(r, "/metrics/sqnr_db");
-    if (!std::isfinite(bits) || !std::isfinite(sq)) continue;
+    const int bits = run_bits(r);
+    const double sq = num_at(r, "/metrics/sqnr_db");
+    if (bits < 0 || !std::isfinite(sq)) continue;
     const json& p = r.at("config").at("params");
     const std::string type = tensor_type(r);
     std::string key = r.at("config").value("scheme", std::string()) + " " +
@@ -104,8 +105,8 @@ json chart_data(const json& rep, const json& views) {
       ts.series[key] = json::array();
     }
     ts.series[key].push_back(point(bits, sq, r.value("name", std::string())));
-    ts.bmin = std::min(ts.bmin, static_cast<int>(bits));
-    ts.bmax = std::max(ts.bmax, static_cast<int>(bits));
+    ts.bmin = std::min(ts.bmin, bits);
+    ts.bmax = std::max(ts.bmax, bits);
   }
   json charts = json::array();
   for (const auto& type : types) {

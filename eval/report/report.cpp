@@ -19,6 +19,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "quant/json_text.hpp"
+
 #include <Eigen/Core>
 
 #include "build_info.hpp"
@@ -203,8 +205,8 @@ nlohmann::json read_json_file(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   try {
-    return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
+    return parse_json_text(ss.str());
+  } catch (const std::invalid_argument& e) {  // a syntax error, a number beyond double, nesting too deep
     throw std::runtime_error("'" + path + "' is not valid JSON: " + e.what());
   }
 }

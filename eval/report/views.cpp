@@ -21,6 +21,15 @@ double number_at(const nlohmann::json& j, const std::string& pointer) {
   return v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN();
 }
 
+}  // namespace
+
+int run_bits(const nlohmann::json& run) {
+  const double b = number_at(run, "/metrics/bits");
+  return b >= 0 && b <= 64 && b == std::floor(b) ? static_cast<int>(b) : -1;  // false for NaN
+}
+
+namespace {
+
 std::string str_at(const nlohmann::json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
 }
@@ -182,7 +191,7 @@ nlohmann::json compute_views(const nlohmann::json& runs) {
   std::vector<Acc> accs;
   std::map<std::string, size_t> where;
   for (const auto& r : runs) {
-    if (str_at(r, "kind") != "tensor" || !r.contains("config")) continue;
+    if (str_at(r, "kind") != "tensor" || !r.contains("config") || run_bits(r) < 0) continue;
     // The label names every non-default field (SchemeConfig::label), so different configs never merge.
     const std::string label = str_at(r["config"], "label");
     const std::string type = tensor_type(r);
@@ -193,7 +202,7 @@ nlohmann::json compute_views(const nlohmann::json& runs) {
       Acc a;
       a.type = type;
       a.label = label;
-      a.bits = static_cast<int>(number_at(r, "/metrics/bits"));
+      a.bits = run_bits(r);
       accs.push_back(a);
     }
     Acc& a = accs[it->second];

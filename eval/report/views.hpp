@@ -27,6 +27,11 @@
 
 namespace qeval::report {
 
+// metrics.bits of a run as a bit width, or -1 when it is absent or not a whole number in [0, 64] (a corrupt or
+// hand-edited report): the bits views and charts leave such a run out. Converting NaN or 1e300 to int is undefined
+// behaviour (UBSan, tests/fuzz/fuzz_report: a v1 report without metrics.bits, migrated before it is validated).
+int run_bits(const nlohmann::json& run);
+
 // One error metric a Pareto front is drawn against.
 struct ParetoMetric {
   std::string kind;     // run kind it applies to

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include "quant/json_text.hpp"
 
 namespace qeval::sweep {
 
@@ -68,8 +69,8 @@ json load_json_file(const std::string& path, const std::string& what) {
   std::stringstream ss;
   ss << f.rdbuf();
   try {
-    return json::parse(ss.str());
-  } catch (const json::parse_error& e) {
+    return parse_json_text(ss.str());
+  } catch (const std::invalid_argument& e) {  // a syntax error, a number beyond double, nesting too deep
     throw std::runtime_error(what + " '" + path + "' is not valid JSON: " + e.what());
   }
 }

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "eval/report/report.hpp"
+#include "quant/json_text.hpp"
 
 namespace qeval::sweep {
 
@@ -76,8 +77,8 @@ std::vector<json> read_journal(const std::string& path, long long* truncated_at)
     json j;
     bool ok = true;
     try {
-      j = json::parse(line);
-    } catch (const json::parse_error&) {
+      j = parse_json_text(line);
+    } catch (const std::invalid_argument&) {  // a syntax error, a number beyond double, nesting too deep
       ok = false;
     }
     const bool last = !complete || nl + 1 >= text.size();

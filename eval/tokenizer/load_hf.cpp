@@ -11,6 +11,7 @@
 
 #include "eval/tokenizer/tokenizer.hpp"
 #include "eval/tokenizer/tokenizer_impl.hpp"
+#include "quant/json_text.hpp"
 
 namespace qeval::tokenizer {
 
@@ -146,8 +147,8 @@ std::string read_file(const std::string& path) {
 json parse_json_file(const std::string& path) {
   const std::string text = read_file(path);
   try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
+    return parse_json_text(text);
+  } catch (const std::invalid_argument& e) {  // a syntax error, a number beyond double, nesting too deep
     throw std::invalid_argument(path + ": not valid JSON: " + e.what());
   }
 }

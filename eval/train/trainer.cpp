@@ -394,7 +394,7 @@ json Trainer::load_state(const std::string& path) {
   json h;
   try {
     h = json::parse(hs);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e99999
     throw std::runtime_error(path + ": corrupt header JSON: " + e.what());
   }
   const json mine = cfg_.to_json();

@@ -6,15 +6,22 @@
 #   scripts/slurm/local-cluster.sh start DIR [PORT_BASE]   start; prints `export SLURM_CONF=DIR/slurm.conf`
 #   scripts/slurm/local-cluster.sh stop DIR                stop every daemon it started (by their pid files)
 #
-# Exit status of `start`: 0 running (node idle), 3 the packages are missing, 4 a daemon did not come up
-# (see DIR/log/*.log). Ports: PORT_BASE (slurmctld) and PORT_BASE+1 (slurmd); default 16817/16818, chosen
-# away from Slurm's 6817/6818 so a real cluster on the machine is not disturbed.
+# Exit status of `start`: 0 running (node idle), 3 the packages are missing, 4 a daemon did not come up,
+# 5 not root. On 4 the first stderr line names the daemon and its log ("slurmctld did not come up (log:
+# DIR/log/slurmctld.log)"), then the log's last lines follow. Ports: PORT_BASE (slurmctld) and PORT_BASE+1
+# (slurmd); default 16817/16818, away from Slurm's 6817/6818 so a real cluster on the machine is not disturbed.
+# QEVAL_SLURM_EXTRA_CONF: lines appended to the generated slurm.conf (to try an option; the tests use it to
+# break the config on purpose).
 set -euo pipefail
 
 cmd="${1:-}"
 dir="${2:-}"
+if [ "$cmd" = "-h" ] || [ "$cmd" = "--help" ]; then
+  sed -n '2,14p' "$0"
+  exit 0
+fi
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
-  sed -n '2,12p' "$0"
+  sed -n '2,14p' "$0"
   exit 2
 fi
 
@@ -28,6 +35,30 @@ stop_all() {
       rm -f "$f"
     fi
   done
+}
+
+# One line naming the daemon and its log, then the log's tail; stops whatever did start; exit 4.
+daemon_failed() {
+  local name="$1" log="$2"
+  stop_all
+  echo "local-cluster.sh: $name did not come up (log: $log)" >&2
+  if [ -s "$log" ]; then
+    echo "--- last 20 lines of $log:" >&2
+    tail -n 20 "$log" >&2
+  fi
+  exit 4
+}
+
+alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# start_bg NAME PIDFILE LOG CMD...: runs a daemon in the foreground mode (-D/--foreground) as a background job,
+# so its pid is known at once (a forking daemon writes its pid file only later: a failure in between leaked it).
+# Its stderr — where a rejected configuration is explained, before the log file is set up — goes to LOG too.
+start_bg() {
+  local pidf="$2" log="$3"
+  shift 3
+  "$@" >>"$log" 2>&1 </dev/null &
+  echo $! >"$pidf"
 }
 
 case "$cmd" in
@@ -47,7 +78,7 @@ for b in munged mungekey slurmctld slurmd sbatch sinfo; do
 done
 if [ "$(id -u)" -ne 0 ]; then
   echo "local-cluster.sh: needs root (slurmd and munged run as root here)" >&2
-  exit 3
+  exit 5
 fi
 export PATH="$PATH:/usr/sbin"
 
@@ -64,8 +95,15 @@ if [ ! -s "$dir/munge/munge.key" ]; then
     dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
   chmod 400 "$dir/munge/munge.key"
 fi
-munged --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
-  --pid-file="$dir/munge/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/munged.seed"
+start_bg munged "$dir/munge/munged.pid" "$dir/log/munged.log" munged --foreground --force \
+  --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" --pid-file="$dir/munge/munged.pid" \
+  --log-file="$dir/log/munged.log" --seed-file="$dir/munge/munged.seed"
+for _ in $(seq 1 50); do
+  [ -S "$dir/munge/munge.socket" ] && break
+  alive "$dir/munge/munged.pid" || daemon_failed munged "$dir/log/munged.log"
+  sleep 0.1
+done
+[ -S "$dir/munge/munge.socket" ] || daemon_failed "munged (no socket after 5 s)" "$dir/log/munged.log"
 
 # ---- slurm.conf
 cat > "$dir/slurm.conf" <<CONF
@@ -104,19 +142,22 @@ Waittime=0
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
 PartitionName=qeval Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
+if [ -n "${QEVAL_SLURM_EXTRA_CONF:-}" ]; then
+  printf '# QEVAL_SLURM_EXTRA_CONF:\n%s\n' "$QEVAL_SLURM_EXTRA_CONF" >> "$dir/slurm.conf"
+fi
 export SLURM_CONF="$dir/slurm.conf"
 
-slurmctld -i -f "$SLURM_CONF" || { stop_all; echo "local-cluster.sh: slurmctld did not start (see $dir/log/slurmctld.log)" >&2; exit 4; }
-slurmd -f "$SLURM_CONF" -N "$host" || { stop_all; echo "local-cluster.sh: slurmd did not start (see $dir/log/slurmd.log)" >&2; exit 4; }
+start_bg slurmctld "$dir/slurmctld.pid" "$dir/log/slurmctld.log" slurmctld -D -i -f "$SLURM_CONF"
+start_bg slurmd "$dir/slurmd.pid" "$dir/log/slurmd.log" slurmd -D -f "$SLURM_CONF" -N "$host"
 
-# Wait for the node to be idle (at most 30 s).
+# Wait for the node to be idle (at most 30 s); a daemon that exits meanwhile is named.
 for _ in $(seq 1 60); do
   state=$(sinfo -h -N -o '%t' 2>/dev/null | head -1 || true)
   case "$state" in
     idle*|mix*|alloc*) echo "export SLURM_CONF=$SLURM_CONF"; exit 0 ;;
   esac
+  alive "$dir/slurmctld.pid" || daemon_failed slurmctld "$dir/log/slurmctld.log"
+  alive "$dir/slurmd.pid" || daemon_failed slurmd "$dir/log/slurmd.log"
   sleep 0.5
 done
-echo "local-cluster.sh: the node did not become idle (state '${state:-none}'; see $dir/log/)" >&2
-stop_all
-exit 4
+daemon_failed "the node (state '${state:-none}' after 30 s, both daemons running)" "$dir/log/slurmd.log"

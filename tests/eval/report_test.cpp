@@ -86,6 +86,25 @@ std::vector<std::string> list_dir(const std::string& d) {
   return out;
 }
 
+TEST(Report, AFileThatIsNotJsonIsNamed) {
+  // parse_error, out_of_range (a number beyond double) and nesting that overflowed the stack in a copy (SIGSEGV
+  // before the limit) read alike; found with tests/fuzz/fuzz_report.
+  char tmpl[] = "/tmp/qeval_report_test_XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::string path = dir + "/r.json";
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  for (const std::string& text : {std::string(R"({"runs": [)"), std::string(R"({"seed": 1e99999})"), deep}) {
+    std::ofstream(path) << text;
+    try {
+      (void)read_json_file(path);
+      ADD_FAILURE() << text.substr(0, 60);
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("'" + path + "' is not valid JSON"), std::string::npos) << e.what();
+    }
+  }
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
 TEST(Report, AtomicWrite) {
   char tmpl[] = "/tmp/qeval_report_test_XXXXXX";
   const std::string dir = mkdtemp(tmpl);

@@ -132,6 +132,23 @@ TEST(Protocol, TextBeginByteStartsTheTextAtALine) {
   std::remove(tmpl);
 }
 
+TEST(Protocol, FileThatIsNotJsonIsNamed) {
+  // A syntax error, a number beyond double (out_of_range, not parse_error) and nesting deep enough to overflow the
+  // stack in a copy are all "not valid JSON" naming the file (found with the fuzz drivers on the other JSON readers).
+  const std::string path = ::testing::TempDir() + "/qeval_protocol_bad.json";
+  for (const std::string& text : {std::string(R"({"n_ctx": )"), std::string(R"({"n_ctx": 1e99999})"),
+                                  std::string(200000, '[') + std::string(200000, ']')}) {
+    std::ofstream(path, std::ios::binary) << text;
+    try {
+      (void)Protocol::load(path);
+      ADD_FAILURE() << text.substr(0, 40);
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(path + ": not valid JSON"), std::string::npos) << e.what();
+    }
+  }
+  std::remove(path.c_str());
+}
+
 TEST(Protocol, WindowsFollowLlamaCppChunking) {
   const Protocol p = proto(16);
   const std::vector<int32_t> ids = stream(100, 50, 1);

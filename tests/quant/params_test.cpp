@@ -6,6 +6,7 @@
 
 #include "quant/affine.hpp"
 #include "quant/matrix.hpp"
+#include "quant/json_text.hpp"
 #include "quant/params_json.hpp"
 
 namespace qeval::quant {
@@ -205,6 +206,26 @@ TEST(QuantParamsEquality, EveryFieldCounts) {
 
 // ---- JSON --------------------------------------------------------------------------------------
 
+std::string nested_arrays(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+TEST(JsonText, NestingLimitAndErrors) {
+  // kMaxJsonDepth levels parse; one more is refused while parsing. 200,000 levels (400 KB) used to parse and then
+  // overflow the stack in the first copy (fuzzing: `qeval check` died with SIGSEGV on such a file).
+  EXPECT_NO_THROW((void)parse_json_text(nested_arrays(kMaxJsonDepth)));
+  for (const size_t depth : {size_t(kMaxJsonDepth) + 1, size_t(200000)}) {
+    try {
+      (void)parse_json_text(nested_arrays(depth));
+      ADD_FAILURE() << depth;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_STREQ(e.what(), "JSON nested deeper than 128 levels");
+    }
+  }
+  const nlohmann::json j = parse_json_text(R"({"a": [1, {"b": null}], "c": "x"})");
+  EXPECT_EQ(j["a"][1].size(), 1u);
+  EXPECT_THROW((void)parse_json_text("{\"a\": "), std::invalid_argument);
+  EXPECT_THROW((void)parse_json_text("1e99999"), std::invalid_argument);  // out_of_range 406, not parse_error
+}
+
 TEST(QuantParamsJson, RoundTripsEveryField) {
   QuantParams p;
   p.bits = 3;
@@ -259,6 +280,8 @@ TEST(QuantParamsJson, RejectsUnknownKeysWrongTypesBadValues) {
   expect_contains(msg(R"({"version": "1"})"), "\"version\" must be an integer");
   expect_contains(msg(R"([4, 128])"), "must be an object");
   expect_contains(msg(R"({"bits": 4,)"), "not valid JSON");
+  expect_contains(msg(R"({"clip_ratio": 1e99999})"), "not valid JSON");  // out_of_range, not parse_error (fuzzing)
+  expect_contains(msg("{\"bits\": " + nested_arrays(100000) + "}"), "nested deeper than 128 levels");
   // Integers are accepted where a number is expected.
   EXPECT_EQ(params_from_json_text(R"({"clip_ratio": 1})").clip_ratio, 1.0);
 }

@@ -331,6 +331,11 @@ TEST_F(CliSweep, CommandsThatReadReportsRejectMalformedOnes) {
   EXPECT_NE(r.err.find("schema_version: 99 is newer than this qeval understands"), std::string::npos) << r.err;
   r = testing::run_in(dir.path(), q + "diff ref.json trunc.json");
   EXPECT_NE(r.err.find("'trunc.json' is not valid JSON"), std::string::npos) << r.err;
+  // Nesting 200,000 deep: one line and status 1 (it was SIGSEGV, a stack overflow in a copy; found with the fuzz drivers).
+  testing::write_text(dir / "deep.json", std::string(200000, '[') + std::string(200000, ']'));
+  r = testing::run_in(dir.path(), q + "check --baseline ref.json deep.json");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("'deep.json' is not valid JSON: JSON nested deeper than 128 levels"), std::string::npos) << r.err;
 }
 
 }  // namespace

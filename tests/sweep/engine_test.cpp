@@ -88,6 +88,17 @@ TEST(Engine, JournalDropsALineCutShortByACrash) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("line 2 is corrupt"), std::string::npos) << e.what();
   }
+  // So are a number beyond double (nlohmann throws out_of_range there, not parse_error) and nesting deep enough to
+  // overflow the stack in a copy.
+  for (const std::string& bad_line : {std::string("{\"run\": 1e99999}"), std::string(200000, '[') + std::string(200000, ']')}) {
+    testing::write_text(j, header + bad_line + "\n" + line);
+    try {
+      read_journal(j);
+      ADD_FAILURE();
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("line 2 is corrupt"), std::string::npos) << e.what();
+    }
+  }
   // An entry whose id is not its spec's hash is refused.
   json bad = e1;
   bad["spec"]["x"] = 2;

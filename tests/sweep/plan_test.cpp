@@ -88,6 +88,24 @@ TEST(SweepConfig, ErrorsNameTheJsonPath) {
   expect_error({{"sweeps", {small_entry()}}, {"protocol", {{"modle", {}}}}}, "protocol.modle", "not a run kind");
 }
 
+TEST(SweepConfig, AConfigFileThatIsNotJsonIsNamed) {
+  // Both kinds of JSON error nlohmann throws: parse_error, and out_of_range for a number beyond double; and nesting
+  // deep enough to overflow the stack in a copy (SIGSEGV before the limit). Both found with the fuzz drivers (tests/fuzz).
+  testing::TempDir dir;
+  const std::string deep = "{\"sweeps\": " + std::string(200000, '[') + std::string(200000, ']') + "}";
+  for (const std::string& text : {std::string(R"({"sweeps": [)"), std::string(R"({"seed": 1e99999, "sweeps": []})"), deep}) {
+    testing::write_text(dir / "c.json", text);
+    try {
+      (void)load_config_file(dir / "c.json");
+      ADD_FAILURE() << text.substr(0, 60);
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("sweep config '" + (dir / "c.json") + "' is not valid JSON"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 TEST(SweepConfig, NothingRunsOrIsWrittenBeforeValidation) {
   testing::TempDir dir;
   json cfg = {{"sweeps", {small_entry(), small_entry()}}};

@@ -140,6 +140,28 @@ TEST(Schema, MigratesVersion1Reports) {
   EXPECT_EQ(m["plan"]["ids"].size(), 1u);
 }
 
+TEST(Schema, MigratingAV1RunWithoutBitsIsNotUndefinedBehaviour) {
+  // migrate() computes the views before validate() can refuse the run: its missing metrics.bits (NaN) was converted
+  // to int — undefined behaviour, found by tests/fuzz/fuzz_report under UBSan (corpus: crash-v1-run-without-bits).
+  json v1 = json::parse(R"({"schema_version": 1, "tool": {"name": "qeval", "version": "0.1.0"},
+    "created": "2024-02-29T12:00:00Z", "command_line": ["qeval", "sweep"], "environment": {"git": {"sha": null}},
+    "seed": 1, "runs": []})");
+  json run = small_report()["runs"][0];
+  for (const char* k : {"name", "spec", "backend", "input"}) run.erase(k);
+  run["metrics"].erase("bits");
+  v1["runs"].push_back(run);
+  const json m = migrate(v1);
+  EXPECT_TRUE(m["views"]["bound_by_tensor_type"].empty()) << m["views"].dump();
+  EXPECT_NE(validation_error(m).find("runs[0].metrics.bits: missing"), std::string::npos) << validation_error(m);
+  // Only whole numbers in [0, 64] are bit widths.
+  auto bits = [](json b) { return run_bits({{"metrics", {{"bits", std::move(b)}}}}); };
+  EXPECT_EQ(bits(4), 4);
+  EXPECT_EQ(bits(0), 0);
+  EXPECT_EQ(bits(64), 64);
+  for (const json& b : {json(4.5), json(1e300), json(-3), json(65), json("4"), json(nullptr)}) EXPECT_EQ(bits(b), -1) << b;
+  EXPECT_EQ(run_bits(json::object()), -1);
+}
+
 TEST(Diff, RunsAddedRemovedChanged) {
   const json a = small_report();
   json b = a;

@@ -35,13 +35,15 @@ class TempDir {
     path_ = ::mkdtemp(t.data()) ? t : std::string();
   }
   ~TempDir() {
-    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
+    if (!path_.empty() && !keep_) std::system(("rm -rf '" + path_ + "'").c_str());
   }
   const std::string& path() const { return path_; }
+  void keep() { keep_ = true; }  // leave the directory for inspection (e.g. the logs of a failed test)
   std::string operator/(const std::string& name) const { return path_ + "/" + name; }
 
  private:
   std::string path_;
+  bool keep_ = false;
 };
 
 struct CmdResult {

@@ -5,6 +5,8 @@
 // ByteLevel(add_prefix_space=true) with "a b" merges. Plus the errors for unsupported components.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "eval/tokenizer/tokenizer.hpp"
 #include "eval/tokenizer/utf8.hpp"
 #include "tests/tokenizer/test_support.hpp"
@@ -178,6 +180,30 @@ TEST(HfJson, MalformedStructureIsNamed) {
   expect_hf_error(j, "model.unk_token: '<nope>' is not in the vocabulary");
   EXPECT_THROW(Tokenizer::from_hf_json(json::array()), std::invalid_argument);
   EXPECT_THROW(Tokenizer::from_hf_json_file("/nonexistent/tokenizer.json"), std::runtime_error);
+}
+
+TEST(HfJson, FileThatIsNotJsonIsNamed) {
+  // nlohmann throws out_of_range (not parse_error) for 1e99999, and nesting 200,000 deep overflowed the stack in a
+  // copy (fuzzing); both must be the loader's documented error.
+  const std::string path = ::testing::TempDir() + "/qeval_hf_json_bad.tokenizer.json";
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  for (const std::string& text :
+       {std::string(R"({"model": {"type": "BPE", "vocab": {"a": 1e99999}, "merges": []}})"), deep}) {
+    {
+      std::FILE* f = std::fopen(path.c_str(), "wb");
+      ASSERT_NE(f, nullptr);
+      std::fputs(text.c_str(), f);
+      std::fclose(f);
+    }
+    try {
+      (void)Tokenizer::from_hf_json_file(path);
+      ADD_FAILURE() << "expected std::invalid_argument";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  }
+  std::remove(path.c_str());
 }
 
 }  // namespace

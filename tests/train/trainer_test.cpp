@@ -153,6 +153,25 @@ TEST(Trainer, ResumedRunEqualsUninterrupted) {
     std::fclose(f);
   }
   EXPECT_THROW(resumed.load_state(path), std::runtime_error);
+  // A header whose JSON holds a number beyond double (nlohmann throws out_of_range, not parse_error: fuzz_config
+  // found the same in sweep configs) is a corrupt header, not an unexplained json exception.
+  {
+    const std::string header = R"({"config": 1e99999})";
+    const uint32_t ver = 1;
+    const uint64_t len = header.size();
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    std::fwrite("QEVALTRN", 1, 8, f);
+    std::fwrite(&ver, 4, 1, f);
+    std::fwrite(&len, 8, 1, f);
+    std::fwrite(header.data(), 1, header.size(), f);
+    std::fclose(f);
+  }
+  try {
+    resumed.load_state(path);
+    ADD_FAILURE() << "expected std::runtime_error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("corrupt header JSON"), std::string::npos) << e.what();
+  }
   std::remove(path.c_str());
 }
 

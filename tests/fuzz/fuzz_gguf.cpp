@@ -1,4 +1,4 @@
-// eval/model/fuzz/fuzz_gguf.cpp — libFuzzer driver: GGUF bytes → parse, config, dequantize every tensor.
+// tests/fuzz/fuzz_gguf.cpp — libFuzzer driver: GGUF bytes → parse, config, dequantize every tensor.
 //
 // Contract under test: any input either loads or throws CheckpointError; nothing else may escape, and
 // AddressSanitizer/UBSan must stay silent.

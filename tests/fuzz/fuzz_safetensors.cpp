@@ -1,4 +1,4 @@
-// eval/model/fuzz/fuzz_safetensors.cpp — libFuzzer driver: safetensors bytes → header parse, read every tensor.
+// tests/fuzz/fuzz_safetensors.cpp — libFuzzer driver: safetensors bytes → header parse, read every tensor.
 //
 // Contract under test: any input either parses or throws CheckpointError; nothing else may escape, and
 // AddressSanitizer/UBSan must stay silent.
