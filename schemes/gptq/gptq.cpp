@@ -200,8 +200,11 @@ class Gptq final : public Scheme {
     if (cfg.params.non_finite != quant::NonFinitePolicy::error)
       bad("non_finite=propagate is not supported (error feedback would spread NaN); use non_finite=error");
   }
-  Target target() const override { return Target::weight; }
-  bool needs_calibration() const override { return true; }
+  SchemeTraits traits() const override {
+    SchemeTraits t;
+    t.calibration.hessian = true;  // H = 2·XᵀX/n over every calibration token
+    return t;
+  }
 
   quant::QuantizedMatrix quantize(quant::MatrixView w, const Calibration* calib) const override {
     const Calibration& c = calib::require(name(), calib, "the layer's captured inputs or their Hessian 2·XᵀX/n");

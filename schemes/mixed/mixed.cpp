@@ -241,12 +241,14 @@ namespace {
 
 class Mixed final : public Scheme {
  public:
+  static constexpr const char* kAllocation = "allocation";  // the option naming the allocation file
+
   explicit Mixed(const SchemeConfig& cfg) : Scheme(cfg) {
     const std::string id = cfg.scheme;
     SchemeConfig inner;
     inner.scheme = cfg.options.get_string(id, "base", "rtn");
     for (const auto& [k, v] : cfg.options.items()) {
-      if (k == "base" || k == "allocation") continue;
+      if (k == "base" || k == kAllocation) continue;
       if (k.rfind("base.", 0) == 0) {
         inner.options.set(k.substr(5), v);
         continue;
@@ -260,8 +262,8 @@ class Mixed final : public Scheme {
                                   "' must be a weight scheme other than mixed (e.g. rtn, gptq, awq)");
     inner.params = cfg.params;
     default_ = make_scheme(inner);
-    if (cfg.options.has("allocation")) {
-      path_ = cfg.options.get_string(id, "allocation", "");
+    if (cfg.options.has(kAllocation)) {
+      path_ = cfg.options.get_string(id, kAllocation, "");
       alloc_ = read_allocation(path_);
       if (alloc_.empty())
         throw std::invalid_argument("scheme 'mixed': allocation file '" + path_ + "' lists no layers");
@@ -281,8 +283,26 @@ class Mixed final : public Scheme {
       }
     }
   }
-  Target target() const override { return Target::weight; }
-  bool needs_calibration() const override { return !alloc_.empty() || default_->needs_calibration(); }
+  SchemeTraits traits() const override {
+    const SchemeTraits b = default_->traits();
+    SchemeTraits t;
+    t.calibration = b.calibration;
+    t.calibration.layer_name = !alloc_.empty();  // the bit width is looked up by layer name
+    t.codes = b.codes;
+    WrapperTraits w;
+    w.base = default_->config();  // base=<id>, base.<key>=<value>, the mixed config's params
+    // Sensitivity is measured with each layer quantized alone, without per-layer calibration data: a base that
+    // needs it (gptq, awq) is stood in for by rtn with the same params.
+    w.sensitivity = w.base;
+    if (b.calibration.any()) {
+      w.sensitivity = default_config("rtn");
+      w.sensitivity.params = config().params;
+    }
+    w.allocation_option = kAllocation;
+    w.allocated = config().options.has(kAllocation);
+    t.wrapper = w;
+    return t;
+  }
 
   quant::QuantizedMatrix quantize(quant::MatrixView w, const Calibration* c) const override {
     if (alloc_.empty()) return default_->quantize(w, c);
