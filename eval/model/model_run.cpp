@@ -30,37 +30,6 @@ Protocol protocol_of(const nlohmann::json& j, const std::string& root) {
                               j.dump());
 }
 
-// Whether any scheme of the plan reads calibration data, or a `mixed` config lacks its allocation.
-bool plan_needs_calibration(const QuantPlan& plan, const std::vector<std::string>& names) {
-  std::vector<std::pair<schemes::SchemeConfig, bool>> seen;
-  auto needs = [&](const schemes::SchemeConfig& c) {
-    for (const auto& [cfg, v] : seen)
-      if (cfg == c) return v;
-    bool v = false;
-    if (c.scheme == "mixed" && !c.options.has("allocation")) {
-      v = true;
-    } else {
-      v = schemes::make_scheme(c)->needs_calibration();
-    }
-    seen.emplace_back(c, v);
-    return v;
-  };
-  for (const auto& n : names) {
-    const QuantPlan::Resolved r = plan.resolve(n);
-    if ((r.weight && needs(*r.weight)) || (r.activation && needs(*r.activation))) return true;
-  }
-  return false;
-}
-
-bool has_unallocated_mixed(const QuantPlan& p) {
-  auto un = [](const std::optional<schemes::SchemeConfig>& c) {
-    return c && c->scheme == "mixed" && !c->options.has("allocation");
-  };
-  bool any = un(p.weight);
-  for (const auto& o : p.overrides) any = any || un(o.weight);
-  return any;
-}
-
 // Test-only fault injection (ModelRunContext::fault_scale_error): a weight scheme whose stored scales come out
 // multiplied by (1 + e) — the codes unchanged, as a bad scale conversion would leave them. Everything else is the
 // wrapped scheme's.
@@ -68,8 +37,7 @@ class ScaleErrorScheme final : public schemes::Scheme {
  public:
   ScaleErrorScheme(std::shared_ptr<const schemes::Scheme> inner, double e)
       : schemes::Scheme(inner->config()), inner_(std::move(inner)), e_(e) {}
-  schemes::Target target() const override { return inner_->target(); }
-  bool needs_calibration() const override { return inner_->needs_calibration(); }
+  schemes::SchemeTraits traits() const override { return inner_->traits(); }
   schemes::Calibration calibrate(schemes::Calibration c) const override { return inner_->calibrate(std::move(c)); }
   std::vector<float> input_channel_scales(const schemes::Calibration& c,
                                           const std::vector<quant::MatrixView>& w) const override {
@@ -176,22 +144,6 @@ nlohmann::json normalize_plan_json(const nlohmann::json& plan) {
   return p;
 }
 
-QuantPlan with_awq_reference_overrides(QuantPlan plan) {
-  if (!plan.weight || plan.weight->scheme != "awq") return plan;
-  std::vector<LayerOverride> pre;
-  for (const char* pat : {"blk.*.attn_q", "blk.*.attn_k"}) {
-    LayerOverride o;
-    o.pattern = pat;
-    schemes::SchemeConfig c = *plan.weight;
-    c.options.set("clip", "false");
-    o.weight = c;
-    pre.push_back(o);
-  }
-  // Prepended: the user's own overrides (later) still refine them (e.g. a skip).
-  plan.overrides.insert(plan.overrides.begin(), pre.begin(), pre.end());
-  return plan;
-}
-
 nlohmann::json ModelRunSpec::to_json() const {
   nlohmann::json j = {{"model", model},
                       {"protocol", protocol},
@@ -200,7 +152,7 @@ nlohmann::json ModelRunSpec::to_json() const {
                       {"lambada", lambada < 0 ? nlohmann::json("auto") : nlohmann::json(lambada == 1)},
                       {"blame_windows", blame_windows},
                       {"max_windows", max_windows},
-                      {"awq_reference_overrides", awq_reference_overrides}};
+                      {kReferenceOverridesKey, reference_overrides}};
   if (has_mixed) j["mixed"] = mixed.to_json();
   return j;
 }
@@ -235,15 +187,16 @@ ModelRunSpec ModelRunSpec::from_json(const nlohmann::json& j) {
     } else if (k == "blame_windows" || k == "max_windows") {
       if (!v.is_number_integer()) throw std::invalid_argument("model run: \"" + k + "\" must be an integer");
       (k == "blame_windows" ? s.blame_windows : s.max_windows) = v.get<int64_t>();
-    } else if (k == "awq_reference_overrides") {
-      if (!v.is_boolean()) throw std::invalid_argument("model run: \"awq_reference_overrides\" must be true or false");
-      s.awq_reference_overrides = v.get<bool>();
+    } else if (k == kReferenceOverridesKey) {
+      if (!v.is_boolean())
+        throw std::invalid_argument(std::string("model run: \"") + kReferenceOverridesKey + "\" must be true or false");
+      s.reference_overrides = v.get<bool>();
     } else if (k == "kind") {
       if (v != "model") throw std::invalid_argument("model run: \"kind\" must be \"model\", got " + v.dump());
     } else {
       throw std::invalid_argument("model run: unknown key \"" + k +
                                   "\" (accepted: model, protocol, plan, calibration, mixed, lambada, blame_windows, "
-                                  "max_windows, awq_reference_overrides)");
+                                  "max_windows, " + kReferenceOverridesKey + ")");
     }
   }
   if (!have_model) throw std::invalid_argument("model run: \"model\" (a GGUF or safetensors path) is required");
@@ -380,7 +333,7 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
     timings["lambada_fp_s"] = now_s() - t0;
   }
 
-  QuantPlan plan = spec.awq_reference_overrides ? with_awq_reference_overrides(spec.plan) : spec.plan;
+  QuantPlan plan = spec.reference_overrides ? with_reference_overrides(spec.plan) : spec.plan;
   const std::vector<std::string> names = q.linear_names();
   std::shared_ptr<const CalibrationWindows> calib;
   nlohmann::json calib_json = nullptr;
@@ -393,7 +346,7 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
   }
 
   nlohmann::json mixed_json = nullptr;
-  if (has_unallocated_mixed(plan)) {
+  if (plan_needs_allocation(plan)) {
     if (!spec.has_mixed)
       throw std::invalid_argument("model run: the plan's `mixed` scheme has no allocation file; give \"mixed\": "
                                   "{\"target_bits\": ...} to measure sensitivities and allocate, or the option "

@@ -418,6 +418,7 @@ struct Slot {
   std::shared_ptr<const schemes::Scheme> ws;  // weight or linear scheme
   std::shared_ptr<const schemes::Scheme> as;  // activation scheme
   bool w_stats = false;  // the weight/linear scheme reads calibration statistics
+  schemes::CalibrationNeeds w_needs;  // …which ones (its traits)
   bool a_stats = false;  // the activation scheme needs calibrate()
   bool a_rows = false;   // …and reads raw rows (static_act, except symmetric min/max, which needs only max|x|)
 };
@@ -452,23 +453,6 @@ class SchemeSet {
 
 SchemeFactory default_factory() {
   return [](const schemes::SchemeConfig& c) { return std::shared_ptr<const schemes::Scheme>(schemes::make_scheme(c)); };
-}
-
-// The `mixed` scheme's base config (its options base=<id>, base.<key>=<value>).
-schemes::SchemeConfig mixed_base(const schemes::SchemeConfig& mixed) {
-  schemes::SchemeConfig inner;
-  inner.scheme = mixed.options.has("base") ? mixed.options.items().at("base") : "rtn";
-  inner.params = mixed.params;
-  for (const auto& [k, v] : mixed.options.items())
-    if (k.rfind("base.", 0) == 0) inner.options.set(k.substr(5), v);
-  return inner;
-}
-
-// Whether a weight/linear scheme reads captured statistics. `mixed` needs a Calibration only for the layer name
-// unless its base scheme reads statistics.
-bool reads_statistics(const schemes::Scheme& s, SchemeSet& set) {
-  if (s.name() == "mixed") return set.get(mixed_base(s.config()))->needs_calibration();
-  return s.needs_calibration();
 }
 
 // A Calibration without the parts that point into a capture (inputs) or are large (Hessian): what a linear scheme or
@@ -534,7 +518,8 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
         throw std::invalid_argument("quant plan: scheme '" + r.weight->scheme + "' quantizes " + schemes::to_string(t) +
                                     ", but it is named as the weight (or linear) scheme of " + n);
       }
-      s.w_stats = reads_statistics(*s.ws, set);
+      s.w_needs = s.ws->traits().calibration;
+      s.w_stats = s.w_needs.any_statistics();
     }
     if (r.activation) {
       s.as = set.get(*r.activation);
@@ -546,13 +531,11 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
         throw std::invalid_argument("quant plan: layer " + n + " has the linear scheme '" + s.ws->name() +
                                     "' (which quantizes its activations itself) and the activation scheme '" +
                                     s.as->name() + "'; drop one (override \"activation\": \"skip\")");
-      s.a_stats = s.as->needs_calibration();
-      // static_act's calibrate() takes max|x| over every calibration token for symmetric min/max (exact), and the
-      // kept rows (a bounded sample) otherwise — so rows are captured only then. Other calibrated activation
-      // schemes get the rows.
-      const quant::QuantParams& ap = s.as->params();
-      s.a_rows = s.a_stats && !(s.as->name() == "static_act" && ap.mapping == quant::Mapping::symmetric &&
-                                ap.range == quant::RangeMethod::minmax);
+      // A calibrated activation scheme reads statistics over every calibration token, and raw rows (a bounded
+      // sample) only when its traits say so (static activations: all but symmetric min/max).
+      const schemes::CalibrationNeeds an = s.as->traits().calibration;
+      s.a_stats = an.any_statistics();
+      s.a_rows = an.rows;
     }
     slot_of[n] = slots.size();
     slots.push_back(std::move(s));
@@ -714,8 +697,8 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
         const Slot& s = slots[slot_of.at(name)];
         if (s.w_stats) {
           n.any = true;
-          if (s.role == Role::weight) n.hessian = true;
-          if (s.role == Role::linear) n.rows = true;
+          n.hessian = n.hessian || s.w_needs.hessian;
+          n.rows = n.rows || s.w_needs.rows;
         }
         if (s.a_stats) n.any = true;
         if (s.a_rows) n.rows = true;
@@ -800,7 +783,8 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
           }
           schemes::Calibration c = it->second;
           c.layer_name = quantized[0]->name;
-          const std::vector<float> sc = quantized[0]->ws->input_channel_scales(c, views);
+          const std::vector<float> sc =
+              quantized[0]->ws->traits().migrates ? quantized[0]->ws->input_channel_scales(c, views) : std::vector<float>{};
           if (!sc.empty()) {
             Migration mg;
             mg.s = sc;
@@ -815,7 +799,7 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
           }
         } else {
           for (const Slot* s : quantized) {
-            if (!s->w_stats) continue;
+            if (!s->w_stats || !s->ws->traits().migrates) continue;
             const at::Tensor w = s->layer->weight.detach().contiguous();
             schemes::Calibration c = it->second;
             c.layer_name = s->name;
@@ -868,8 +852,8 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
       t0 = now_s();
       Needs n;
       n.any = true;
-      n.hessian = hs.w_stats && hs.role == Role::weight;
-      n.rows = (hs.w_stats && hs.role == Role::linear) || hs.a_rows;
+      n.hessian = hs.w_stats && hs.w_needs.hessian;
+      n.rows = (hs.w_stats && hs.w_needs.rows) || hs.a_rows;
       auto cap = make_capture("output", n);
       for (int64_t b0 = 0; b0 < N; b0 += B) {
         const int64_t b1 = std::min(N, b0 + B);
@@ -882,7 +866,7 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
       // No fold for the head (tied embeddings would change the lookup): a migrating scheme applies s itself.
       const Migration* mgp = nullptr;
       Migration mg;
-      if (hs.ws && hs.w_stats) {
+      if (hs.ws && hs.w_stats && hs.ws->traits().migrates) {
         t0 = now_s();
         c10::InferenceMode gi(false);
         const at::Tensor w = hs.layer->weight.detach().contiguous();
@@ -905,6 +889,63 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
   out.timings = {{"embed_s", t_embed},     {"capture_s", t_capture}, {"search_s", t_search},
                  {"quantize_s", t_quant},  {"propagate_s", t_prop},  {"total_s", now_s() - t_start}};
   return out;
+}
+
+// ---- plan queries ----------------------------------------------------------------------------------------------
+
+schemes::SchemeTraits traits_of(const schemes::SchemeConfig& c) { return schemes::make_scheme(c)->traits(); }
+
+bool needs_allocation(const schemes::SchemeConfig& c) {
+  const schemes::SchemeTraits t = traits_of(c);
+  return t.wrapper && !t.wrapper->allocated;
+}
+
+bool plan_needs_allocation(const QuantPlan& plan) {
+  bool any = plan.weight && needs_allocation(*plan.weight);
+  for (const auto& ov : plan.overrides) any = any || (ov.weight && needs_allocation(*ov.weight));
+  return any;
+}
+
+bool plan_needs_calibration(const QuantPlan& plan, const std::vector<std::string>& layers) {
+  std::vector<std::pair<schemes::SchemeConfig, bool>> seen;  // one scheme built per distinct config
+  auto needs = [&](const schemes::SchemeConfig& c) {
+    for (const auto& [cfg, v] : seen)
+      if (cfg == c) return v;
+    const schemes::SchemeTraits t = traits_of(c);
+    const bool v = t.calibration.any() || (t.wrapper && !t.wrapper->allocated);
+    seen.emplace_back(c, v);
+    return v;
+  };
+  for (const auto& n : layers) {
+    const QuantPlan::Resolved r = plan.resolve(n);
+    if ((r.weight && needs(*r.weight)) || (r.activation && needs(*r.activation))) return true;
+  }
+  return false;
+}
+
+QuantPlan with_reference_overrides(QuantPlan plan) {
+  if (!plan.weight) return plan;
+  std::vector<LayerOverride> pre;
+  for (const schemes::ReferenceOverride& ro : traits_of(*plan.weight).reference_overrides) {
+    LayerOverride o;
+    o.pattern = ro.pattern;
+    schemes::SchemeConfig c = *plan.weight;
+    for (const auto& [k, v] : ro.options.items()) c.options.set(k, v);
+    o.weight = c;
+    pre.push_back(o);
+  }
+  // Prepended: the user's own overrides (later) still refine them (e.g. a skip).
+  plan.overrides.insert(plan.overrides.begin(), pre.begin(), pre.end());
+  return plan;
+}
+
+QuantPlan with_allocation(QuantPlan plan, const std::string& path) {
+  auto point = [&](std::optional<schemes::SchemeConfig>& c) {
+    if (c && needs_allocation(*c)) c->options.set(traits_of(*c).wrapper->allocation_option, path);
+  };
+  point(plan.weight);
+  for (auto& ov : plan.overrides) point(ov.weight);
+  return plan;
 }
 
 // ---- blame -----------------------------------------------------------------------------------------------------
@@ -1041,12 +1082,7 @@ MixedReport allocate_mixed(LlamaModel& m, const QuantPlan& plan, const MixedSpec
   const double t_start = now_s();
   if (!(spec.target_bits > 0))
     throw std::invalid_argument("mixed precision: target_bits must be > 0 (the average bits/weight to meet)");
-  auto unallocated = [](const std::optional<schemes::SchemeConfig>& c) {
-    return c && c->scheme == "mixed" && !c->options.has("allocation");
-  };
-  bool any = unallocated(plan.weight);
-  for (const auto& ov : plan.overrides) any = any || unallocated(ov.weight);
-  if (!any)
+  if (!plan_needs_allocation(plan))
     throw std::invalid_argument("mixed precision: the plan has no `mixed` weight scheme without an allocation file; "
                                 "name {\"scheme\": \"mixed\"} as the weight scheme");
   const int64_t k = std::min<int64_t>(spec.windows, calib.count);
@@ -1061,7 +1097,7 @@ MixedReport allocate_mixed(LlamaModel& m, const QuantPlan& plan, const MixedSpec
   std::vector<L> layers;
   for (const auto& n : m.linear_names()) {
     const QuantPlan::Resolved r = plan.resolve(n);
-    if (r.weight && unallocated(r.weight)) layers.push_back({n, *r.weight});
+    if (r.weight && needs_allocation(*r.weight)) layers.push_back({n, *r.weight});
   }
   std::vector<std::pair<int, int64_t>> cands = spec.candidates;
   if (cands.empty()) {
@@ -1100,11 +1136,8 @@ MixedReport allocate_mixed(LlamaModel& m, const QuantPlan& plan, const MixedSpec
   Progress bar("mixed-precision sensitivity", static_cast<int64_t>(layers.size()), progress);
   for (size_t li = 0; li < layers.size(); ++li) {
     LinearLayer& layer = m.linear_layer(layers[li].name);
-    schemes::SchemeConfig base = mixed_base(layers[li].cfg);
-    if (set.get(base)->needs_calibration()) {  // no per-layer calibration here: rtn is the proxy
-      base = schemes::default_config("rtn");
-      base.params = layers[li].cfg.params;
-    }
+    // No per-layer calibration here: the wrapper names a calibration-free stand-in for a base that needs it.
+    const schemes::SchemeConfig base = traits_of(layers[li].cfg).wrapper->sensitivity;
     if (sens_scheme.empty()) sens_scheme = base.scheme;
     schemes::MixedLayer ml;
     ml.name = layers[li].name;
@@ -1183,12 +1216,7 @@ MixedReport allocate_mixed(LlamaModel& m, const QuantPlan& plan, const MixedSpec
     if (!f || std::rename(tmp.c_str(), rep.path.c_str()) != 0)
       throw std::runtime_error("mixed precision: cannot write the allocation file " + rep.path);
   }
-  rep.plan = plan;
-  auto point = [&](std::optional<schemes::SchemeConfig>& c) {
-    if (unallocated(c)) c->options.set("allocation", rep.path);
-  };
-  point(rep.plan.weight);
-  for (auto& ov : rep.plan.overrides) point(ov.weight);
+  rep.plan = with_allocation(plan, rep.path);
   rep.allocation = j;
   rep.sensitivity = sens;
   rep.seconds = now_s() - t_start;

@@ -185,6 +185,21 @@ struct QuantizedModel {
 QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const CalibrationWindows* calib,
                               const QuantizeOptions& o = {});
 
+// ---- plan queries: what the plan's schemes need, from their traits (schemes::SchemeTraits) -------------------------
+
+// The traits of a config's scheme (builds it, so a bad config throws make_scheme's error).
+schemes::SchemeTraits traits_of(const schemes::SchemeConfig& c);
+// A wrapper scheme (mixed precision) whose per-layer allocation has yet to be measured (allocate_mixed).
+bool needs_allocation(const schemes::SchemeConfig& c);
+bool plan_needs_allocation(const QuantPlan& plan);
+// Whether a scheme the plan resolves to on any of `layers` reads calibration data or needs an allocation.
+bool plan_needs_calibration(const QuantPlan& plan, const std::vector<std::string>& layers);
+// The plan with the reference overrides its default weight scheme declares (SchemeTraits::reference_overrides)
+// prepended to its own overrides, which therefore still refine them.
+QuantPlan with_reference_overrides(QuantPlan plan);
+// The plan with every config that needs an allocation given `path` as its allocation file.
+QuantPlan with_allocation(QuantPlan plan, const std::string& path);
+
 // ---- folding (exposed for tests) ------------------------------------------------------------------------------
 
 // The four input groups of a block that can carry a migration.

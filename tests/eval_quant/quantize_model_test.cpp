@@ -122,8 +122,7 @@ struct SpyLog {
 class Spy final : public schemes::Scheme {
  public:
   Spy(std::shared_ptr<const schemes::Scheme> inner, SpyLog* log) : Scheme(inner->config()), in_(std::move(inner)), log_(log) {}
-  schemes::Target target() const override { return in_->target(); }
-  bool needs_calibration() const override { return in_->needs_calibration(); }
+  schemes::SchemeTraits traits() const override { return in_->traits(); }
   schemes::Calibration calibrate(schemes::Calibration c) const override {
     ++log_->calibrate_calls[c.layer_name];
     return in_->calibrate(std::move(c));
@@ -511,7 +510,7 @@ TEST(Awq, FoldsWhereItCanAndKeepsTheFpFunction) {
   const Checkpoint ck = load_checkpoint(kTiny);
   const CalibrationWindows cw = calib_windows(8, 32, 101, 12);
   SpyLog log;
-  QuantPlan plan = with_awq_reference_overrides([] {
+  QuantPlan plan = with_reference_overrides([] {
     QuantPlan p;
     p.weight = cfg("awq", 3, 32);
     p.overrides = {skip("output")};
