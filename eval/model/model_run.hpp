@@ -137,4 +137,12 @@ class ModelRunContext {
 nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx);
 nlohmann::json run_model(const nlohmann::json& spec, ModelRunContext& ctx);
 
+// ---- pieces of run_model (exposed for tests) ------------------------------------------------------------------
+
+// The quantizer's options for a run: the spec's calibration settings, the protocol's thread count, and the
+// context's test-only fault injection (every weight scheme's scales × (1 + fault_scale_error)).
+QuantizeOptions quantize_options(const ModelRunSpec& spec, const ModelRunContext& ctx, int threads);
+// {scheme: {stat: {"mean", "max", "layers"}}} over the layers of QuantizedModel::run_stats() (non-numbers skipped).
+nlohmann::json scheme_stats_summary(const nlohmann::json& stats);
+
 }  // namespace qeval::model

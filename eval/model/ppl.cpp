@@ -623,7 +623,8 @@ struct BlameScope {
 LayerBlame blame_entry(const LinearLayer& l) {
   LayerBlame b;
   b.layer = l.name;
-  if (l.weight_scheme) b.weight_scheme = l.weight_scheme->config().label();
+  const auto& ws = l.linear_scheme ? l.linear_scheme : l.weight_scheme;  // a linear scheme owns the weight
+  if (ws) b.weight_scheme = ws->config().label();
   if (l.act_scheme) b.act_scheme = l.act_scheme->config().label();
   b.bits_per_weight = l.bits_per_weight;
   b.weight_sqnr_db = l.weight_sqnr_db;
@@ -640,14 +641,9 @@ std::vector<LayerBlame> Evaluator::blame_sqnr(LlamaModel& m, int64_t max_windows
   BlameScope scope(m);
   m.set_bypass_plan(true);
   m.set_observer([&](const LinearLayer& l, const at::Tensor& x, const at::Tensor& y) {
-    if (!l.weight_scheme && !l.act_scheme) return;
-    at::Tensor xq = x;
-    if (l.act_scheme) {
-      xq = at::empty_like(x);
-      l.act_scheme->fake_quantize(quant::MatrixView(x.data_ptr<float>(), x.size(0), x.size(1)),
-                                  quant::MutableMatrixView(xq.data_ptr<float>(), x.size(0), x.size(1)), nullptr);
-    }
-    const at::Tensor yq = at::mm(xq, l.effective.t()).to(at::kDouble);
+    if (!l.prepared) return;
+    // The layer's own quantization (through the model's backend) on the fp model's input.
+    const at::Tensor yq = m.quantized_product(l, x).to(at::kDouble);
     const at::Tensor yd = y.to(at::kDouble);
     Acc& a = acc[l.name];
     a.sig += yd.pow(2).sum().item<double>();
