@@ -480,6 +480,22 @@ at::Tensor LlamaModel::apply_rope(const at::Tensor& x) {
   return at::stack({x0 * cb - x1 * sb, x0 * sb + x1 * cb}, -1).reshape({B, T, h, hd});
 }
 
+void fake_quantize_kv_cache(const schemes::Scheme& s, at::Tensor& keys, at::Tensor& values, int64_t T) {
+  const int64_t rows = keys.size(0), cols = keys.size(1);
+  if (T <= 0 || rows % T != 0)
+    throw std::logic_error("KV cache: " + std::to_string(rows) + " key rows are not a multiple of T = " +
+                           std::to_string(T));
+  float* kp = keys.data_ptr<float>();
+  float* vp = values.data_ptr<float>();
+  for (int64_t b = 0; b < rows / T; ++b) {
+    const int64_t off = b * T * cols;
+    s.fake_quantize_kv(schemes::KvPart::key, quant::MatrixView(kp + off, T, cols),
+                       quant::MutableMatrixView(kp + off, T, cols));
+    s.fake_quantize_kv(schemes::KvPart::value, quant::MatrixView(vp + off, T, cols),
+                       quant::MutableMatrixView(vp + off, T, cols));
+  }
+}
+
 at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim();
   const int64_t rep = H / KV;
@@ -495,11 +511,7 @@ at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x
     at::Tensor vq = training_ ? v2.detach().clone() : v2.detach();
     // In eval mode kq/vq may share storage with k/v (fresh tensors of this forward): modifying them in
     // place is intended.
-    if (kv_quant) {
-      const quant::MatrixView kvw(kq.data_ptr<float>(), B * T, KV * hd), vvw(vq.data_ptr<float>(), B * T, KV * hd);
-      kv_scheme_->fake_quantize(kvw, quant::MutableMatrixView(kq.data_ptr<float>(), B * T, KV * hd), nullptr);
-      kv_scheme_->fake_quantize(vvw, quant::MutableMatrixView(vq.data_ptr<float>(), B * T, KV * hd), nullptr);
-    }
+    if (kv_quant) fake_quantize_kv_cache(*kv_scheme_, kq, vq, T);
     if (kv_hook_) kv_hook_(layer, kq, vq);
     if (training_) {
       k2 = k2 + (kq - k2).detach();

@@ -25,8 +25,9 @@
 //   * an observer (used by per-layer blame) sees (layer, input as multiplied, output).
 // KV-cache hook: inside attention, after RoPE, keys and values of layer `l` are handed as contiguous
 // [B·T, n_kv_heads·head_dim] fp32 tensors (row = token, columns head-major: head g occupies columns
-// [g·head_dim, (g+1)·head_dim)) first to the plan's kv_cache scheme (fake_quantize in place), then to a
-// user KvHook; both may modify them in place. This is the layout schemes::Target::kv_cache documents.
+// [g·head_dim, (g+1)·head_dim)) first to the plan's kv_cache scheme (fake_quantize_kv_cache: each sequence's keys
+// and values, in place), then to a user KvHook, which may modify them in place. This is the layout
+// schemes::Target::kv_cache documents.
 //
 // Tied embeddings: the `output` layer's weight IS token_embd (one parameter); a weight scheme on "output"
 // quantizes a copy used only by the head — the embedding lookup stays fp (llama.cpp, by contrast, uses the
@@ -211,6 +212,11 @@ class LlamaModel {
   LinearObserver observer_;
   std::map<int64_t, std::pair<at::Tensor, at::Tensor>> rope_cache_;
 };
+
+// A kv_cache (or activation) scheme on the keys and values [B·T, n_kv_heads·head_dim] of a batch, in place: each
+// sequence's block of T rows through fake_quantize_kv(key, ·) and (value, ·). The plan's kv_cache slot (apply_plan)
+// and quantize_model's KV hook both apply it.
+void fake_quantize_kv_cache(const schemes::Scheme& s, at::Tensor& keys, at::Tensor& values, int64_t T);
 
 // xxh64 of a float buffer, as 16 hex digits (content hashes of weights).
 std::string xxh64_hex(const void* data, size_t bytes, uint64_t seed = 0);

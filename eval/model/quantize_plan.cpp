@@ -122,20 +122,7 @@ std::shared_ptr<std::atomic<bool>> install_kv_hook(LlamaModel& m, std::shared_pt
   auto enabled = std::make_shared<std::atomic<bool>>(true);
   LlamaModel* mp = &m;
   m.set_kv_hook([kv, enabled, mp](int, at::Tensor& k, at::Tensor& v) {
-    if (!enabled->load()) return;
-    const int64_t T = mp->current_seq_len(), rows = k.size(0), cols = k.size(1);
-    if (T <= 0 || rows % T != 0)
-      throw std::logic_error("KV hook: " + std::to_string(rows) + " key rows are not a multiple of T = " +
-                             std::to_string(T));
-    float* kp = k.data_ptr<float>();
-    float* vp = v.data_ptr<float>();
-    for (int64_t b = 0; b < rows / T; ++b) {
-      const int64_t off = b * T * cols;
-      kv->fake_quantize_kv(schemes::KvPart::key, quant::MatrixView(kp + off, T, cols),
-                           quant::MutableMatrixView(kp + off, T, cols));
-      kv->fake_quantize_kv(schemes::KvPart::value, quant::MatrixView(vp + off, T, cols),
-                           quant::MutableMatrixView(vp + off, T, cols));
-    }
+    if (enabled->load()) fake_quantize_kv_cache(*kv, k, v, mp->current_seq_len());
   });
   return enabled;
 }

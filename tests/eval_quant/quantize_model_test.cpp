@@ -254,6 +254,20 @@ TEST(KvCache, HookQuantizesEachSequenceWithTheRightShapes) {
   EXPECT_TRUE(at::equal(m.forward(t), fp.forward(t)));
 }
 
+// The plan's kv_cache slot (apply_plan) and quantize_model's hook apply a KV scheme the same way — per sequence, keys
+// and values each with their own axis — so the two give the same logits bit for bit (channel scales over one
+// sequence's tokens would differ from scales over the whole batch).
+TEST(KvCache, ApplyPlanAndQuantizeModelAgree) {
+  const Checkpoint ck = load_checkpoint(kTiny);
+  QuantPlan plan;
+  plan.kv_cache = cfg("kv_cache", 4, 0, {{"key_axis", "channel"}, {"value_axis", "token"}});
+  LlamaModel a(ck), b(ck);
+  a.apply_plan(plan);
+  quantize_model(b, plan, nullptr, quiet());
+  const at::Tensor t = toks(3, 16, 101, 10);
+  EXPECT_TRUE(at::equal(a.forward(t), b.forward(t)));
+}
+
 // ---- LLM.int8 ----------------------------------------------------------------------------------------------------
 
 TEST(LlmInt8, InfiniteThresholdEqualsVectorWiseInt8AtModelLevel) {
