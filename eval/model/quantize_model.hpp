@@ -227,6 +227,17 @@ std::string fold_migration(LlamaModel& m, int64_t block, InputGroup g, const std
 // quantization), the layer's own quantization applied to that same input (activation fake-quant with its
 // calibration, effective weights, or its linear scheme), over the first `windows` rows of `tokens` [n, T].
 // Sorted worst first. The linear schemes' run_stats count these calls too: read run_stats() before.
+// The measurement under both blames (this one and Evaluator::blame_sqnr): Σy² and Σ(y − ŷ)² of every layer that
+// carries a quantization, over the forwards `run` makes with the model in bypass (fp weights and inputs; the KV hook
+// off through `kv_enabled` when given): y the fp layer's output, ŷ the layer's own quantization — through the
+// model's backend — on that same input. Restores the model (bypass, observer, KV switch) afterwards.
+struct OutputError {
+  double sig = 0, err = 0;
+  double sqnr_db() const;  // 10·log10(sig / err); +inf when err = 0
+};
+std::map<std::string, OutputError> quantized_output_errors(
+    LlamaModel& m, const std::function<void()>& run, const std::shared_ptr<std::atomic<bool>>& kv_enabled = nullptr);
+
 struct BlameEntry {
   std::string layer, scheme, act_scheme;
   double bits_per_weight = 32.0, weight_sqnr_db = 0.0, output_sqnr_db = 0.0;

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 
 #include "eval/model/model_run.hpp"
 #include "eval/model/quantize_stages.hpp"
@@ -345,6 +346,31 @@ TEST(StageAllocate, AllocationFilesAreContentAddressedAndAtomic) {
   const std::string named = dir + "-named.json";
   EXPECT_EQ(stages::write_allocation(a, named, dir), named);
   EXPECT_FALSE(std::ifstream(named + ".tmp").good()) << "the temporary was renamed";
+}
+
+// ---- blame's measurement ------------------------------------------------------------------------------------------
+
+// Only quantized layers are measured, each on the fp model's input; more bits → a higher output SQNR (8-bit per-row
+// weights: ≈ 6 dB/bit more than 4-bit g32, so ≥ 15 dB apart); the model is left as it was.
+TEST(BlameMeasurement, OutputErrorsOfTheQuantizedLayersOnly) {
+  LlamaModel m(load_checkpoint(kTiny));
+  QuantPlan p;  // no default scheme: only the two overridden layers are quantized
+  LayerOverride a, b;
+  a.pattern = "blk.0.ffn_up";
+  a.weight = cfg("rtn", 8, 0);
+  b.pattern = "blk.1.attn_v";
+  b.weight = cfg("rtn", 4, 32);
+  p.overrides = {a, b};
+  quantize_model(m, p, nullptr, quiet());
+  const at::Tensor t = toks(2, 16, 101, 12);
+  const at::Tensor before = m.forward(t);
+  const auto e = quantized_output_errors(m, [&] { (void)m.forward(t); });
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_GT(e.at("blk.0.ffn_up").sqnr_db(), e.at("blk.1.attn_v").sqnr_db() + 15.0);
+  EXPECT_GT(e.at("blk.1.attn_v").sqnr_db(), 10.0);
+  EXPECT_TRUE(at::equal(m.forward(t), before)) << "bypass and observer restored";
+  const OutputError exact{1.0, 0.0};
+  EXPECT_EQ(exact.sqnr_db(), std::numeric_limits<double>::infinity());
 }
 
 // ---- run_model's pieces ----------------------------------------------------------------------------------------
