@@ -1,5 +1,10 @@
-// gpu/compute_backend.hpp — the backend interface the model path calls (fake-quantize a weight, quantized
-// matmul), with a CPU implementation over quant/ and a factory that also knows "opencl".
+// gpu/compute_backend.hpp — a kernel-level facade over quant/ and the OpenCL kernels (fake-quantize a weight,
+// quantized matmul on a QuantizedMatrix), with a CPU implementation over quant/ and a factory that also knows "opencl".
+//
+// This is NOT the model path's seam: eval/model calls every quantized linear layer through
+// eval/model/backend/linear_backend.hpp (LinearBackend: supports / prepare / linear, which knows the schemes'
+// traits). gpu/ stays below schemes/ (it depends on quant/ only), so the model path's `opencl` backend (issue 13) is a
+// LinearBackend in eval/model/backend that calls these kernels (and gpu/ops.hpp) — see docs/ARCHITECTURE.md.
 //
 // This header needs no OpenCL and no gpu/ library for the CPU part (header-only), so eval/ can include it in
 // every build. The OpenCL backend (gpu/backend.cpp, library qeval_gpu) exists when qeval is built with

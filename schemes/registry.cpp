@@ -18,6 +18,15 @@ const char* to_string(Target t) {
   return "?";
 }
 
+const char* to_string(ActivationQuant a) {
+  switch (a) {
+    case ActivationQuant::none: return "none";
+    case ActivationQuant::dynamic: return "dynamic";
+    case ActivationQuant::frozen: return "frozen";
+  }
+  return "?";
+}
+
 const std::vector<SchemeInfo>& scheme_list() {
   static const std::vector<SchemeInfo> list = {
 #define QEVAL_SCHEME(id, target, bits, group, summary, options) \

@@ -2,11 +2,14 @@
 //
 // A scheme is a value (SchemeConfig: name + QuantParams + options) plus three functions:
 // calibrate (optional; calibration data is an explicit argument), quantize, dequantize. Schemes are
-// listed once in schemes/schemes.def; make_scheme() validates a config and builds the scheme.
+// listed once in schemes/schemes.def; make_scheme() validates a config and builds the scheme. Each scheme
+// states what it needs and produces in its traits() (SchemeTraits below): eval/ dispatches on those, never on a
+// scheme's name (docs/ARCHITECTURE.md has the table of every scheme's traits).
 #pragma once
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -99,6 +102,59 @@ struct Calibration {
 // quantizes keys per channel and values per token).
 enum class KvPart : uint8_t { key, value };
 
+// ---- traits: what a scheme needs and produces ---------------------------------------------------------------
+
+// The calibration data a scheme reads (Calibration's fields); eval/ captures exactly the union of what the schemes
+// of a layer group need. Statistics (hessian, act_*) cover every calibration token; `rows` is a bounded sample of
+// the raw input rows (CalibrationSpec::max_rows), for what statistics cannot give (percentiles, output errors).
+struct CalibrationNeeds {
+  bool hessian = false;      // Calibration::hessian, 2·XᵀX/n (GPTQ; AWQ's output-error metric)
+  bool act_absmax = false;   // per-feature max|x| (SmoothQuant, static activations)
+  bool act_absmean = false;  // per-feature mean|x| (AWQ)
+  bool rows = false;         // raw input rows (SmoothQuant's α search; static activations other than sym min/max)
+  bool layer_name = false;   // a Calibration only for its layer_name (mixed precision with an allocation file)
+  bool any_statistics() const { return hessian || act_absmax || act_absmean || rows; }
+  bool any() const { return any_statistics() || layer_name; }
+};
+
+// How a scheme quantizes a linear layer's input.
+enum class ActivationQuant : uint8_t {
+  none,     // it does not (weight-only schemes, KV cache)
+  dynamic,  // ranges from each call's x (dynamic_per_token; the W8A8 inside SmoothQuant's and LLM.int8's linear())
+  frozen,   // ranges frozen once by calibrate() (static activations)
+};
+const char* to_string(ActivationQuant a);
+
+// A setting the scheme's reference implementation uses on some layers (AWQ: no clip search for q and k).
+// eval/ turns each into a plan override ahead of the user's own, so the user's overrides still refine them.
+struct ReferenceOverride {
+  std::string pattern;  // glob over layer names ("blk.*.attn_q": GGUF tensor names without ".weight")
+  Options options;      // set on the scheme's config for the matching layers
+  std::string why;      // one line, for reports and docs
+};
+
+// A scheme that applies a base scheme per layer with per-layer bit widths (mixed precision).
+struct WrapperTraits {
+  SchemeConfig base;               // the base scheme as configured (mixed: base=<id>, base.<key>=<value>)
+  SchemeConfig sensitivity;        // what eval/ measures per-layer sensitivity with: `base` when it needs no
+                                   // calibration, else the calibration-free stand-in the wrapper names
+  std::string allocation_option;   // the option naming the allocation file (per-layer bits)
+  bool allocated = false;          // that option is set; when not, eval/ measures and writes the allocation
+};
+
+// Everything eval/ may ask about a scheme. Filled by each scheme in schemes/<id>/ from its config.
+struct SchemeTraits {
+  Target target = Target::weight;
+  CalibrationNeeds calibration;             // what quantize() / calibrate() / input_channel_scales() read
+  bool calibrates_once = false;             // calibrate() freezes per-layer state that every later call reads
+  bool migrates = false;                    // input_channel_scales(): per-input-channel factors eval/ folds
+  bool outlier_columns = false;             // linear() keeps some input features in fp32: outlier_columns(x)
+  ActivationQuant activation = ActivationQuant::none;  // how it treats the layer's input
+  quant::Format codes = quant::Format::int_affine;     // the format quantize() stores (weights and linear)
+  std::optional<WrapperTraits> wrapper;     // set for a wrapper around a base scheme (mixed)
+  std::vector<ReferenceOverride> reference_overrides;
+};
+
 // The interface. Implementations live in schemes/<id>/ and are constructed by make_scheme().
 class Scheme {
  public:
@@ -111,9 +167,12 @@ class Scheme {
   const quant::QuantParams& params() const { return cfg_.params; }
   const std::string& name() const { return cfg_.scheme; }
 
-  virtual Target target() const = 0;
-  // True when quantize() requires a non-null Calibration (GPTQ, AWQ, SmoothQuant, static, ...).
-  virtual bool needs_calibration() const { return false; }
+  // What the scheme needs and produces (see SchemeTraits); eval/ decides from these alone.
+  virtual SchemeTraits traits() const = 0;
+  Target target() const { return traits().target; }
+  // True when quantize() requires a non-null Calibration (GPTQ, AWQ, SmoothQuant, static, mixed with an
+  // allocation, ...): traits().calibration.any().
+  bool needs_calibration() const { return traits().calibration.any(); }
 
   // Optional, once per layer before any quantize/fake_quantize: returns `calib` with the scheme's
   // per-layer state filled in (Calibration::frozen_*); eval/ keeps the result per layer and passes
@@ -138,6 +197,11 @@ class Scheme {
                       const Calibration* calib) const {
     return false;
   }
+
+  // Schemes with traits().outlier_columns: the input features of x that the product keeps in full precision,
+  // ascending (LLM.int8: every feature with some |x| above the threshold). A real-kernel backend asks this, runs
+  // the rest through its integer kernel and adds the outlier part. Default: none.
+  virtual std::vector<int64_t> outlier_columns(quant::MatrixView x) const { return {}; }
 
   // Quantizes a matrix: [out, in] weights, or [tokens, features] activations. `calib` may be null
   // unless needs_calibration(). Throws std::invalid_argument for a shape the params do not fit

@@ -137,14 +137,14 @@ const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {
   return nullptr;
 }
 
-GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& file) {
-  GgufFile f;
-  f.file = file;
-  f.data = data;
-  f.size = size;
-  ByteCursor c(data, size, f.file);
+namespace {
 
-  // ---- header ----
+struct GgufCounts {
+  uint64_t tensors = 0, kv = 0;
+};
+
+// Magic, version and the two counts, each count checked against the bytes left.
+GgufCounts read_header(ByteCursor& c, GgufFile& f, size_t size, const std::string& file) {
   if (size == 0) throw CheckpointError(file, "header.magic", "file is empty (0 bytes) — not a GGUF file");
   const uint32_t magic = c.read<uint32_t>([] { return std::string("header.magic"); });
   if (magic != kGgufMagic) {
@@ -177,8 +177,11 @@ GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& file) {
                               std::to_string(c.remaining()) + " bytes after the header (each tensor info needs ≥ " +
                               std::to_string(kMinTensorInfoBytes) + ") — file truncated or count corrupt");
   }
+  return {n_tensors, n_kv};
+}
 
-  // ---- metadata ----
+// The key/value pairs (unique, non-empty keys of known types).
+void read_metadata(ByteCursor& c, GgufFile& f, uint64_t n_kv) {
   std::set<std::string> keys;
   f.kv.reserve(static_cast<size_t>(n_kv));
   for (uint64_t i = 0; i < n_kv; ++i) {
@@ -194,7 +197,10 @@ GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& file) {
     e.value = read_value(c, e.type, 0, [&] { return kf() + ".value"; }, &e.elem_type);
     f.kv.push_back(std::move(e));
   }
+}
 
+// general.alignment, when present: a UINT32 power of two in [1, 2^30].
+void read_alignment(GgufFile& f, const std::string& file) {
   if (const GgufKv* a = f.find_kv("general.alignment")) {
     const auto af = [] { return std::string("kv 'general.alignment'"); };
     if (a->type != GgufValueType::UINT32) {
@@ -208,54 +214,52 @@ GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& file) {
     }
     f.alignment = al;
   }
+}
 
-  // ---- tensor directory ----
-  std::set<std::string> names;
-  f.tensors.reserve(static_cast<size_t>(n_tensors));
-  for (uint64_t i = 0; i < n_tensors; ++i) {
-    GgufTensorInfo t;
-    const size_t ii = static_cast<size_t>(i);
-    t.name = c.read_string([&] { return tensor_field(ii, "", "name"); });
-    const auto tf = [&](const char* what) { return [&, what] { return tensor_field(ii, t.name, what); }; };
-    if (t.name.empty()) c.fail(tf("name"), "empty tensor name");
-    if (!names.insert(t.name).second) c.fail(tf("name"), "duplicate tensor name");
-    const uint32_t n_dims = c.read<uint32_t>(tf("n_dims"));
-    if (n_dims == 0 || n_dims > kGgufMaxDims) {
-      c.fail(tf("n_dims"), "n_dims is " + std::to_string(n_dims) + ", must be 1.." + std::to_string(kGgufMaxDims));
-    }
-    t.ne.resize(n_dims);
-    uint64_t n_el = 1;
-    for (uint32_t d = 0; d < n_dims; ++d) {
-      t.ne[d] = c.read<uint64_t>(tf("ne"));
-      if (t.ne[d] > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        c.fail(tf("ne"), "ne[" + std::to_string(d) + "] = " + std::to_string(t.ne[d]) + " exceeds INT64_MAX");
-      }
-      if (t.ne[d] != 0 && n_el > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / t.ne[d]) {
-        c.fail(tf("ne"), "element count overflows int64 (dims overflow)");
-      }
-      n_el *= t.ne[d];
-    }
-    t.n_elements = n_el;
-    const uint32_t type_id = c.read<uint32_t>(tf("type"));
-    const GgmlTypeTraits tr = ggml_type_traits(type_id);
-    if (!tr.name) c.fail(tf("type"), "unknown ggml type id " + std::to_string(type_id));
-    t.type = static_cast<GgmlType>(type_id);
-    if (t.ne[0] % tr.block_elems != 0) {
-      c.fail(tf("ne"), "ne[0] = " + std::to_string(t.ne[0]) + " is not a multiple of the " + tr.name +
-                           " block size " + std::to_string(tr.block_elems) + " (shape/type mismatch)");
-    }
-    // n_el ≤ 2^63 and block_bytes / block_elems ≤ 8, so n_bytes ≤ 2^66 could overflow only for > 2^61 blocks
-    const uint64_t n_blocks = n_el / tr.block_elems;
-    if (n_blocks > std::numeric_limits<uint64_t>::max() / tr.block_bytes) {
-      c.fail(tf("ne"), "byte size overflows uint64 (dims overflow)");
-    }
-    t.n_bytes = n_blocks * tr.block_bytes;
-    t.offset = c.read<uint64_t>(tf("offset"));
-    f.tensors.push_back(std::move(t));
+// One tensor directory entry: name, dims (overflow-checked), ggml type and its byte size, offset.
+GgufTensorInfo read_tensor_info(ByteCursor& c, size_t ii, std::set<std::string>& names) {
+  GgufTensorInfo t;
+  t.name = c.read_string([&] { return tensor_field(ii, "", "name"); });
+  const auto tf = [&](const char* what) { return [&, what] { return tensor_field(ii, t.name, what); }; };
+  if (t.name.empty()) c.fail(tf("name"), "empty tensor name");
+  if (!names.insert(t.name).second) c.fail(tf("name"), "duplicate tensor name");
+  const uint32_t n_dims = c.read<uint32_t>(tf("n_dims"));
+  if (n_dims == 0 || n_dims > kGgufMaxDims) {
+    c.fail(tf("n_dims"), "n_dims is " + std::to_string(n_dims) + ", must be 1.." + std::to_string(kGgufMaxDims));
   }
+  t.ne.resize(n_dims);
+  uint64_t n_el = 1;
+  for (uint32_t d = 0; d < n_dims; ++d) {
+    t.ne[d] = c.read<uint64_t>(tf("ne"));
+    if (t.ne[d] > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      c.fail(tf("ne"), "ne[" + std::to_string(d) + "] = " + std::to_string(t.ne[d]) + " exceeds INT64_MAX");
+    }
+    if (t.ne[d] != 0 && n_el > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / t.ne[d]) {
+      c.fail(tf("ne"), "element count overflows int64 (dims overflow)");
+    }
+    n_el *= t.ne[d];
+  }
+  t.n_elements = n_el;
+  const uint32_t type_id = c.read<uint32_t>(tf("type"));
+  const GgmlTypeTraits tr = ggml_type_traits(type_id);
+  if (!tr.name) c.fail(tf("type"), "unknown ggml type id " + std::to_string(type_id));
+  t.type = static_cast<GgmlType>(type_id);
+  if (t.ne[0] % tr.block_elems != 0) {
+    c.fail(tf("ne"), "ne[0] = " + std::to_string(t.ne[0]) + " is not a multiple of the " + tr.name +
+                         " block size " + std::to_string(tr.block_elems) + " (shape/type mismatch)");
+  }
+  // n_el ≤ 2^63 and block_bytes / block_elems ≤ 8, so n_bytes ≤ 2^66 could overflow only for > 2^61 blocks
+  const uint64_t n_blocks = n_el / tr.block_elems;
+  if (n_blocks > std::numeric_limits<uint64_t>::max() / tr.block_bytes) {
+    c.fail(tf("ne"), "byte size overflows uint64 (dims overflow)");
+  }
+  t.n_bytes = n_blocks * tr.block_bytes;
+  t.offset = c.read<uint64_t>(tf("offset"));
+  return t;
+}
 
-  // ---- data section ----
-  f.data_offset = align_up(c.pos(), f.alignment);
+// Every tensor's data aligned, inside the file and overlapping no other tensor's.
+void check_data_section(const GgufFile& f, size_t size, const std::string& file) {
   const uint64_t data_size = f.data_offset <= size ? size - f.data_offset : 0;
   for (size_t i = 0; i < f.tensors.size(); ++i) {
     const GgufTensorInfo& t = f.tensors[i];
@@ -299,6 +303,24 @@ GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& file) {
     }
     if (!furthest || q.offset + q.n_bytes > furthest->offset + furthest->n_bytes) furthest = &q;
   }
+}
+
+}  // namespace
+
+GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& file) {
+  GgufFile f;
+  f.file = file;
+  f.data = data;
+  f.size = size;
+  ByteCursor c(data, size, f.file);
+  const GgufCounts n = read_header(c, f, size, file);
+  read_metadata(c, f, n.kv);
+  read_alignment(f, file);
+  std::set<std::string> names;
+  f.tensors.reserve(static_cast<size_t>(n.tensors));
+  for (uint64_t i = 0; i < n.tensors; ++i) f.tensors.push_back(read_tensor_info(c, static_cast<size_t>(i), names));
+  f.data_offset = align_up(c.pos(), f.alignment);
+  check_data_section(f, size, file);
   return f;
 }
 

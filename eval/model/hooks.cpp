@@ -32,6 +32,16 @@ bool glob_match(const std::string& pattern, const std::string& name) {
   return p == pattern.size();
 }
 
+void QuantPlan::check_overrides(const std::vector<std::string>& layers) const {
+  for (const auto& o : overrides) {
+    bool hit = false;
+    for (const auto& n : layers) hit = hit || glob_match(o.pattern, n);
+    if (!hit)
+      throw std::invalid_argument("quant plan: override pattern '" + o.pattern +
+                                  "' matches no linear layer (names look like blk.3.ffn_down, output)");
+  }
+}
+
 QuantPlan::Resolved QuantPlan::resolve(const std::string& layer) const {
   Resolved r{weight, activation};
   for (const auto& o : overrides) {

@@ -58,6 +58,9 @@ struct QuantPlan {
     std::optional<schemes::SchemeConfig> activation;
   };
   Resolved resolve(const std::string& layer) const;
+  // Throws std::invalid_argument when an override's pattern matches none of `layers` (a typo must not silently
+  // quantize nothing).
+  void check_overrides(const std::vector<std::string>& layers) const;
   bool empty() const { return !weight && !activation && !kv_cache && overrides.empty(); }
 
   nlohmann::json to_json() const;

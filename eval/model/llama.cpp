@@ -11,10 +11,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 
+#include "eval/model/backend/ref_backend.hpp"
+#include "eval/model/model_util.hpp"
 #include "quant/rng.hpp"
 
 namespace qeval::model {
@@ -86,17 +89,10 @@ LinearLayer make_linear(std::string name, at::Tensor w) {
   return l;
 }
 
-double sqnr_db(const at::Tensor& ref, const at::Tensor& got) {
-  const at::Tensor r = ref.to(at::kDouble);
-  const double sig = r.pow(2).sum().item<double>();
-  const double err = (r - got.to(at::kDouble)).pow(2).sum().item<double>();
-  if (err == 0.0) return std::numeric_limits<double>::infinity();
-  return 10.0 * std::log10(sig / err);
-}
-
 }  // namespace
 
-LlamaModel::LlamaModel(const Checkpoint& ck) : cfg_(ck.config), content_hash_(ck.content_hash) {
+LlamaModel::LlamaModel(const Checkpoint& ck)
+    : cfg_(ck.config), content_hash_(ck.content_hash), backend_(make_ref_backend()) {
   if (cfg_.arch != "llama")
     throw std::invalid_argument(ck.path + ": architecture '" + cfg_.arch +
                                 "' is not supported by the Llama forward (supported: llama — Llama, SmolLM, "
@@ -131,7 +127,8 @@ LlamaModel::LlamaModel(const Checkpoint& ck) : cfg_(ck.config), content_hash_(ck
   if (content_hash_.empty()) recompute_content_hash();
 }
 
-LlamaModel::LlamaModel(const ModelConfig& cfg, uint64_t seed, double init_std) : cfg_(cfg) {
+LlamaModel::LlamaModel(const ModelConfig& cfg, uint64_t seed, double init_std)
+    : cfg_(cfg), backend_(make_ref_backend()) {
   check_config(cfg_, "random model");
   c10::InferenceMode guard(false);
   const int64_t D = cfg_.d_model, hd = cfg_.head_dim(), H = cfg_.n_heads, KV = cfg_.n_kv_heads, F = cfg_.d_ff,
@@ -284,31 +281,18 @@ void LlamaModel::clear_plan() {
     l.act_calib.reset();
     l.linear_scheme.reset();
     l.linear_calib.reset();
+    l.prepared.reset();
   }
 }
 
-void LlamaModel::apply_plan(const QuantPlan& plan, const std::map<std::string, schemes::Calibration>* calib) {
-  bool has_weight = plan.weight.has_value();
-  for (const auto& o : plan.overrides) has_weight = has_weight || o.weight.has_value();
-  if (training_ && has_weight)
-    throw std::invalid_argument("LlamaModel::apply_plan: weight quantization in training mode is not supported "
-                                "(set_training(false) first)");
-  // Validate every override pattern names at least one layer (a typo must not silently quantize nothing).
-  const std::vector<std::string> names = linear_names();
-  for (const auto& o : plan.overrides) {
-    bool hit = false;
-    for (const auto& n : names) hit = hit || glob_match(o.pattern, n);
-    if (!hit)
-      throw std::invalid_argument("quant plan: override pattern '" + o.pattern +
-                                  "' matches no linear layer (names look like blk.3.ffn_down, output)");
-  }
-  clear_plan();
-  c10::InferenceMode guard(false);
-  at::NoGradGuard no_grad;
-  // One scheme object per distinct config.
-  std::vector<std::pair<schemes::SchemeConfig, std::shared_ptr<const schemes::Scheme>>> made;
-  auto get = [&](const schemes::SchemeConfig& c, schemes::Target want, const std::string& where) {
-    for (auto& [cfg, s] : made)
+namespace {
+
+// One scheme object per distinct config, each checked against the slot it is named for.
+class PlanSchemes {
+ public:
+  std::shared_ptr<const schemes::Scheme> get(const schemes::SchemeConfig& c, schemes::Target want,
+                                             const std::string& where) {
+    for (auto& [cfg, s] : made_)
       if (cfg == c) return s;
     std::shared_ptr<const schemes::Scheme> s = schemes::make_scheme(c);
     const bool ok = s->target() == want ||
@@ -317,35 +301,88 @@ void LlamaModel::apply_plan(const QuantPlan& plan, const std::map<std::string, s
       throw std::invalid_argument("quant plan: scheme '" + c.scheme + "' quantizes " +
                                   schemes::to_string(s->target()) + ", but it is named as the " +
                                   schemes::to_string(want) + " scheme of " + where);
-    made.emplace_back(c, s);
+    made_.emplace_back(c, s);
     return s;
-  };
+  }
+
+ private:
+  std::vector<std::pair<schemes::SchemeConfig, std::shared_ptr<const schemes::Scheme>>> made_;
+};
+
+// Quantizes l's weight once with its weight scheme (and calibration, when given); returns the stored codes.
+quant::QuantizedMatrix quantize_weight(LinearLayer& l, const schemes::Calibration* c) {
+  if (l.weight_scheme->needs_calibration() && !c)
+    throw std::invalid_argument("quant plan: scheme '" + l.weight_scheme->name() + "' needs calibration data for " +
+                                l.name + " (capture it with CalibrationCapture and pass it to apply_plan)");
+  at::Tensor w = l.weight.detach().contiguous();
+  quant::QuantizedMatrix q = l.weight_scheme->quantize(view_of(w), c);
+  at::Tensor eff = at::empty_like(w);
+  l.weight_scheme->dequantize(q, mutable_view_of(eff));
+  l.effective = eff;
+  l.bits_per_weight = q.bits_per_weight();
+  l.weight_sqnr_db = sqnr_db(w, eff);
+  return q;
+}
+
+}  // namespace
+
+void LlamaModel::apply_plan(const QuantPlan& plan, const std::map<std::string, schemes::Calibration>* calib) {
+  bool has_weight = plan.weight.has_value();
+  for (const auto& o : plan.overrides) has_weight = has_weight || o.weight.has_value();
+  if (training_ && has_weight)
+    throw std::invalid_argument("LlamaModel::apply_plan: weight quantization in training mode is not supported "
+                                "(set_training(false) first)");
+  const std::vector<std::string> names = linear_names();
+  plan.check_overrides(names);
+  clear_plan();
+  c10::InferenceMode guard(false);
+  at::NoGradGuard no_grad;
+  PlanSchemes made;
+  // Every plan error (targets, the backend's support) before anything is quantized.
   for (const auto& n : names) {
     LinearLayer& l = linear_layer(n);
     const QuantPlan::Resolved r = plan.resolve(n);
-    if (r.weight) {
-      l.weight_scheme = get(*r.weight, schemes::Target::weight, n);
-      const schemes::Calibration* c = nullptr;
-      if (calib) {
-        auto it = calib->find(n);
-        if (it != calib->end()) c = &it->second;
-      }
-      if (l.weight_scheme->needs_calibration() && !c)
-        throw std::invalid_argument("quant plan: scheme '" + r.weight->scheme + "' needs calibration data for " +
-                                    n + " (capture it with CalibrationCapture and pass it to apply_plan)");
-      at::Tensor w = l.weight.detach().contiguous();
-      const quant::MatrixView wv(w.data_ptr<float>(), w.size(0), w.size(1));
-      const quant::QuantizedMatrix q = l.weight_scheme->quantize(wv, c);
-      at::Tensor eff = at::empty_like(w);
-      l.weight_scheme->dequantize(q, quant::MutableMatrixView(eff.data_ptr<float>(), w.size(0), w.size(1)));
-      l.effective = eff;
-      l.bits_per_weight = q.bits_per_weight();
-      l.weight_sqnr_db = sqnr_db(w, eff);
-    }
-    if (r.activation) l.act_scheme = get(*r.activation, schemes::Target::activation, n);
+    if (r.weight) l.weight_scheme = made.get(*r.weight, schemes::Target::weight, n);
+    if (r.activation) l.act_scheme = made.get(*r.activation, schemes::Target::activation, n);
+    if (l.weight_scheme || l.act_scheme) require_supported(*backend_, n, l.weight_scheme.get(), l.act_scheme.get());
   }
-  if (plan.kv_cache) kv_scheme_ = get(*plan.kv_cache, schemes::Target::kv_cache, "the KV cache");
+  for (const auto& n : names) {
+    LinearLayer& l = linear_layer(n);
+    std::optional<quant::QuantizedMatrix> q;
+    if (l.weight_scheme) {
+      auto it = calib ? calib->find(n) : std::map<std::string, schemes::Calibration>::const_iterator();
+      q = quantize_weight(l, calib && it != calib->end() ? &it->second : nullptr);
+    }
+    if (l.weight_scheme || l.act_scheme) prepare_linear(l, q ? &*q : nullptr);
+  }
+  if (plan.kv_cache) kv_scheme_ = made.get(*plan.kv_cache, schemes::Target::kv_cache, "the KV cache");
   plan_ = plan;
+}
+
+void LlamaModel::set_backend(std::shared_ptr<const LinearBackend> backend) {
+  if (!backend) throw std::invalid_argument("LlamaModel::set_backend: null backend");
+  for (const auto& n : linear_names())
+    if (linear_layer(n).prepared)
+      throw std::invalid_argument("LlamaModel::set_backend('" + backend->name() + "'): layer " + n +
+                                  " is already prepared for backend '" + backend_->name() +
+                                  "'; set the backend before quantizing (a fresh LlamaModel)");
+  backend_ = std::move(backend);
+}
+
+void LlamaModel::prepare_linear(LinearLayer& layer, const quant::QuantizedMatrix* codes) {
+  c10::InferenceMode guard(false);  // the backend keeps plain tensors, usable in and out of inference mode
+  QuantizedLinear d;
+  d.layer = layer.name;
+  d.weight_scheme = layer.linear_scheme ? layer.linear_scheme : layer.weight_scheme;
+  d.codes = codes;
+  const at::Tensor w = layer.weight.detach().contiguous(), e = layer.effective.detach().contiguous();
+  d.weight = view_of(w);
+  d.effective = view_of(e);
+  d.linear_calib = layer.linear_calib;
+  d.act_scheme = layer.act_scheme;
+  d.act_calib = layer.act_calib;
+  d.storage = std::make_shared<const std::pair<at::Tensor, at::Tensor>>(w, e);
+  layer.prepared = backend_->prepare(d);
 }
 
 // ---- forward ----------------------------------------------------------------------------------
@@ -358,51 +395,50 @@ at::Tensor LlamaModel::linear(LinearLayer& layer, const at::Tensor& x) {
   std::vector<int64_t> out_shape = x.sizes().vec();
   out_shape.back() = layer.out_features();
   at::Tensor x2 = x.reshape({-1, in}).contiguous();
-  const bool use_plan = !bypass_plan_;
   if (capture_ && capture_->wants(layer.name)) {
     at::Tensor c = x2.detach();
     capture_->record(layer.name, c.data_ptr<float>(), c.size(0), c.size(1));
   }
-  if (use_plan && layer.act_scheme) {
-    at::Tensor src = x2.detach();
-    at::Tensor q = at::empty_like(src);
-    layer.act_scheme->fake_quantize(quant::MatrixView(src.data_ptr<float>(), src.size(0), in),
-                                    quant::MutableMatrixView(q.data_ptr<float>(), src.size(0), in),
-                                    layer.act_calib.get());
-    // Straight-through estimator when differentiable; the plain quantized input otherwise.
-    x2 = training_ ? x2 + (q - x2).detach() : q;
-  }
-  at::Tensor y;
-  if (use_plan && layer.linear_scheme) {
-    if (training_)
-      throw std::invalid_argument("linear " + layer.name + ": scheme '" + layer.linear_scheme->name() +
-                                  "' replaces the product and is not differentiable; set_training(false) first");
-    const at::Tensor xs = x2.detach().contiguous();
-    const at::Tensor w = layer.weight.detach().contiguous();
-    y = at::empty({xs.size(0), layer.out_features()}, at::kFloat);
-    if (!layer.linear_scheme->linear(quant::MatrixView(xs.data_ptr<float>(), xs.size(0), in),
-                                     quant::MatrixView(w.data_ptr<float>(), w.size(0), in),
-                                     quant::MutableMatrixView(y.data_ptr<float>(), xs.size(0), w.size(0)),
-                                     layer.linear_calib.get()))
-      y = matmul_t(x2, layer.effective);
-  } else {
-    y = matmul_t(x2, use_plan ? layer.effective : layer.weight);
-  }
-  if (observer_) observer_(layer, x2, y);
+  if (bypass_plan_ || !layer.prepared || training_) return fp_linear(layer, x2).view(out_shape);
+  // The seam: a quantized layer is computed by the backend.
+  at::Tensor seen;
+  const at::Tensor y = quantized_product(layer, x2, observer_ ? &seen : nullptr);
+  if (observer_) observer_(layer, seen, y);
   return y.view(out_shape);
 }
 
-const char* to_string(Reassociation r) { return r == Reassociation::native ? "native" : "split_k"; }
+at::Tensor LlamaModel::quantized_product(const LinearLayer& layer, const at::Tensor& x, at::Tensor* input_seen) const {
+  if (!layer.prepared)
+    throw std::invalid_argument("quantized_product: layer " + layer.name + " carries no quantization");
+  const at::Tensor xs = x.detach().contiguous();
+  at::Tensor y = at::empty({xs.size(0), layer.out_features()}, at::kFloat);
+  LinearCall call;
+  call.order = reassociation_;
+  if (input_seen) {
+    *input_seen = at::empty_like(xs);
+    call.input_seen = mutable_view_of(*input_seen);
+  }
+  backend_->linear(*layer.prepared, view_of(xs), mutable_view_of(y), call);
+  return y;
+}
 
-namespace {
-// Where split_k splits a reduction of length k: a multiple of 16 (SIMD-friendly halves); 0 (no split) below 32.
-int64_t split_point(int64_t k) { return (k / 2) / 16 * 16; }
-}  // namespace
-
-at::Tensor LlamaModel::matmul_t(const at::Tensor& x, const at::Tensor& w) const {
-  const int64_t in = x.size(1), h = split_point(in);
-  if (reassociation_ == Reassociation::native || h == 0) return at::mm(x, w.t());
-  return at::mm(x.slice(1, 0, h), w.slice(1, 0, h).t()).add_(at::mm(x.slice(1, h, in), w.slice(1, h, in).t()));
+// A layer without quantization, every layer under the bypass (fp weights, fp inputs), and the differentiable
+// training forward (activation fake-quant through the straight-through estimator): LibTorch fp32.
+at::Tensor LlamaModel::fp_linear(LinearLayer& layer, at::Tensor x2) {
+  const bool use_plan = !bypass_plan_;
+  if (use_plan && layer.linear_scheme)
+    throw std::invalid_argument("linear " + layer.name + ": scheme '" + layer.linear_scheme->name() +
+                                "' replaces the product and is not differentiable; set_training(false) first");
+  if (use_plan && layer.act_scheme) {
+    at::Tensor src = x2.detach();
+    at::Tensor q = at::empty_like(src);
+    layer.act_scheme->fake_quantize(view_of(src), mutable_view_of(q), layer.act_calib.get());
+    // Straight-through estimator when differentiable; the plain quantized input otherwise.
+    x2 = training_ ? x2 + (q - x2).detach() : q;
+  }
+  const at::Tensor y = matmul_t(x2, use_plan ? layer.effective : layer.weight, reassociation_);
+  if (observer_) observer_(layer, x2, y);
+  return y;
 }
 
 at::Tensor LlamaModel::matmul(const at::Tensor& a, const at::Tensor& b) const {
@@ -454,6 +490,22 @@ at::Tensor LlamaModel::apply_rope(const at::Tensor& x) {
   return at::stack({x0 * cb - x1 * sb, x0 * sb + x1 * cb}, -1).reshape({B, T, h, hd});
 }
 
+void fake_quantize_kv_cache(const schemes::Scheme& s, at::Tensor& keys, at::Tensor& values, int64_t T) {
+  const int64_t rows = keys.size(0), cols = keys.size(1);
+  if (T <= 0 || rows % T != 0)
+    throw std::logic_error("KV cache: " + std::to_string(rows) + " key rows are not a multiple of T = " +
+                           std::to_string(T));
+  float* kp = keys.data_ptr<float>();
+  float* vp = values.data_ptr<float>();
+  for (int64_t b = 0; b < rows / T; ++b) {
+    const int64_t off = b * T * cols;
+    s.fake_quantize_kv(schemes::KvPart::key, quant::MatrixView(kp + off, T, cols),
+                       quant::MutableMatrixView(kp + off, T, cols));
+    s.fake_quantize_kv(schemes::KvPart::value, quant::MatrixView(vp + off, T, cols),
+                       quant::MutableMatrixView(vp + off, T, cols));
+  }
+}
+
 at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim();
   const int64_t rep = H / KV;
@@ -469,11 +521,7 @@ at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x
     at::Tensor vq = training_ ? v2.detach().clone() : v2.detach();
     // In eval mode kq/vq may share storage with k/v (fresh tensors of this forward): modifying them in
     // place is intended.
-    if (kv_quant) {
-      const quant::MatrixView kvw(kq.data_ptr<float>(), B * T, KV * hd), vvw(vq.data_ptr<float>(), B * T, KV * hd);
-      kv_scheme_->fake_quantize(kvw, quant::MutableMatrixView(kq.data_ptr<float>(), B * T, KV * hd), nullptr);
-      kv_scheme_->fake_quantize(vvw, quant::MutableMatrixView(vq.data_ptr<float>(), B * T, KV * hd), nullptr);
-    }
+    if (kv_quant) fake_quantize_kv_cache(*kv_scheme_, kq, vq, T);
     if (kv_hook_) kv_hook_(layer, kq, vq);
     if (training_) {
       k2 = k2 + (kq - k2).detach();

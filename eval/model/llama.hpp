@@ -14,17 +14,20 @@
 // not accumulate float error in the angle (fp32 pos·θ at pos 2048 would be off by up to ~1e-4 rad).
 //
 // Every linear layer goes through LlamaModel::linear(), the single hook point:
-//   * weights: a QuantPlan (hooks.hpp) names a weight scheme per layer; apply_plan() quantizes each weight
-//     once with scheme->quantize and dequantizes into a copy (`effective`); the fp weight is kept, so
+//   * weights: a QuantPlan (hooks.hpp) names a weight scheme per layer; apply_plan() (or quantize_model) quantizes
+//     each weight once with scheme->quantize and dequantizes into a copy (`effective`); the fp weight is kept, so
 //     plans can be swapped without reloading.
-//   * activations: an activation scheme fake-quantizes the layer's input [tokens, in] at every forward
-//     (scheme->fake_quantize over a MatrixView of the contiguous input: zero copy in, one output buffer).
+//   * activations: an activation scheme quantizes the layer's input [tokens, in] at every forward.
+//   * every layer that carries a quantization is computed by the model's LinearBackend (backend/linear_backend.hpp,
+//     the one seam: `ref` = fake quantization, LibTorch fp32 — the default) from the form it prepared once
+//     (LinearLayer::prepared); fp layers, the bypass and the training forward multiply in LibTorch fp32 directly.
 //   * calibration capture (CalibrationCapture, hooks.hpp) records the inputs of chosen layers.
-//   * an observer (used by per-layer blame) sees (layer, input, output).
+//   * an observer (used by per-layer blame) sees (layer, input as multiplied, output).
 // KV-cache hook: inside attention, after RoPE, keys and values of layer `l` are handed as contiguous
 // [B·T, n_kv_heads·head_dim] fp32 tensors (row = token, columns head-major: head g occupies columns
-// [g·head_dim, (g+1)·head_dim)) first to the plan's kv_cache scheme (fake_quantize in place), then to a
-// user KvHook; both may modify them in place. This is the layout schemes::Target::kv_cache documents.
+// [g·head_dim, (g+1)·head_dim)) first to the plan's kv_cache scheme (fake_quantize_kv_cache: each sequence's keys
+// and values, in place), then to a user KvHook, which may modify them in place. This is the layout
+// schemes::Target::kv_cache documents.
 //
 // Tied embeddings: the `output` layer's weight IS token_embd (one parameter); a weight scheme on "output"
 // quantizes a copy used only by the head — the embedding lookup stays fp (llama.cpp, by contrast, uses the
@@ -44,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/model/backend/linear_backend.hpp"
 #include "eval/model/checkpoint.hpp"
 #include "eval/model/hooks.hpp"
 #include "schemes/scheme.hpp"
@@ -75,6 +79,8 @@ struct LinearLayer {
   std::shared_ptr<const schemes::Calibration> act_calib;
   std::shared_ptr<const schemes::Scheme> linear_scheme;
   std::shared_ptr<const schemes::Calibration> linear_calib;
+  // The backend's form of the layer's quantization (LlamaModel::prepare_linear); null: the layer is fp.
+  std::shared_ptr<const PreparedLinear> prepared;
   int64_t in_features() const;
   int64_t out_features() const;
 };
@@ -92,14 +98,8 @@ using KvHook = std::function<void(int layer, at::Tensor& keys, at::Tensor& value
 using LinearObserver = std::function<void(const LinearLayer& layer, const at::Tensor& input,
                                           const at::Tensor& output)>;
 
-// How the forward sums its reductions. native: one at::mm / at::matmul / mean, in the order this machine's BLAS
-// and ATen kernels choose. split_k: every reduction of the linear layers, of attention (q·kᵀ over head_dim, p·v
-// over key positions) and of RMSNorm (Σx²) split into two halves (the first a multiple of 16) whose fp32 results
-// are added — another, equally valid order, the kind of difference another CPU's kernels make. The
-// reassociation twin of a model run (eval/model/model_run.hpp) repeats the run with split_k to measure how
-// far float summation order alone moves its metrics; the CI gate's tolerance comes from that.
-enum class Reassociation : uint8_t { native, split_k };
-const char* to_string(Reassociation r);
+// How the forward sums its reductions: Reassociation (backend/linear_backend.hpp), native or split_k. split_k
+// reorders the linear layers (through the backend), attention's q·kᵀ and p·v and RMSNorm's Σx² alike.
 
 class LlamaModel {
  public:
@@ -155,6 +155,19 @@ class LlamaModel {
   void set_reassociation(Reassociation r) { reassociation_ = r; }
   Reassociation reassociation() const { return reassociation_; }
 
+  // The backend every quantized layer runs on (default: make_linear_backend("ref")). Set it before quantizing:
+  // prepared layers belong to the backend that prepared them (std::invalid_argument otherwise).
+  void set_backend(std::shared_ptr<const LinearBackend> backend);
+  const LinearBackend& backend() const { return *backend_; }
+  // (Re)makes layer.prepared through the backend from the layer's schemes, calibrations, weight and effective
+  // weight, and `codes` (what its weight or linear scheme stored; null when it has none). Called once per
+  // quantized layer by apply_plan and quantize_model.
+  void prepare_linear(LinearLayer& layer, const quant::QuantizedMatrix* codes);
+  // The layer's quantized product on x [rows, in] (contiguous fp32) through the backend, in the model's
+  // reassociation — what the forward computes for the layer — whatever set_bypass_plan says (blame feeds it the
+  // fp model's inputs). Throws std::invalid_argument for a layer that carries no quantization.
+  at::Tensor quantized_product(const LinearLayer& layer, const at::Tensor& x, at::Tensor* input_seen = nullptr) const;
+
   void set_capture(CalibrationCapture* capture) { capture_ = capture; }  // nullptr: off
   void set_kv_hook(KvHook hook) { kv_hook_ = std::move(hook); }
   void set_observer(LinearObserver obs) { observer_ = std::move(obs); }
@@ -176,8 +189,8 @@ class LlamaModel {
  private:
   void init_layers();
   at::Tensor rmsnorm(const at::Tensor& x, const at::Tensor& w) const;
-  at::Tensor matmul_t(const at::Tensor& x, const at::Tensor& w) const;  // x·wᵀ in the reassociation_ order
-  at::Tensor matmul(const at::Tensor& a, const at::Tensor& b) const;    // at::matmul(a, b), likewise
+  at::Tensor matmul(const at::Tensor& a, const at::Tensor& b) const;    // at::matmul(a, b) in the reassociation_ order
+  at::Tensor fp_linear(LinearLayer& layer, at::Tensor x2);  // no quantization, the bypass, or training
   at::Tensor attention(int layer, LlamaBlock& blk, const at::Tensor& x);
   at::Tensor forward_hidden_impl(const at::Tensor& tokens);
   at::Tensor embed_impl(const at::Tensor& tokens);
@@ -192,6 +205,7 @@ class LlamaModel {
   bool training_ = false;
   bool bypass_plan_ = false;
   Reassociation reassociation_ = Reassociation::native;
+  std::shared_ptr<const LinearBackend> backend_;
   int64_t cur_seq_len_ = 0;
   QuantPlan plan_;
   std::shared_ptr<const schemes::Scheme> kv_scheme_;
@@ -200,6 +214,11 @@ class LlamaModel {
   LinearObserver observer_;
   std::map<int64_t, std::pair<at::Tensor, at::Tensor>> rope_cache_;
 };
+
+// A kv_cache (or activation) scheme on the keys and values [B·T, n_kv_heads·head_dim] of a batch, in place: each
+// sequence's block of T rows through fake_quantize_kv(key, ·) and (value, ·). The plan's kv_cache slot (apply_plan)
+// and quantize_model's KV hook both apply it.
+void fake_quantize_kv_cache(const schemes::Scheme& s, at::Tensor& keys, at::Tensor& values, int64_t T);
 
 // xxh64 of a float buffer, as 16 hex digits (content hashes of weights).
 std::string xxh64_hex(const void* data, size_t bytes, uint64_t seed = 0);

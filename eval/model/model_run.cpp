@@ -4,57 +4,22 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <stdexcept>
 
-#include "eval/common/files.hpp"
+#include "eval/model/model_util.hpp"
 
 namespace qeval::model {
 
 namespace {
-
-using common::now_s;  // eval/common/files.hpp
-using common::resolve_path;
 
 Protocol protocol_of(const nlohmann::json& j, const std::string& root) {
   if (j.is_string()) return Protocol::load(resolve_path(root, j.get<std::string>()));
   if (j.is_object()) return Protocol::from_json(j);
   throw std::invalid_argument("model run: \"protocol\" must be a protocol file path or a protocol object, got " +
                               j.dump());
-}
-
-// Whether any scheme of the plan reads calibration data, or a `mixed` config lacks its allocation.
-bool plan_needs_calibration(const QuantPlan& plan, const std::vector<std::string>& names) {
-  std::vector<std::pair<schemes::SchemeConfig, bool>> seen;
-  auto needs = [&](const schemes::SchemeConfig& c) {
-    for (const auto& [cfg, v] : seen)
-      if (cfg == c) return v;
-    bool v = false;
-    if (c.scheme == "mixed" && !c.options.has("allocation")) {
-      v = true;
-    } else {
-      v = schemes::make_scheme(c)->needs_calibration();
-    }
-    seen.emplace_back(c, v);
-    return v;
-  };
-  for (const auto& n : names) {
-    const QuantPlan::Resolved r = plan.resolve(n);
-    if ((r.weight && needs(*r.weight)) || (r.activation && needs(*r.activation))) return true;
-  }
-  return false;
-}
-
-bool has_unallocated_mixed(const QuantPlan& p) {
-  auto un = [](const std::optional<schemes::SchemeConfig>& c) {
-    return c && c->scheme == "mixed" && !c->options.has("allocation");
-  };
-  bool any = un(p.weight);
-  for (const auto& o : p.overrides) any = any || un(o.weight);
-  return any;
 }
 
 // Test-only fault injection (ModelRunContext::fault_scale_error): a weight scheme whose stored scales come out
@@ -64,8 +29,7 @@ class ScaleErrorScheme final : public schemes::Scheme {
  public:
   ScaleErrorScheme(std::shared_ptr<const schemes::Scheme> inner, double e)
       : schemes::Scheme(inner->config()), inner_(std::move(inner)), e_(e) {}
-  schemes::Target target() const override { return inner_->target(); }
-  bool needs_calibration() const override { return inner_->needs_calibration(); }
+  schemes::SchemeTraits traits() const override { return inner_->traits(); }
   schemes::Calibration calibrate(schemes::Calibration c) const override { return inner_->calibrate(std::move(c)); }
   std::vector<float> input_channel_scales(const schemes::Calibration& c,
                                           const std::vector<quant::MatrixView>& w) const override {
@@ -172,22 +136,6 @@ nlohmann::json normalize_plan_json(const nlohmann::json& plan) {
   return p;
 }
 
-QuantPlan with_awq_reference_overrides(QuantPlan plan) {
-  if (!plan.weight || plan.weight->scheme != "awq") return plan;
-  std::vector<LayerOverride> pre;
-  for (const char* pat : {"blk.*.attn_q", "blk.*.attn_k"}) {
-    LayerOverride o;
-    o.pattern = pat;
-    schemes::SchemeConfig c = *plan.weight;
-    c.options.set("clip", "false");
-    o.weight = c;
-    pre.push_back(o);
-  }
-  // Prepended: the user's own overrides (later) still refine them (e.g. a skip).
-  plan.overrides.insert(plan.overrides.begin(), pre.begin(), pre.end());
-  return plan;
-}
-
 nlohmann::json ModelRunSpec::to_json() const {
   nlohmann::json j = {{"model", model},
                       {"protocol", protocol},
@@ -196,7 +144,7 @@ nlohmann::json ModelRunSpec::to_json() const {
                       {"lambada", lambada < 0 ? nlohmann::json("auto") : nlohmann::json(lambada == 1)},
                       {"blame_windows", blame_windows},
                       {"max_windows", max_windows},
-                      {"awq_reference_overrides", awq_reference_overrides}};
+                      {kReferenceOverridesKey, reference_overrides}};
   if (has_mixed) j["mixed"] = mixed.to_json();
   return j;
 }
@@ -231,15 +179,16 @@ ModelRunSpec ModelRunSpec::from_json(const nlohmann::json& j) {
     } else if (k == "blame_windows" || k == "max_windows") {
       if (!v.is_number_integer()) throw std::invalid_argument("model run: \"" + k + "\" must be an integer");
       (k == "blame_windows" ? s.blame_windows : s.max_windows) = v.get<int64_t>();
-    } else if (k == "awq_reference_overrides") {
-      if (!v.is_boolean()) throw std::invalid_argument("model run: \"awq_reference_overrides\" must be true or false");
-      s.awq_reference_overrides = v.get<bool>();
+    } else if (k == kReferenceOverridesKey) {
+      if (!v.is_boolean())
+        throw std::invalid_argument(std::string("model run: \"") + kReferenceOverridesKey + "\" must be true or false");
+      s.reference_overrides = v.get<bool>();
     } else if (k == "kind") {
       if (v != "model") throw std::invalid_argument("model run: \"kind\" must be \"model\", got " + v.dump());
     } else {
       throw std::invalid_argument("model run: unknown key \"" + k +
                                   "\" (accepted: model, protocol, plan, calibration, mixed, lambada, blame_windows, "
-                                  "max_windows, awq_reference_overrides)");
+                                  "max_windows, " + kReferenceOverridesKey + ")");
     }
   }
   if (!have_model) throw std::invalid_argument("model run: \"model\" (a GGUF or safetensors path) is required");
@@ -342,109 +291,164 @@ LambadaResult ModelRunContext::fp_lambada(const Loaded& m, const LambadaProtocol
 
 // ---- the run ---------------------------------------------------------------------------------------------------
 
-nlohmann::json run_model(const nlohmann::json& spec, ModelRunContext& ctx) {
-  return run_model(ModelRunSpec::from_json(spec), ctx);
+namespace {
+
+// What the stages of one run share.
+struct Run {
+  Run(const ModelRunSpec& s, ModelRunContext& c) : spec(s), ctx(c) {}
+  const ModelRunSpec& spec;
+  ModelRunContext& ctx;
+  nlohmann::json timings = nlohmann::json::object();
+  std::shared_ptr<const ModelRunContext::Loaded> loaded;
+  std::shared_ptr<const Evaluator> ev;
+  std::unique_ptr<LlamaModel> q;  // a fresh fp copy: quantize_model changes it
+  std::shared_ptr<const FpReference> ref;
+  QuantPlan plan;
+  std::shared_ptr<const CalibrationWindows> calib;
+  nlohmann::json calib_json = nullptr, mixed_json = nullptr;
+
+  const Protocol& protocol() const { return ev->protocol(); }  // hashes filled, bos resolved
+  // Runs f, recording its wall time as timings[key].
+  template <class F>
+  auto timed(const char* key, F&& f) {
+    const double t0 = now_s();
+    auto r = f();
+    timings[key] = now_s() - t0;
+    return r;
+  }
+};
+
+// Stage 1: the model, the protocol's evaluator, a fresh fp copy and its reference distribution.
+void load(Run& r) {
+  r.loaded = r.timed("load_s", [&] { return r.ctx.model(r.spec.model); });
+  const Protocol proto = protocol_of(r.spec.protocol, r.ctx.root());
+  r.ev = r.timed("protocol_tokenize_s", [&] { return r.ctx.evaluator(*r.loaded, proto); });
+  r.q = r.timed("model_copy_s", [&] { return std::make_unique<LlamaModel>(r.loaded->ck); });
+  // q is still fp: its content hash is the checkpoint's.
+  r.ref = r.timed("reference_s", [&] { return r.ev->reference(*r.q, r.ctx.cache_dir()); });
 }
 
-nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
-  const double t_start = now_s();
-  nlohmann::json timings;
-  double t0 = now_s();
-  const auto loaded = ctx.model(spec.model);
-  timings["load_s"] = now_s() - t0;
-  const Protocol proto = protocol_of(spec.protocol, ctx.root());
-  t0 = now_s();
-  const auto ev = ctx.evaluator(*loaded, proto);
-  timings["protocol_tokenize_s"] = now_s() - t0;
-  const Protocol& p = ev->protocol();  // hashes filled, bos resolved
-
-  t0 = now_s();
-  LlamaModel q(loaded->ck);  // a fresh fp copy: quantize_model changes it
-  timings["model_copy_s"] = now_s() - t0;
-  t0 = now_s();
-  const auto ref = ev->reference(q, ctx.cache_dir());  // q is still fp: its content hash is the checkpoint's
-  timings["reference_s"] = now_s() - t0;
-
-  const bool do_lambada = spec.lambada < 0 ? p.lambada.enabled : spec.lambada == 1;
-  if (do_lambada && !p.lambada.enabled)
+bool wants_lambada(const Run& r) {
+  const Protocol& p = r.protocol();
+  const bool on = r.spec.lambada < 0 ? p.lambada.enabled : r.spec.lambada == 1;
+  if (on && !p.lambada.enabled)
     throw std::invalid_argument("model run: \"lambada\": true but protocol '" + p.name +
                                 "' has no lambada section (path, sha256, count, ...)");
-  LambadaResult fp_la;
-  if (do_lambada) {
-    t0 = now_s();
-    fp_la = ctx.fp_lambada(*loaded, p.lambada, q, p.threads);
-    timings["lambada_fp_s"] = now_s() - t0;
-  }
+  return on;
+}
 
-  QuantPlan plan = spec.awq_reference_overrides ? with_awq_reference_overrides(spec.plan) : spec.plan;
-  const std::vector<std::string> names = q.linear_names();
-  std::shared_ptr<const CalibrationWindows> calib;
-  nlohmann::json calib_json = nullptr;
-  if (plan_needs_calibration(plan, names)) {
-    t0 = now_s();
-    const int64_t length = spec.calibration.length > 0 ? spec.calibration.length : p.n_ctx;
-    calib = ctx.calibration(*loaded, spec.calibration, length, p.bos, p.text_sha256, p.text_begin_byte);
-    timings["calibration_windows_s"] = now_s() - t0;
-    calib_json = {{"spec", spec.calibration.to_json()}, {"windows", calib->record}};
+// Stage 2: the plan as run (reference overrides), its calibration windows when a scheme needs them, and the
+// allocation of a wrapper scheme that has none yet.
+void plan_and_calibrate(Run& r) {
+  const Protocol& p = r.protocol();
+  r.plan = r.spec.reference_overrides ? with_reference_overrides(r.spec.plan) : r.spec.plan;
+  if (plan_needs_calibration(r.plan, r.q->linear_names())) {
+    const int64_t length = r.spec.calibration.length > 0 ? r.spec.calibration.length : p.n_ctx;
+    r.calib = r.timed("calibration_windows_s", [&] {
+      return r.ctx.calibration(*r.loaded, r.spec.calibration, length, p.bos, p.text_sha256, p.text_begin_byte);
+    });
+    r.calib_json = {{"spec", r.spec.calibration.to_json()}, {"windows", r.calib->record}};
   }
+  if (!plan_needs_allocation(r.plan)) return;
+  if (!r.spec.has_mixed)
+    throw std::invalid_argument("model run: the plan's `mixed` scheme has no allocation file; give \"mixed\": "
+                                "{\"target_bits\": ...} to measure sensitivities and allocate, or the option "
+                                "allocation=<file>");
+  const MixedReport rep = r.timed("mixed_s", [&] {
+    return allocate_mixed(*r.q, r.plan, r.spec.mixed, *r.calib, r.ctx.work_dir(), p.threads, r.ctx.progress);
+  });
+  r.plan = rep.plan;
+  r.mixed_json = rep.to_json();
+  r.mixed_json["spec"] = r.spec.mixed.to_json();
+}
 
-  nlohmann::json mixed_json = nullptr;
-  if (has_unallocated_mixed(plan)) {
-    if (!spec.has_mixed)
-      throw std::invalid_argument("model run: the plan's `mixed` scheme has no allocation file; give \"mixed\": "
-                                  "{\"target_bits\": ...} to measure sensitivities and allocate, or the option "
-                                  "allocation=<file>");
-    t0 = now_s();
-    const MixedReport rep = allocate_mixed(q, plan, spec.mixed, *calib, ctx.work_dir(), p.threads, ctx.progress);
-    timings["mixed_s"] = now_s() - t0;
-    plan = rep.plan;
-    mixed_json = rep.to_json();
-    mixed_json["spec"] = spec.mixed.to_json();
+nlohmann::json lambada_json(Run& r, const LambadaResult& fp) {
+  const Protocol& p = r.protocol();
+  const auto items = r.ctx.lambada_items_for(*r.loaded, p.lambada);
+  const LambadaResult la = r.timed("lambada_s", [&] {
+    return eval_lambada(*r.q, *items, p.lambada.batch, p.threads, r.loaded->ck.config.n_ctx_train);
+  });
+  nlohmann::json j = la.to_json();
+  j["fp"] = fp.to_json();
+  j["delta_accuracy"] = la.accuracy - fp.accuracy;
+  return j;
+}
+
+nlohmann::json blame_json(Run& r, const QuantizedModel& qm) {
+  nlohmann::json blame = nlohmann::json::array();
+  if (r.spec.blame_windows <= 0 || qm.layers.empty()) return blame;
+  const Protocol& p = r.protocol();
+  const double t0 = now_s();
+  const int threads_before = at::get_num_threads();
+  configure_threads(p.threads);
+  for (const auto& b : blame_layers(*r.q, qm, r.ev->windows().tokens, p.n_ctx, r.spec.blame_windows, p.batch))
+    blame.push_back(b.to_json());
+  at::set_num_threads(threads_before);
+  r.timings["blame_s"] = now_s() - t0;
+  return blame;
+}
+
+nlohmann::json model_json(const Run& r) {
+  const ModelConfig& c = r.loaded->ck.config;
+  return {{"path", r.spec.model},
+          {"content_hash", r.loaded->ck.content_hash},
+          {"config",
+           {{"arch", c.arch},
+            {"n_layers", c.n_layers},
+            {"d_model", c.d_model},
+            {"n_heads", c.n_heads},
+            {"n_kv_heads", c.n_kv_heads},
+            {"d_ff", c.d_ff},
+            {"vocab_size", c.vocab_size},
+            {"tied_embeddings", c.tied_embeddings}}}};
+}
+
+// The evaluation's figures, as the result JSON names them.
+void put_metrics(nlohmann::json& res, const EvalResult& e) {
+  res["n_windows"] = e.n_windows;
+  res["ppl"] = e.ppl.to_json();
+  res["fp_ppl"] = e.ref_ppl.to_json();
+  res["delta_ppl"] = e.delta_ppl;
+  res["delta_mean_nll"] = e.delta_mean_nll;
+  res["delta_mean_nll_se"] = e.delta_mean_nll_se;
+  res["kl"] = {{"mean", e.kl_mean},     {"se", e.kl_se},   {"median", e.kl_median},
+               {"p99", e.kl_p99},       {"max", e.kl_max}, {"bias_bound", e.kl_bias_bound},
+               {"token_bound_max", e.kl_token_bound_max}};
+  res["top1"] = e.top1;
+  res["top1_se"] = e.top1_se;
+}
+
+// What quantize_model left: storage, per-layer records, the schemes' statistics, fingerprints.
+void put_quantization(nlohmann::json& res, const Run& r, const QuantizedModel& qm, const nlohmann::json& stats) {
+  int64_t linear_params = 0;
+  for (const auto& n : r.q->linear_names()) {
+    const LinearLayer& l = r.q->linear_layer(n);
+    linear_params += l.out_features() * l.in_features();
   }
+  res["bits_per_weight"] = qm.quantized_params() > 0 ? nlohmann::json(qm.bits_per_weight()) : nlohmann::json(nullptr);
+  res["quantized_params"] = qm.quantized_params();
+  res["linear_params"] = linear_params;
+  res["calibration_tokens"] = qm.calibration_tokens;
+  res["layers"] = qm.layers_json();
+  res["scheme_stats"] = stats;
+  res["scheme_stats_summary"] = scheme_stats_summary(stats);
+  res["fingerprint"] = qm.fingerprint_json();
+}
 
+}  // namespace
+
+QuantizeOptions quantize_options(const ModelRunSpec& spec, const ModelRunContext& ctx, int threads) {
   QuantizeOptions qo;
-  qo.threads = p.threads;
+  qo.threads = threads;
   qo.progress = ctx.progress;
   qo.max_rows = spec.calibration.max_rows;
   qo.batch = spec.calibration.batch;
   qo.sequential = spec.calibration.sequential;
   if (ctx.fault_scale_error != 0.0) qo.make_scheme = scale_error_factory(ctx.fault_scale_error);
-  t0 = now_s();
-  const QuantizedModel qm = quantize_model(q, plan, calib.get(), qo);
-  timings["quantize_s"] = now_s() - t0;
-  timings["quantize"] = qm.timings;
+  return qo;
+}
 
-  EvalOptions eo;
-  eo.max_windows = spec.max_windows;
-  eo.progress = false;
-  eo.keep_tokens = ctx.reassociation_twin;  // the twin compares token by token
-  const EvalResult r = ev->evaluate(q, ref.get(), eo);
-  timings["eval_s"] = r.seconds;
-  const nlohmann::json stats = qm.run_stats();  // before LAMBADA and blame call the schemes again
-
-  nlohmann::json lambada_json = nullptr;
-  if (do_lambada) {
-    t0 = now_s();
-    const auto items = ctx.lambada_items_for(*loaded, p.lambada);
-    const LambadaResult la = eval_lambada(q, *items, p.lambada.batch, p.threads, loaded->ck.config.n_ctx_train);
-    timings["lambada_s"] = now_s() - t0;
-    lambada_json = la.to_json();
-    lambada_json["fp"] = fp_la.to_json();
-    lambada_json["delta_accuracy"] = la.accuracy - fp_la.accuracy;
-  }
-
-  nlohmann::json blame = nlohmann::json::array();
-  if (spec.blame_windows > 0 && !qm.layers.empty()) {
-    t0 = now_s();
-    const int threads_before = at::get_num_threads();
-    configure_threads(p.threads);
-    for (const auto& b : blame_layers(q, qm, ev->windows().tokens, p.n_ctx, spec.blame_windows, p.batch))
-      blame.push_back(b.to_json());
-    at::set_num_threads(threads_before);
-    timings["blame_s"] = now_s() - t0;
-  }
-
-  // Summary of the schemes' run statistics: per scheme and statistic, the mean and max over layers.
+nlohmann::json scheme_stats_summary(const nlohmann::json& stats) {
   nlohmann::json summary = nlohmann::json::object();
   for (const auto& [scheme, per_layer] : stats.items()) {
     std::map<std::string, std::pair<double, double>> agg;  // sum, max
@@ -461,57 +465,49 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
     for (const auto& [k, a] : agg)
       summary[scheme][k] = {{"mean", a.first / static_cast<double>(cnt[k])}, {"max", a.second}, {"layers", cnt[k]}};
   }
+  return summary;
+}
 
-  int64_t linear_params = 0;
-  for (const auto& n : names) {
-    const LinearLayer& l = q.linear_layer(n);
-    linear_params += l.out_features() * l.in_features();
-  }
-  const ModelConfig& c = loaded->ck.config;
+nlohmann::json run_model(const nlohmann::json& spec, ModelRunContext& ctx) {
+  return run_model(ModelRunSpec::from_json(spec), ctx);
+}
+
+nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
+  const double t_start = now_s();
+  Run r(spec, ctx);
+  load(r);
+  const Protocol& p = r.protocol();
+  const bool lambada = wants_lambada(r);
+  LambadaResult fp_la;
+  if (lambada) fp_la = r.timed("lambada_fp_s", [&] { return ctx.fp_lambada(*r.loaded, p.lambada, *r.q, p.threads); });
+  plan_and_calibrate(r);
+  const QuantizeOptions qo = quantize_options(spec, ctx, p.threads);
+  const QuantizedModel qm = r.timed("quantize_s", [&] { return quantize_model(*r.q, r.plan, r.calib.get(), qo); });
+  r.timings["quantize"] = qm.timings;
+  EvalOptions eo;
+  eo.max_windows = spec.max_windows;
+  eo.progress = false;
+  eo.keep_tokens = ctx.reassociation_twin;  // the twin compares token by token
+  const EvalResult e = r.ev->evaluate(*r.q, r.ref.get(), eo);
+  r.timings["eval_s"] = e.seconds;
+  const nlohmann::json stats = qm.run_stats();  // before LAMBADA and blame call the schemes again
   nlohmann::json res;
-  res["model"] = {{"path", spec.model},
-                  {"content_hash", loaded->ck.content_hash},
-                  {"config",
-                   {{"arch", c.arch},
-                    {"n_layers", c.n_layers},
-                    {"d_model", c.d_model},
-                    {"n_heads", c.n_heads},
-                    {"n_kv_heads", c.n_kv_heads},
-                    {"d_ff", c.d_ff},
-                    {"vocab_size", c.vocab_size},
-                    {"tied_embeddings", c.tied_embeddings}}}};
+  res["model"] = model_json(r);
   res["protocol"] = p.to_json();
-  res["plan"] = plan.to_json();
-  res["calibration"] = calib_json;
-  res["n_windows"] = r.n_windows;
-  res["ppl"] = r.ppl.to_json();
-  res["fp_ppl"] = r.ref_ppl.to_json();
-  res["delta_ppl"] = r.delta_ppl;
-  res["delta_mean_nll"] = r.delta_mean_nll;
-  res["delta_mean_nll_se"] = r.delta_mean_nll_se;
-  res["kl"] = {{"mean", r.kl_mean},     {"se", r.kl_se},   {"median", r.kl_median},
-               {"p99", r.kl_p99},       {"max", r.kl_max}, {"bias_bound", r.kl_bias_bound},
-               {"token_bound_max", r.kl_token_bound_max}};
-  res["top1"] = r.top1;
-  res["top1_se"] = r.top1_se;
-  res["lambada"] = lambada_json;
-  res["bits_per_weight"] = qm.quantized_params() > 0 ? nlohmann::json(qm.bits_per_weight()) : nlohmann::json(nullptr);
-  res["quantized_params"] = qm.quantized_params();
-  res["linear_params"] = linear_params;
-  res["calibration_tokens"] = qm.calibration_tokens;
-  res["layers"] = qm.layers_json();
-  res["blame"] = blame;
-  res["scheme_stats"] = stats;
-  res["scheme_stats_summary"] = summary;
-  res["mixed"] = mixed_json;
-  res["fingerprint"] = qm.fingerprint_json();
+  res["plan"] = r.plan.to_json();
+  res["calibration"] = r.calib_json;
+  put_metrics(res, e);
+  res["lambada"] = lambada ? lambada_json(r, fp_la) : nlohmann::json(nullptr);
+  put_quantization(res, r, qm, stats);
+  res["blame"] = blame_json(r, qm);
+  res["mixed"] = r.mixed_json;
   res["twin"] = nullptr;
   if (ctx.reassociation_twin) {
-    res["twin"] = run_twin({*loaded, *ev, plan, calib.get(), qo, eo, r, *ref, qm}, ctx);
-    timings["twin_s"] = res["twin"]["seconds"];
+    res["twin"] = run_twin({*r.loaded, *r.ev, r.plan, r.calib.get(), qo, eo, e, *r.ref, qm}, ctx);
+    r.timings["twin_s"] = res["twin"]["seconds"];
   }
-  timings["total_s"] = now_s() - t_start;
-  res["timings"] = timings;
+  r.timings["total_s"] = now_s() - t_start;
+  res["timings"] = r.timings;
   return res;
 }
 

@@ -18,11 +18,15 @@
 //    "lambada": "auto" | true | false,                                   auto: when the protocol has a lambada section
 //    "blame_windows": 1,                                                 protocol windows blame runs on (0: none)
 //    "max_windows": -1,                                                  evaluate only the first N protocol windows
-//    "awq_reference_overrides": true}                                    AWQ's reference settings: when the plan's
-//                                                                        default weight scheme is awq, prepend
-//                                                                        overrides clip=false for blk.*.attn_q and
-//                                                                        blk.*.attn_k (llm-awq skips the clip search
-//                                                                        for q/k); recorded in the result's plan
+//    "awq_reference_overrides": true}                                    the reference-implementation overrides the
+//                                                                        plan's default weight scheme declares
+//                                                                        (SchemeTraits::reference_overrides; AWQ:
+//                                                                        clip=false for blk.*.attn_q and blk.*.attn_k,
+//                                                                        as llm-awq skips the clip search for q/k),
+//                                                                        prepended to the plan's overrides; recorded
+//                                                                        in the result's plan. The key keeps its
+//                                                                        first name: it is part of every model run's
+//                                                                        spec, so renaming it would change every id
 // Result JSON: see run_model().
 #pragma once
 
@@ -52,7 +56,7 @@ struct ModelRunSpec {
   int lambada = -1;              // −1 auto, 0 off, 1 on
   int64_t blame_windows = 1;
   int64_t max_windows = -1;
-  bool awq_reference_overrides = true;
+  bool reference_overrides = true;  // JSON key kReferenceOverridesKey
 
   nlohmann::json to_json() const;
   // Strict; errors name the key and the accepted form (std::invalid_argument).
@@ -61,8 +65,8 @@ struct ModelRunSpec {
 
 // The plan JSON with "linear" keys (top level and in overrides) moved to "weight" — the QuantPlan form.
 nlohmann::json normalize_plan_json(const nlohmann::json& plan);
-// AWQ's reference overrides (see the header comment); returns the plan unchanged unless plan.weight is awq.
-QuantPlan with_awq_reference_overrides(QuantPlan plan);
+// The spec key of ModelRunSpec::reference_overrides (see the header comment for why it keeps this name).
+inline constexpr const char* kReferenceOverridesKey = "awq_reference_overrides";
 
 // Shared, thread-safe state of many runs.
 class ModelRunContext {
@@ -132,5 +136,13 @@ class ModelRunContext {
 //                lambada_s, lambada_fp_s, blame_s, total_s}}
 nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx);
 nlohmann::json run_model(const nlohmann::json& spec, ModelRunContext& ctx);
+
+// ---- pieces of run_model (exposed for tests) ------------------------------------------------------------------
+
+// The quantizer's options for a run: the spec's calibration settings, the protocol's thread count, and the
+// context's test-only fault injection (every weight scheme's scales × (1 + fault_scale_error)).
+QuantizeOptions quantize_options(const ModelRunSpec& spec, const ModelRunContext& ctx, int threads);
+// {scheme: {stat: {"mean", "max", "layers"}}} over the layers of QuantizedModel::run_stats() (non-numbers skipped).
+nlohmann::json scheme_stats_summary(const nlohmann::json& stats);
 
 }  // namespace qeval::model

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "eval/model/mapped_file.hpp"
+#include "eval/model/quantize_model.hpp"
 
 namespace qeval::model {
 
@@ -611,19 +612,12 @@ int64_t run_calibration(LlamaModel& m, CalibrationCapture& cap, const Windows& w
 // ---- blame ------------------------------------------------------------------------------------
 
 namespace {
-struct BlameScope {
-  LlamaModel& m;
-  explicit BlameScope(LlamaModel& mm) : m(mm) {}
-  ~BlameScope() {
-    m.set_observer(nullptr);
-    m.set_bypass_plan(false);
-  }
-};
 
 LayerBlame blame_entry(const LinearLayer& l) {
   LayerBlame b;
   b.layer = l.name;
-  if (l.weight_scheme) b.weight_scheme = l.weight_scheme->config().label();
+  const auto& ws = l.linear_scheme ? l.linear_scheme : l.weight_scheme;  // a linear scheme owns the weight
+  if (ws) b.weight_scheme = ws->config().label();
   if (l.act_scheme) b.act_scheme = l.act_scheme->config().label();
   b.bits_per_weight = l.bits_per_weight;
   b.weight_sqnr_db = l.weight_sqnr_db;
@@ -633,38 +627,16 @@ LayerBlame blame_entry(const LinearLayer& l) {
 
 std::vector<LayerBlame> Evaluator::blame_sqnr(LlamaModel& m, int64_t max_windows) const {
   ThreadScope threads(p_.threads);
-  struct Acc {
-    double sig = 0, err = 0;
-  };
-  std::map<std::string, Acc> acc;
-  BlameScope scope(m);
-  m.set_bypass_plan(true);
-  m.set_observer([&](const LinearLayer& l, const at::Tensor& x, const at::Tensor& y) {
-    if (!l.weight_scheme && !l.act_scheme) return;
-    at::Tensor xq = x;
-    if (l.act_scheme) {
-      xq = at::empty_like(x);
-      l.act_scheme->fake_quantize(quant::MatrixView(x.data_ptr<float>(), x.size(0), x.size(1)),
-                                  quant::MutableMatrixView(xq.data_ptr<float>(), x.size(0), x.size(1)), nullptr);
-    }
-    const at::Tensor yq = at::mm(xq, l.effective.t()).to(at::kDouble);
-    const at::Tensor yd = y.to(at::kDouble);
-    Acc& a = acc[l.name];
-    a.sig += yd.pow(2).sum().item<double>();
-    a.err += (yd - yq).pow(2).sum().item<double>();
-  });
   const int64_t nW = max_windows < 0 ? w_.n_windows() : std::min<int64_t>(max_windows, w_.n_windows());
-  for (int64_t b0 = 0; b0 < nW; b0 += p_.batch) {
-    const int64_t nb = std::min<int64_t>(p_.batch, nW - b0);
-    (void)scored_logits(m, w_, b0, nb);
-  }
+  const auto acc = quantized_output_errors(m, [&] {
+    for (int64_t b0 = 0; b0 < nW; b0 += p_.batch) (void)scored_logits(m, w_, b0, std::min<int64_t>(p_.batch, nW - b0));
+  });
   std::vector<LayerBlame> out;
   for (const auto& name : m.linear_names()) {
     auto it = acc.find(name);
     if (it == acc.end()) continue;
     LayerBlame b = blame_entry(m.linear_layer(name));
-    b.output_sqnr_db = it->second.err > 0 ? 10.0 * std::log10(it->second.sig / it->second.err)
-                                          : std::numeric_limits<double>::infinity();
+    b.output_sqnr_db = it->second.sqnr_db();
     out.push_back(b);
   }
   std::stable_sort(out.begin(), out.end(),

@@ -8,14 +8,15 @@
 // to draw 128 from), tokenized with the model's tokenizer; never the evaluation text (same SHA-256 → error). BOS as the protocol resolves it (replace_first: each window's first token
 // becomes BOS). The record (text, hash, bytes, tokens, windows drawn, seed, token hash) goes into every result.
 //
-// The pipeline (quantize_model), block by block as GPTQ's and AWQ's reference code does:
+// The pipeline (quantize_model), block by block as GPTQ's and AWQ's reference code does — each stage a function of
+// quantize_stages.hpp, deciding from the schemes' traits (schemes::SchemeTraits), never from their names:
 //   hidden = embed(calibration windows)                       [count, length, d_model], fp32 (128·512·576·4 B = 151 MB)
 //   for each block l:
 //     1. capture pass: forward_block(l, hidden) with block l still fp, recording the inputs of one representative
 //        per input group — attn_q (for q, k, v: they read the same attn_norm output), attn_output, ffn_gate (gate, up),
 //        ffn_down — through the linear observer: Σxᵀx in double (the Hessian 2·XᵀX/n), per-feature max|x| and mean|x|
 //        (streaming: memory O(in²) per group whatever the token count), and at most `max_rows` raw rows (the first
-//        rows; windows are a random sample, so these are too) only for groups whose schemes read rows
+//        rows; windows are a random sample, so these are too) only for groups whose schemes' traits ask for rows
 //        (SmoothQuant's α search, static activations other than symmetric min/max). AWQ needs no rows: its α grid
 //        and clip search score ‖X·(W − Ŵ)ᵀ‖² = tr(E·XᵀX·Eᵀ) exactly over every calibration token from the Gram matrix
 //        (schemes/common OutputError) — better than a row sample, at the same O(in²) memory.
@@ -28,7 +29,8 @@
 //        col_scale, SmoothQuant's linear() scales per call): o under GQA (v's output is narrower than o's input) and
 //        the output head (tied embeddings would change the lookup). Groups whose quantized members differ get
 //        per-layer scales, unfolded; GPTQ (no input_channel_scales) never receives migration scales.
-//     3. quantize each member: weight schemes → scheme->quantize(W, calibration) once, dequantized into `effective`;
+//     3. quantize each member (then handed to the model's LinearBackend, LlamaModel::prepare_linear):
+//        weight schemes → scheme->quantize(W, calibration) once, dequantized into `effective`;
 //        Target::linear schemes (SmoothQuant, LLM.int8) → LinearLayer::linear_scheme with a stored Calibration
 //        (layer_name, migration) so every forward routes the product through scheme->linear(); activation schemes
 //        that need calibration (static) → calibrate() once per layer, result kept in LinearLayer::act_calib (its
@@ -185,6 +187,21 @@ struct QuantizedModel {
 QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const CalibrationWindows* calib,
                               const QuantizeOptions& o = {});
 
+// ---- plan queries: what the plan's schemes need, from their traits (schemes::SchemeTraits) -------------------------
+
+// The traits of a config's scheme (builds it, so a bad config throws make_scheme's error).
+schemes::SchemeTraits traits_of(const schemes::SchemeConfig& c);
+// A wrapper scheme (mixed precision) whose per-layer allocation has yet to be measured (allocate_mixed).
+bool needs_allocation(const schemes::SchemeConfig& c);
+bool plan_needs_allocation(const QuantPlan& plan);
+// Whether a scheme the plan resolves to on any of `layers` reads calibration data or needs an allocation.
+bool plan_needs_calibration(const QuantPlan& plan, const std::vector<std::string>& layers);
+// The plan with the reference overrides its default weight scheme declares (SchemeTraits::reference_overrides)
+// prepended to its own overrides, which therefore still refine them.
+QuantPlan with_reference_overrides(QuantPlan plan);
+// The plan with every config that needs an allocation given `path` as its allocation file.
+QuantPlan with_allocation(QuantPlan plan, const std::string& path);
+
 // ---- folding (exposed for tests) ------------------------------------------------------------------------------
 
 // The four input groups of a block that can carry a migration.
@@ -194,6 +211,8 @@ enum class InputGroup : uint8_t {
   ffn_in,    // ffn_gate, ffn_up ← ffn_norm
   ffn_out,   // ffn_down ← ffn_up rows
 };
+inline constexpr InputGroup kInputGroups[] = {InputGroup::attn_in, InputGroup::attn_out, InputGroup::ffn_in,
+                                              InputGroup::ffn_out};  // forward order
 const char* to_string(InputGroup g);
 std::vector<std::string> group_members(int64_t block, InputGroup g);  // layer names, forward order
 bool group_foldable(const LlamaModel& m, InputGroup g);
@@ -208,6 +227,17 @@ std::string fold_migration(LlamaModel& m, int64_t block, InputGroup g, const std
 // quantization), the layer's own quantization applied to that same input (activation fake-quant with its
 // calibration, effective weights, or its linear scheme), over the first `windows` rows of `tokens` [n, T].
 // Sorted worst first. The linear schemes' run_stats count these calls too: read run_stats() before.
+// The measurement under both blames (this one and Evaluator::blame_sqnr): Σy² and Σ(y − ŷ)² of every layer that
+// carries a quantization, over the forwards `run` makes with the model in bypass (fp weights and inputs; the KV hook
+// off through `kv_enabled` when given): y the fp layer's output, ŷ the layer's own quantization — through the
+// model's backend — on that same input. Restores the model (bypass, observer, KV switch) afterwards.
+struct OutputError {
+  double sig = 0, err = 0;
+  double sqnr_db() const;  // 10·log10(sig / err); +inf when err = 0
+};
+std::map<std::string, OutputError> quantized_output_errors(
+    LlamaModel& m, const std::function<void()>& run, const std::shared_ptr<std::atomic<bool>>& kv_enabled = nullptr);
+
 struct BlameEntry {
   std::string layer, scheme, act_scheme;
   double bits_per_weight = 32.0, weight_sqnr_db = 0.0, output_sqnr_db = 0.0;
@@ -240,9 +270,10 @@ struct MixedReport {
   nlohmann::json to_json() const;
 };
 
-// Needs a plan with at least one `mixed` weight config without an allocation option. The sensitivity of (layer l,
-// candidate c) is measured with the mixed config's base scheme when it needs no calibration (rtn, ...), else with
-// rtn as the proxy (recorded as "sensitivity_scheme"); every other layer fp. `m` must be fp and is left fp.
+// Needs a plan with at least one wrapper config (mixed) without an allocation option. The sensitivity of (layer l,
+// candidate c) is measured with the wrapper's sensitivity scheme (SchemeTraits::wrapper: its base when that needs no
+// calibration, else a calibration-free stand-in; recorded as "sensitivity_scheme"); every other layer fp. `m` must
+// be fp and is left fp.
 MixedReport allocate_mixed(LlamaModel& m, const QuantPlan& plan, const MixedSpec& spec,
                            const CalibrationWindows& calib, const std::string& work_dir, int threads = 0,
                            bool progress = true);

@@ -218,6 +218,71 @@ void validate(const nlohmann::json& j) {
       throw ReportError(index_path("runs", i) + ".id", "'" + runs[i]["id"].get<std::string>() + "' is not in plan.ids");
 }
 
+namespace {
+
+// A v1 field read during migration: `def` when absent, the string when it is one, else a ReportError naming it (a
+// number where v1 wrote a string must not escape as nlohmann's type_error).
+std::string v1_string(const nlohmann::json& obj, const std::string& path, const std::string& key,
+                      const std::string& def = "") {
+  if (!obj.is_object() || !obj.contains(key)) return def;
+  const nlohmann::json& v = obj[key];
+  if (!v.is_string()) throw ReportError(key_path(path, key), "expected a string, got " + shown(v));
+  return v.get<std::string>();
+}
+
+// v1 → v2 (docs/report-schema.md, "Migration notes").
+void migrate_v1(nlohmann::json& j) {
+  if (!j.contains("runs") || !j["runs"].is_array()) throw ReportError("runs", "missing (expected an array)");
+  const nlohmann::json input = j.contains("input") ? j["input"] : nlohmann::json::object();
+  nlohmann::json protocol = {{"kind", "tensor"}, {"measure", "quantize+dequantize"}, {"sampling", "rows"}};
+  nlohmann::json ids = nlohmann::json::array();
+  for (size_t i = 0; i < j["runs"].size(); ++i) {
+    nlohmann::json& r = j["runs"][i];
+    const std::string p = index_path("runs", i);
+    if (!r.is_object()) throw ReportError(p, "expected an object, got " + shown(r));
+    if (r.contains("id") && r["id"].is_string()) r["name"] = r["id"];
+    nlohmann::json spec = {{"kind", v1_string(r, p, "kind", "tensor")}, {"backend", "cpu"}, {"input", input},
+                           {"protocol", protocol}};
+    if (r.contains("config") && r["config"].is_object()) {
+      nlohmann::json c = r["config"];
+      c.erase("label");
+      spec["config"] = c;
+    }
+    if (r.contains("tensor") && r["tensor"].is_object()) spec["tensor"] = v1_string(r["tensor"], p + ".tensor", "name");
+    r["spec"] = spec;
+    r["id"] = run_id(spec);
+    r["backend"] = "cpu";
+    r["input"] = input;
+    ids.push_back(r["id"]);
+  }
+  if (j.contains("input")) j["inputs"] = nlohmann::json::array({input});
+  std::string cmd;
+  if (j.contains("command_line") && j["command_line"].is_array())
+    for (size_t i = 0; i < j["command_line"].size(); ++i) {
+      const nlohmann::json& a = j["command_line"][i];
+      if (!a.is_string()) throw ReportError(index_path("command_line", i), "expected a string, got " + shown(a));
+      cmd += (cmd.empty() ? "" : " ") + a.get<std::string>();
+    }
+  nlohmann::json git_sha = nullptr;
+  if (j.contains("environment") && j["environment"].is_object() && j["environment"].contains("git") &&
+      j["environment"]["git"].is_object() && j["environment"]["git"].contains("sha"))
+    git_sha = j["environment"]["git"]["sha"];
+  j["producer"] = {{"command", cmd},
+                   {"user", ""},
+                   {"host", ""},
+                   {"date", v1_string(j, "", "created")},
+                   {"git_sha", git_sha},
+                   {"git_dirty", false},
+                   {"tool_version", j.contains("tool") ? v1_string(j["tool"], "tool", "version") : std::string()}};
+  j["config"] = {{"migrated_from_schema", 1}};
+  j["protocol"] = protocol;
+  j["plan"] = {{"runs", ids.size()}, {"ids", ids}};
+  j["views"] = compute_views(j["runs"]);
+  j["schema_version"] = 2;
+}
+
+}  // namespace
+
 nlohmann::json migrate(nlohmann::json j) {
   if (!j.is_object()) throw ReportError("", "a report is a JSON object, got " + shown(j));
   if (!j.contains("schema_version")) throw ReportError("schema_version", "missing: not a qeval report");
@@ -232,52 +297,7 @@ nlohmann::json migrate(nlohmann::json j) {
     throw ReportError("schema_version", std::to_string(v) + " is not a known version (" +
                                             std::to_string(kOldestReadableSchemaVersion) + ".." +
                                             std::to_string(kSchemaVersion) + ")");
-  if (v == 1) {
-    // v1 → v2 (docs/report-schema.md, "Migration notes").
-    if (!j.contains("runs") || !j["runs"].is_array()) throw ReportError("runs", "missing (expected an array)");
-    const nlohmann::json input = j.contains("input") ? j["input"] : nlohmann::json::object();
-    nlohmann::json protocol = {{"kind", "tensor"}, {"measure", "quantize+dequantize"}, {"sampling", "rows"}};
-    nlohmann::json ids = nlohmann::json::array();
-    for (size_t i = 0; i < j["runs"].size(); ++i) {
-      nlohmann::json& r = j["runs"][i];
-      const std::string p = index_path("runs", i);
-      if (!r.is_object()) throw ReportError(p, "expected an object, got " + shown(r));
-      if (r.contains("id") && r["id"].is_string()) r["name"] = r["id"];
-      nlohmann::json spec = {{"kind", r.value("kind", std::string("tensor"))}, {"backend", "cpu"}, {"input", input},
-                             {"protocol", protocol}};
-      if (r.contains("config") && r["config"].is_object()) {
-        nlohmann::json c = r["config"];
-        c.erase("label");
-        spec["config"] = c;
-      }
-      if (r.contains("tensor") && r["tensor"].is_object()) spec["tensor"] = r["tensor"].value("name", std::string());
-      r["spec"] = spec;
-      r["id"] = run_id(spec);
-      r["backend"] = "cpu";
-      r["input"] = input;
-      ids.push_back(r["id"]);
-    }
-    if (j.contains("input")) j["inputs"] = nlohmann::json::array({input});
-    const std::vector<std::string> cl =
-        j.contains("command_line") && j["command_line"].is_array() ? j["command_line"].get<std::vector<std::string>>()
-                                                                    : std::vector<std::string>{};
-    std::string cmd;
-    for (const auto& a : cl) cmd += (cmd.empty() ? "" : " ") + a;
-    j["producer"] = {{"command", cmd},
-                     {"user", ""},
-                     {"host", ""},
-                     {"date", j.value("created", std::string())},
-                     {"git_sha", j.contains("environment") && j["environment"].contains("git")
-                                     ? j["environment"]["git"].value("sha", nlohmann::json(nullptr))
-                                     : nlohmann::json(nullptr)},
-                     {"git_dirty", false},
-                     {"tool_version", j.contains("tool") ? j["tool"].value("version", std::string()) : std::string()}};
-    j["config"] = {{"migrated_from_schema", 1}};
-    j["protocol"] = protocol;
-    j["plan"] = {{"runs", ids.size()}, {"ids", ids}};
-    j["views"] = compute_views(j["runs"]);
-    j["schema_version"] = 2;
-  }
+  if (v == 1) migrate_v1(j);
   return j;
 }
 

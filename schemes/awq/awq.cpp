@@ -204,8 +204,21 @@ class Awq final : public Scheme {
     if (cfg.params.non_finite != quant::NonFinitePolicy::error)
       throw std::invalid_argument("scheme 'awq': non_finite=propagate is not supported; use non_finite=error");
   }
-  Target target() const override { return Target::weight; }
-  bool needs_calibration() const override { return true; }
+  SchemeTraits traits() const override {
+    SchemeTraits t;
+    t.calibration.act_absmean = true;  // a_j = mean|x_j| of the scale search
+    t.calibration.hessian = true;      // the Gram matrix its output-error metric scores candidates with
+    t.migrates = true;
+    // llm-awq's auto_clip skips the query and key projections ("q_", "k_" in the layer name).
+    for (const char* pat : {"blk.*.attn_q", "blk.*.attn_k"}) {
+      ReferenceOverride o;
+      o.pattern = pat;
+      o.options.set("clip", "false");
+      o.why = "llm-awq runs no clip search for the query and key projections";
+      t.reference_overrides.push_back(o);
+    }
+    return t;
+  }
 
   std::vector<float> input_channel_scales(const Calibration& c,
                                           const std::vector<quant::MatrixView>& weights) const override {

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "quant/pack.hpp"
+#include "quant/quantize.hpp"
 
 namespace qeval::schemes::calib {
 
@@ -132,6 +133,18 @@ void transpose_into(quant::MatrixView v, quant::MutableMatrixView out) {
                                 ", expected " + std::to_string(v.cols) + " x " + std::to_string(v.rows));
   for (int64_t r = 0; r < v.rows; ++r)
     for (int64_t c = 0; c < v.cols; ++c) out(c, r) = v(r, c);
+}
+
+void dequantize_transposed(const std::string& scheme, const std::string& setting, const quant::QuantizedMatrix& q,
+                           quant::MutableMatrixView out) {
+  if (out.rows != q.cols || out.cols != q.rows)
+    throw std::invalid_argument("scheme '" + scheme + "': " + setting + " stores the transpose [features, tokens] = " +
+                                std::to_string(q.rows) + " x " + std::to_string(q.cols) + "; the output must be " +
+                                std::to_string(q.cols) + " x " + std::to_string(q.rows) + ", got " +
+                                std::to_string(out.rows) + " x " + std::to_string(out.cols));
+  quant::Matrix t(q.rows, q.cols);
+  quant::dequantize(q, t.mut());
+  transpose_into(t.view(), out);
 }
 
 void check_migration_scales(const std::string& scheme, const Calibration& c, const std::vector<float>& s, int64_t in) {

@@ -56,6 +56,11 @@ quant::Matrix copy(quant::MatrixView v);
 quant::Matrix transpose(quant::MatrixView v);
 // out = vᵀ (out must be v.cols × v.rows).
 void transpose_into(quant::MatrixView v, quant::MutableMatrixView out);
+// The per-channel storage of kv_cache (axis=channel) and static_act (granularity=channel): q holds the transpose
+// [features, tokens]; out [tokens, features] receives its dequantized values transposed back. `setting` names the
+// option that chose it (e.g. "axis=channel") in the shape error.
+void dequantize_transposed(const std::string& scheme, const std::string& setting, const quant::QuantizedMatrix& q,
+                           quant::MutableMatrixView out);
 
 // Migration factors for a layer of `in` features: size `in`, every entry finite and > 0, else
 // std::invalid_argument naming the entry.

@@ -48,7 +48,12 @@ class DynamicPerToken final : public Scheme {
     effective_.validate();
   }
 
-  Target target() const override { return Target::activation; }
+  SchemeTraits traits() const override {
+    SchemeTraits t;
+    t.target = Target::activation;
+    t.activation = ActivationQuant::dynamic;
+    return t;
+  }
 
   // True when a batch of `tokens` rows is quantized (OpenVINO: only above the threshold).
   bool applies_to(int64_t tokens) const { return enabled_ && tokens > threshold_; }

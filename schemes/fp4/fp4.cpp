@@ -16,7 +16,11 @@ class Fp4 final : public Scheme {
                   : quant::Format::fp4_e2m1;
     require_code_book_params(cfg, 4);
   }
-  Target target() const override { return Target::weight; }
+  SchemeTraits traits() const override {
+    SchemeTraits t;
+    t.codes = format_;
+    return t;
+  }
   quant::QuantizedMatrix quantize(quant::MatrixView w, const Calibration*) const override {
     return quant::quantize_float_format(w, format_, params());
   }

@@ -15,7 +15,11 @@ class Fp8 final : public Scheme {
                   : quant::Format::fp8_e4m3;
     require_code_book_params(cfg, 8);
   }
-  Target target() const override { return Target::weight; }
+  SchemeTraits traits() const override {
+    SchemeTraits t;
+    t.codes = format_;
+    return t;
+  }
   quant::QuantizedMatrix quantize(quant::MatrixView w, const Calibration*) const override {
     return quant::quantize_float_format(w, format_, params());
   }

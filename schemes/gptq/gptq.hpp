@@ -61,4 +61,20 @@ struct GptqInfo {
 quant::QuantizedMatrix gptq_quantize(quant::MatrixView w, const Eigen::MatrixXd& h, const quant::QuantParams& p,
                                      const GptqOptions& o, GptqInfo* info = nullptr);
 
+// ---- the steps of gptq_quantize (exposed for tests), in order -------------------------------------------------
+namespace gptq {
+// Throws std::invalid_argument naming the first problem with the inputs or options (see gptq_quantize).
+void validate(quant::MatrixView w, const Eigen::MatrixXd& h, const quant::QuantParams& p, const GptqOptions& o);
+// Dead columns (H_ii = 0): H_ii = 1 and the weight column zeroed; returns how many. A negative diagonal throws.
+int64_t zero_dead_columns(Eigen::MatrixXd& h, Eigen::MatrixXd& w);
+// Parameters fixed before any update: one per tensor, one per row, or (static_groups) one per group of the original
+// weights in original order, [rows, groups] row-major; empty for dynamic groups (chosen during the sweep).
+std::vector<quant::GroupParams> fixed_params(const Eigen::MatrixXd& w, const quant::QuantParams& p, bool static_groups);
+// The visiting order: identity, or descending diag(H) (act_order; stable).
+std::vector<int32_t> column_order(const Eigen::MatrixXd& h, bool act_order);
+// U with (H + λI)⁻¹ = UᵀU, U upper triangular, λ = damp·mean(diag H) (written to *lambda); std::runtime_error
+// suggesting a larger damp when a factorization fails.
+Eigen::MatrixXd inverse_cholesky(Eigen::MatrixXd h, double damp, double* lambda = nullptr);
+}  // namespace gptq
+
 }  // namespace qeval::schemes

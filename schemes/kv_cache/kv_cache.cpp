@@ -42,7 +42,11 @@ class KvCache final : public Scheme {
       throw std::invalid_argument("scheme 'kv_cache': group size -1 (one scale for the whole cache) is not a KV-cache "
                                   "granularity; use 0 (per token / per channel) or a group size");
   }
-  Target target() const override { return Target::kv_cache; }
+  SchemeTraits traits() const override {
+    SchemeTraits t;
+    t.target = Target::kv_cache;
+    return t;
+  }
 
   quant::QuantizedMatrix quantize(quant::MatrixView x, const Calibration*) const override {
     if (axis_ == Axis::token) return quant::quantize_affine(x, params());
@@ -56,14 +60,7 @@ class KvCache final : public Scheme {
       quant::dequantize(q, out);
       return;
     }
-    if (out.rows != q.cols || out.cols != q.rows)
-      throw std::invalid_argument("scheme 'kv_cache': axis=channel stores the transpose [features, tokens] = " +
-                                  std::to_string(q.rows) + " x " + std::to_string(q.cols) + "; the output must be " +
-                                  std::to_string(q.cols) + " x " + std::to_string(q.rows) + ", got " +
-                                  std::to_string(out.rows) + " x " + std::to_string(out.cols));
-    quant::Matrix t(q.rows, q.cols);
-    quant::dequantize(q, t.mut());
-    calib::transpose_into(t.view(), out);
+    calib::dequantize_transposed(name(), "axis=channel", q, out);
   }
 
   void fake_quantize_kv(KvPart part, quant::MatrixView in, quant::MutableMatrixView out) const override {

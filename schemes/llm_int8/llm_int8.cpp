@@ -49,6 +49,70 @@ RowCodes row_codes(const quant::Matrix& m, int bits) {
 
 }  // namespace
 
+std::vector<int64_t> llm_int8_outlier_columns(quant::MatrixView x, double threshold) {
+  std::vector<int64_t> outl;
+  for (int64_t j = 0; j < x.cols; ++j) {
+    bool big = false;
+    for (int64_t r = 0; r < x.rows && !big; ++r) big = std::fabs(static_cast<double>(x(r, j))) > threshold;
+    if (big) outl.push_back(j);
+  }
+  return outl;
+}
+
+namespace {
+
+// The columns of m listed in `cols`, compacted.
+quant::Matrix gather_columns(quant::MatrixView m, const std::vector<int64_t>& cols) {
+  const int64_t n = static_cast<int64_t>(cols.size());
+  quant::Matrix out(m.rows, n);
+  for (int64_t r = 0; r < m.rows; ++r)
+    for (int64_t k = 0; k < n; ++k) out(r, k) = m(r, cols[static_cast<size_t>(k)]);
+  return out;
+}
+
+// acc [t, out] = Σ_k a[r][k]·b[o][k], exact: int32 through the dispatched kernel for k ≤ 131071 (|q| ≤ 127:
+// 127²·131071 < 2^31), else (or when no fast kernel runs) the scalar loop in int64.
+void gemm_codes(int64_t t, int64_t out, int64_t k, const std::vector<int8_t>& a, const std::vector<int8_t>& b,
+                std::vector<int32_t>& acc) {
+  const cpu::FastResult fr =
+      k <= 131071 ? cpu::try_gemm_s8s8_s32(t, out, k, a.data(), k, b.data(), k, acc.data(), out) : cpu::FastResult{};
+  if (fr.status == cpu::FastStatus::done) return;
+  for (int64_t r = 0; r < t; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      const int8_t* pa = a.data() + r * k;
+      const int8_t* pb = b.data() + o * k;
+      int64_t s = 0;
+      for (int64_t i = 0; i < k; ++i) s += static_cast<int32_t>(pa[i]) * static_cast<int32_t>(pb[i]);
+      acc[static_cast<size_t>(r * out + o)] = static_cast<int32_t>(s);
+    }
+}
+
+}  // namespace
+
+Int8Part llm_int8_regular_part(quant::MatrixView x, quant::MatrixView w, const std::vector<int64_t>& regular,
+                               int bits) {
+  const int64_t t = x.rows, out = w.rows, nr = static_cast<int64_t>(regular.size());
+  const RowCodes qx = row_codes(gather_columns(x, regular), bits), qw = row_codes(gather_columns(w, regular), bits);
+  Int8Part part;
+  part.acc.assign(static_cast<size_t>(t * out), 0);
+  if (nr > 0) gemm_codes(t, out, nr, qx.q, qw.q, part.acc);
+  part.x_scale = qx.scale;
+  part.w_scale = qw.scale;
+  return part;
+}
+
+void llm_int8_epilogue(quant::MatrixView x, quant::MatrixView w, const std::vector<int64_t>& outliers,
+                       const Int8Part& part, quant::MutableMatrixView y) {
+  const int64_t out = w.rows;
+  for (int64_t r = 0; r < x.rows; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      double v = static_cast<double>(part.acc[static_cast<size_t>(r * out + o)]) *
+                 part.x_scale[static_cast<size_t>(r)] * part.w_scale[static_cast<size_t>(o)];
+      for (int64_t j : outliers) v += static_cast<double>(x(r, j)) * static_cast<double>(w(o, j));
+      y(r, o) = static_cast<float>(v);
+    }
+}
+
 Int8SplitStats llm_int8_matmul(quant::MatrixView x, quant::MatrixView w, double threshold, int bits,
                                quant::MutableMatrixView y) {
   if (x.cols != w.cols || y.rows != x.rows || y.cols != w.rows)
@@ -62,50 +126,19 @@ Int8SplitStats llm_int8_matmul(quant::MatrixView x, quant::MatrixView w, double 
     throw std::invalid_argument("llm_int8: bits " + std::to_string(bits) + " outside 2..8");
   quant::check_finite(x, quant::NonFinitePolicy::error, "llm_int8 input");
   quant::check_finite(w, quant::NonFinitePolicy::error, "llm_int8 weight");
-  const int64_t t = x.rows, in = x.cols, out = w.rows;
-
-  std::vector<int64_t> outl, reg;
-  for (int64_t j = 0; j < in; ++j) {
-    bool big = false;
-    for (int64_t r = 0; r < t && !big; ++r) big = std::fabs(static_cast<double>(x(r, j))) > threshold;
-    (big ? outl : reg).push_back(j);
-  }
-  const int64_t nr = static_cast<int64_t>(reg.size());
-
-  // Regular part: compact, quantize per row, int32 GEMM.
-  quant::Matrix xr(t, nr), wr(out, nr);
-  for (int64_t r = 0; r < t; ++r)
-    for (int64_t k = 0; k < nr; ++k) xr(r, k) = x(r, reg[static_cast<size_t>(k)]);
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t k = 0; k < nr; ++k) wr(o, k) = w(o, reg[static_cast<size_t>(k)]);
-  const RowCodes qx = row_codes(xr, bits), qw = row_codes(wr, bits);
-  std::vector<int32_t> acc(static_cast<size_t>(t * out), 0);
-  if (nr > 0) {
-    // Exact in int32 for nr ≤ 131071 (|q| ≤ 127: 127²·131071 < 2^31); longer rows use int64 below.
-    const cpu::FastResult fr =
-        nr <= 131071 ? cpu::try_gemm_s8s8_s32(t, out, nr, qx.q.data(), nr, qw.q.data(), nr, acc.data(), out)
-                     : cpu::FastResult{};
-    if (fr.status != cpu::FastStatus::done) {
-      for (int64_t r = 0; r < t; ++r)
-        for (int64_t o = 0; o < out; ++o) {
-          const int8_t* a = qx.q.data() + r * nr;
-          const int8_t* b = qw.q.data() + o * nr;
-          int64_t s = 0;
-          for (int64_t k = 0; k < nr; ++k) s += static_cast<int32_t>(a[k]) * static_cast<int32_t>(b[k]);
-          acc[static_cast<size_t>(r * out + o)] = static_cast<int32_t>(s);
-        }
+  const std::vector<int64_t> outl = llm_int8_outlier_columns(x, threshold);
+  std::vector<int64_t> reg;
+  for (int64_t j = 0, k = 0; j < x.cols; ++j) {
+    if (k < static_cast<int64_t>(outl.size()) && outl[static_cast<size_t>(k)] == j) {
+      ++k;
+    } else {
+      reg.push_back(j);
     }
   }
-  for (int64_t r = 0; r < t; ++r)
-    for (int64_t o = 0; o < out; ++o) {
-      double v = static_cast<double>(acc[static_cast<size_t>(r * out + o)]) * qx.scale[static_cast<size_t>(r)] *
-                 qw.scale[static_cast<size_t>(o)];
-      for (int64_t j : outl) v += static_cast<double>(x(r, j)) * static_cast<double>(w(o, j));
-      y(r, o) = static_cast<float>(v);
-    }
+  llm_int8_epilogue(x, w, outl, llm_int8_regular_part(x, w, reg, bits), y);
   Int8SplitStats st;
   st.outlier_columns = static_cast<int64_t>(outl.size());
-  st.columns = in;
+  st.columns = x.cols;
   return st;
 }
 
@@ -134,11 +167,21 @@ class LlmInt8 final : public Scheme {
       throw std::invalid_argument("scheme 'llm_int8': vector-wise absmax quantization uses range minmax with "
                                   "clip_ratio 1 (outliers are handled by the fp32 split, not by clipping)");
   }
-  Target target() const override { return Target::linear; }
+  SchemeTraits traits() const override {
+    SchemeTraits t;
+    t.target = Target::linear;
+    t.outlier_columns = true;
+    t.activation = ActivationQuant::dynamic;  // per-token int8 codes of the regular features at every call
+    return t;
+  }
 
   // The stored weight of the regular part: per-output-channel codes.
   quant::QuantizedMatrix quantize(quant::MatrixView w, const Calibration*) const override {
     return quant::quantize_affine(w, params());
+  }
+
+  std::vector<int64_t> outlier_columns(quant::MatrixView x) const override {
+    return llm_int8_outlier_columns(x, threshold_);
   }
 
   bool linear(quant::MatrixView x, quant::MatrixView w, quant::MutableMatrixView y,

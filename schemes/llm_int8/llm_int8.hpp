@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "quant/affine.hpp"
 #include "quant/matrix.hpp"
@@ -28,7 +29,27 @@ struct Int8SplitStats {
 // y [tokens, out] = x [tokens, in] · w [out, in]ᵀ by the decomposition above, with `bits`-bit symmetric codes
 // (8 for LLM.int8; 2..8 accepted). threshold must be > 0 (+inf: no outlier columns). Throws
 // std::invalid_argument for mismatched shapes and quant::NonFiniteError for NaN/Inf in x or w.
+// It is the three pieces below, in order; a real-kernel backend runs the same pieces with its own kernels.
 Int8SplitStats llm_int8_matmul(quant::MatrixView x, quant::MatrixView w, double threshold, int bits,
                                quant::MutableMatrixView y);
+
+// ---- the pieces -------------------------------------------------------------------------------------------------
+
+// 1. The outlier features O of this call: every j with some |x_tj| > threshold, ascending.
+std::vector<int64_t> llm_int8_outlier_columns(quant::MatrixView x, double threshold);
+
+// 2. The int8 part over the regular features R (ascending, the complement of O): the exact int32 products of the
+// per-token codes of X_R and the per-output-row codes of W_R (`bits`-bit symmetric absmax, quant::quantize_affine)
+// and the two scale vectors c_x [tokens], c_w [out].
+struct Int8Part {
+  std::vector<int32_t> acc;        // [tokens, out], row-major: Σ_{j∈R} q(x_tj)·q(w_oj)
+  std::vector<float> x_scale, w_scale;
+};
+Int8Part llm_int8_regular_part(quant::MatrixView x, quant::MatrixView w, const std::vector<int64_t>& regular,
+                               int bits);
+
+// 3. The epilogue: y_to = acc_to·c_x,t·c_w,o + Σ_{j∈O} x_tj·w_oj, in double, rounded to float once.
+void llm_int8_epilogue(quant::MatrixView x, quant::MatrixView w, const std::vector<int64_t>& outliers,
+                       const Int8Part& part, quant::MutableMatrixView y);
 
 }  // namespace qeval::schemes

@@ -77,17 +77,23 @@ double lagrangian_bound(const std::vector<std::vector<double>>& s, const std::ve
 
 }  // namespace
 
-MixedAllocation allocate_bits(const MixedProblem& pr, int64_t max_table) {
-  const size_t L = pr.layers.size(), C = pr.candidates.size();
-  if (L == 0) bad("no layers to allocate bits to");
-  if (C == 0) bad("no candidate bit widths");
-  if (C > 255) bad(std::to_string(C) + " candidates; at most 255");
-  if (!(pr.target_bits_per_weight > 0.0) || !std::isfinite(pr.target_bits_per_weight))
-    bad("target bits/weight " + std::to_string(pr.target_bits_per_weight) + " must be a positive number");
-  std::vector<std::vector<int64_t>> cost(L, std::vector<int64_t>(C)), extra(L, std::vector<int64_t>(C));
-  std::vector<std::vector<double>> sens(L);
-  long double n_total = 0.0L;
+namespace {
+
+// The problem's costs, validated: per layer and candidate the storage in bits, the extra over the layer's cheapest,
+// the sensitivities; the cheapest total (base) and the weight count.
+struct Costs {
+  std::vector<std::vector<int64_t>> cost, extra;
+  std::vector<std::vector<double>> sens;
   int64_t base = 0;
+  long double n_total = 0.0L;
+};
+
+Costs costs_of(const MixedProblem& pr) {
+  const size_t L = pr.layers.size(), C = pr.candidates.size();
+  Costs k;
+  k.cost.assign(L, std::vector<int64_t>(C));
+  k.extra.assign(L, std::vector<int64_t>(C));
+  k.sens.resize(L);
   for (size_t l = 0; l < L; ++l) {
     const MixedLayer& ly = pr.layers[l];
     if (ly.sensitivity.size() != C)
@@ -97,63 +103,65 @@ MixedAllocation allocate_bits(const MixedProblem& pr, int64_t max_table) {
       if (!std::isfinite(v)) bad("layer '" + ly.name + "' has a non-finite sensitivity");
     if (ly.rows <= 0 || ly.cols <= 0)
       bad("layer '" + ly.name + "' has shape " + std::to_string(ly.rows) + " x " + std::to_string(ly.cols));
-    sens[l] = ly.sensitivity;
+    k.sens[l] = ly.sensitivity;
     for (size_t c = 0; c < C; ++c) {
       try {
-        cost[l][c] = layer_cost_bits(pr.candidates[c], ly.rows, ly.cols);
+        k.cost[l][c] = layer_cost_bits(pr.candidates[c], ly.rows, ly.cols);
       } catch (const std::invalid_argument& e) {
         bad("layer '" + ly.name + "', candidate " + pr.candidates[c].to_string() + ": " + e.what());
       }
     }
-    const int64_t mn = *std::min_element(cost[l].begin(), cost[l].end());
-    for (size_t c = 0; c < C; ++c) extra[l][c] = cost[l][c] - mn;
-    base += mn;
-    n_total += static_cast<long double>(ly.rows) * static_cast<long double>(ly.cols);
+    const int64_t mn = *std::min_element(k.cost[l].begin(), k.cost[l].end());
+    for (size_t c = 0; c < C; ++c) k.extra[l][c] = k.cost[l][c] - mn;
+    k.base += mn;
+    k.n_total += static_cast<long double>(ly.rows) * static_cast<long double>(ly.cols);
   }
-  const int64_t budget = static_cast<int64_t>(std::floor(static_cast<long double>(pr.target_bits_per_weight) * n_total));
-  if (budget < base)
-    bad("target " + std::to_string(pr.target_bits_per_weight) + " bits/weight is below the cheapest allocation (" +
-        std::to_string(static_cast<double>(base) / static_cast<double>(n_total)) +
-        " bits/weight with every layer at its cheapest candidate)");
-  int64_t room = budget - base;  // extra bits we may spend
-  int64_t max_extra = 0;         // spending more than this buys nothing
+  return k;
+}
+
+// The DP's budget quantum u (exact: the gcd of the extra costs; else enlarged so that ≤ `cap` states remain, setting
+// a.exact = false) and each extra cost in units of u (rounded up when inexact); returns the budget in units.
+int64_t discretize(const Costs& k, int64_t room, int64_t max_table, MixedAllocation& a,
+                   std::vector<std::vector<int64_t>>& d) {
+  const size_t L = k.extra.size();
+  int64_t max_extra = 0;  // spending more than this buys nothing
   int64_t g = 0;
   for (size_t l = 0; l < L; ++l) {
-    max_extra += *std::max_element(extra[l].begin(), extra[l].end());
-    for (int64_t e : extra[l]) g = std::gcd(g, e);
+    max_extra += *std::max_element(k.extra[l].begin(), k.extra[l].end());
+    for (int64_t e : k.extra[l]) g = std::gcd(g, e);
   }
   room = std::min(room, max_extra);
-
-  MixedAllocation a;
-  a.budget_bits = budget;
   int64_t u = std::max<int64_t>(g, 1);
-  int64_t states = room / u + 1;
   const int64_t cap = std::max<int64_t>(2, max_table / static_cast<int64_t>(L));
-  if (states > cap) {
+  if (room / u + 1 > cap) {
     a.exact = false;
-    u = (room + (cap - 2)) / (cap - 1);  // ⌈room/(cap − 1)⌉
-    u = std::max<int64_t>(u, 1);
+    u = std::max<int64_t>((room + (cap - 2)) / (cap - 1), 1);  // ⌈room/(cap − 1)⌉
   }
   a.unit_bits = u;
-  std::vector<std::vector<int64_t>> d(L, std::vector<int64_t>(C));
+  d.assign(L, std::vector<int64_t>(k.extra.empty() ? 0 : k.extra[0].size()));
   int64_t dmax = 0;
   for (size_t l = 0; l < L; ++l) {
     int64_t m = 0;
-    for (size_t c = 0; c < C; ++c) {
-      d[l][c] = a.exact ? extra[l][c] / u : (extra[l][c] + u - 1) / u;  // exact: divisible; else round up
+    for (size_t c = 0; c < d[l].size(); ++c) {
+      d[l][c] = a.exact ? k.extra[l][c] / u : (k.extra[l][c] + u - 1) / u;  // exact: divisible; else round up
       m = std::max(m, d[l][c]);
     }
     dmax += m;
   }
-  const int64_t bu = std::min(room / u, dmax);
-  states = bu + 1;
+  return std::min(room / u, dmax);
+}
 
+// D_l(b) over budgets b = 0..bu (see the header), then the choices read back from the last layer.
+std::vector<int> solve_dp(const std::vector<std::vector<double>>& sens, const std::vector<std::vector<int64_t>>& d,
+                          int64_t bu) {
+  const size_t L = sens.size(), C = sens[0].size();
+  const size_t states = static_cast<size_t>(bu + 1);
   const double inf = std::numeric_limits<double>::infinity();
-  std::vector<double> prev(static_cast<size_t>(states), 0.0), cur(static_cast<size_t>(states));
-  std::vector<uint8_t> pick(static_cast<size_t>(L) * static_cast<size_t>(states));
+  std::vector<double> prev(states, 0.0), cur(states);
+  std::vector<uint8_t> pick(L * states);
   for (size_t l = 0; l < L; ++l) {
-    uint8_t* pk = pick.data() + l * static_cast<size_t>(states);
-    for (int64_t b = 0; b < states; ++b) {
+    uint8_t* pk = pick.data() + l * states;
+    for (int64_t b = 0; b <= bu; ++b) {
       double best = inf;
       uint8_t bc = 0;
       for (size_t c = 0; c < C; ++c) {
@@ -169,19 +177,43 @@ MixedAllocation allocate_bits(const MixedProblem& pr, int64_t max_table) {
     }
     std::swap(prev, cur);
   }
-  a.choice.assign(L, 0);
+  std::vector<int> choice(L, 0);
   int64_t b = bu;
   for (size_t l = L; l-- > 0;) {
-    const int c = pick[l * static_cast<size_t>(states) + static_cast<size_t>(b)];
-    a.choice[l] = c;
+    const int c = pick[l * states + static_cast<size_t>(b)];
+    choice[l] = c;
     b -= d[l][static_cast<size_t>(c)];
   }
+  return choice;
+}
+
+}  // namespace
+
+MixedAllocation allocate_bits(const MixedProblem& pr, int64_t max_table) {
+  const size_t L = pr.layers.size(), C = pr.candidates.size();
+  if (L == 0) bad("no layers to allocate bits to");
+  if (C == 0) bad("no candidate bit widths");
+  if (C > 255) bad(std::to_string(C) + " candidates; at most 255");
+  if (!(pr.target_bits_per_weight > 0.0) || !std::isfinite(pr.target_bits_per_weight))
+    bad("target bits/weight " + std::to_string(pr.target_bits_per_weight) + " must be a positive number");
+  const Costs k = costs_of(pr);
+  const int64_t budget =
+      static_cast<int64_t>(std::floor(static_cast<long double>(pr.target_bits_per_weight) * k.n_total));
+  if (budget < k.base)
+    bad("target " + std::to_string(pr.target_bits_per_weight) + " bits/weight is below the cheapest allocation (" +
+        std::to_string(static_cast<double>(k.base) / static_cast<double>(k.n_total)) +
+        " bits/weight with every layer at its cheapest candidate)");
+  MixedAllocation a;
+  a.budget_bits = budget;
+  std::vector<std::vector<int64_t>> d;
+  const int64_t bu = discretize(k, budget - k.base, max_table, a, d);
+  a.choice = solve_dp(k.sens, d, bu);
   for (size_t l = 0; l < L; ++l) {
-    a.total_sensitivity += sens[l][static_cast<size_t>(a.choice[l])];
-    a.total_bits += cost[l][static_cast<size_t>(a.choice[l])];
+    a.total_sensitivity += k.sens[l][static_cast<size_t>(a.choice[l])];
+    a.total_bits += k.cost[l][static_cast<size_t>(a.choice[l])];
   }
-  a.bits_per_weight = static_cast<double>(a.total_bits) / static_cast<double>(n_total);
-  a.lower_bound = lagrangian_bound(sens, extra, budget - base);
+  a.bits_per_weight = static_cast<double>(a.total_bits) / static_cast<double>(k.n_total);
+  a.lower_bound = lagrangian_bound(k.sens, k.extra, budget - k.base);
   return a;
 }
 
@@ -241,12 +273,14 @@ namespace {
 
 class Mixed final : public Scheme {
  public:
+  static constexpr const char* kAllocation = "allocation";  // the option naming the allocation file
+
   explicit Mixed(const SchemeConfig& cfg) : Scheme(cfg) {
     const std::string id = cfg.scheme;
     SchemeConfig inner;
     inner.scheme = cfg.options.get_string(id, "base", "rtn");
     for (const auto& [k, v] : cfg.options.items()) {
-      if (k == "base" || k == "allocation") continue;
+      if (k == "base" || k == kAllocation) continue;
       if (k.rfind("base.", 0) == 0) {
         inner.options.set(k.substr(5), v);
         continue;
@@ -260,8 +294,8 @@ class Mixed final : public Scheme {
                                   "' must be a weight scheme other than mixed (e.g. rtn, gptq, awq)");
     inner.params = cfg.params;
     default_ = make_scheme(inner);
-    if (cfg.options.has("allocation")) {
-      path_ = cfg.options.get_string(id, "allocation", "");
+    if (cfg.options.has(kAllocation)) {
+      path_ = cfg.options.get_string(id, kAllocation, "");
       alloc_ = read_allocation(path_);
       if (alloc_.empty())
         throw std::invalid_argument("scheme 'mixed': allocation file '" + path_ + "' lists no layers");
@@ -281,8 +315,26 @@ class Mixed final : public Scheme {
       }
     }
   }
-  Target target() const override { return Target::weight; }
-  bool needs_calibration() const override { return !alloc_.empty() || default_->needs_calibration(); }
+  SchemeTraits traits() const override {
+    const SchemeTraits b = default_->traits();
+    SchemeTraits t;
+    t.calibration = b.calibration;
+    t.calibration.layer_name = !alloc_.empty();  // the bit width is looked up by layer name
+    t.codes = b.codes;
+    WrapperTraits w;
+    w.base = default_->config();  // base=<id>, base.<key>=<value>, the mixed config's params
+    // Sensitivity is measured with each layer quantized alone, without per-layer calibration data: a base that
+    // needs it (gptq, awq) is stood in for by rtn with the same params.
+    w.sensitivity = w.base;
+    if (b.calibration.any()) {
+      w.sensitivity = default_config("rtn");
+      w.sensitivity.params = config().params;
+    }
+    w.allocation_option = kAllocation;
+    w.allocated = config().options.has(kAllocation);
+    t.wrapper = w;
+    return t;
+  }
 
   quant::QuantizedMatrix quantize(quant::MatrixView w, const Calibration* c) const override {
     if (alloc_.empty()) return default_->quantize(w, c);

@@ -12,7 +12,11 @@ class Nf4 final : public Scheme {
     cfg.options.check_known(cfg.scheme, {});
     require_code_book_params(cfg, 4);
   }
-  Target target() const override { return Target::weight; }
+  SchemeTraits traits() const override {
+    SchemeTraits t;
+    t.codes = quant::Format::nf4;
+    return t;
+  }
   quant::QuantizedMatrix quantize(quant::MatrixView w, const Calibration*) const override {
     return quant::quantize_float_format(w, quant::Format::nf4, params());
   }

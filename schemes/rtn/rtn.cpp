@@ -9,7 +9,7 @@ namespace {
 class Rtn final : public Scheme {
  public:
   explicit Rtn(const SchemeConfig& cfg) : Scheme(cfg) { cfg.options.check_known(cfg.scheme, {}); }
-  Target target() const override { return Target::weight; }
+  SchemeTraits traits() const override { return {}; }  // weight target, no calibration, int_affine codes
   quant::QuantizedMatrix quantize(quant::MatrixView w, const Calibration*) const override {
     return quant::quantize_affine(w, params());
   }

@@ -148,8 +148,15 @@ class SmoothQuant final : public Scheme {
       throw std::invalid_argument("scheme 'smoothquant': non_finite=propagate is not supported; use non_finite=error");
     act_ = smoothquant_act_params(cfg.params, opt_.act);
   }
-  Target target() const override { return Target::linear; }
-  bool needs_calibration() const override { return true; }
+  SchemeTraits traits() const override {
+    SchemeTraits t;
+    t.target = Target::linear;
+    t.calibration.act_absmax = true;            // s_j = max|X_j|^α / max|W_j|^(1−α)
+    t.calibration.rows = opt_.alpha_search;     // the α search scores the W8A8 output error on captured rows
+    t.migrates = true;
+    t.activation = ActivationQuant::dynamic;    // per-token (or per-tensor) activations at every call
+    return t;
+  }
 
   std::vector<float> input_channel_scales(const Calibration& c,
                                           const std::vector<quant::MatrixView>& weights) const override {

@@ -54,8 +54,17 @@ class StaticAct final : public Scheme {
     if (cfg.params.non_finite != quant::NonFinitePolicy::error)
       throw std::invalid_argument("scheme 'static_act': non_finite=propagate is not supported; use non_finite=error");
   }
-  Target target() const override { return Target::activation; }
-  bool needs_calibration() const override { return true; }
+  SchemeTraits traits() const override {
+    SchemeTraits t;
+    t.target = Target::activation;
+    t.activation = ActivationQuant::frozen;
+    t.calibrates_once = true;
+    t.calibration.act_absmax = true;
+    // Symmetric min/max needs only max|x|, taken over every calibration token (exact); every other range
+    // method (percentile, MSE, asymmetric min/max) reads the values: a bounded sample of rows.
+    t.calibration.rows = !(params().mapping == quant::Mapping::symmetric && params().range == quant::RangeMethod::minmax);
+    return t;
+  }
 
   Calibration calibrate(Calibration c) const override {
     const quant::QuantParams& p = params();
@@ -144,14 +153,7 @@ class StaticAct final : public Scheme {
       quant::dequantize(q, out);
       return;
     }
-    if (out.rows != q.cols || out.cols != q.rows)
-      throw std::invalid_argument("scheme 'static_act': granularity=channel stores the transpose [features, tokens] = " +
-                                  std::to_string(q.rows) + " x " + std::to_string(q.cols) + "; the output must be " +
-                                  std::to_string(q.cols) + " x " + std::to_string(q.rows) + ", got " +
-                                  std::to_string(out.rows) + " x " + std::to_string(out.cols));
-    quant::Matrix t(q.rows, q.cols);
-    quant::dequantize(q, t.mut());
-    calib::transpose_into(t.view(), out);
+    calib::dequantize_transposed(name(), "granularity=channel", q, out);
   }
 
   // Per layer: calls, values, clipped (values beyond the calibrated range by more than half a step) and

@@ -17,68 +17,10 @@
 #include "eval/model/quantize_model.hpp"
 #include "quant/rng.hpp"
 #include "schemes/mixed/mixed.hpp"
+#include "tests/eval_quant/fixtures.hpp"
 
 namespace qeval::model {
 namespace {
-
-const std::string kTiny = std::string(QEVAL_SOURCE_DIR) + "/tests/eval_forward/data/tiny_llama";
-constexpr double kEps = 0x1.0p-23;  // fp32 machine epsilon
-
-// A multi-head (n_heads == n_kv_heads) random model, so that every input group — o ← v included — can be folded.
-ModelConfig mha_config() {
-  ModelConfig c;
-  c.arch = "llama";
-  c.n_layers = 2;
-  c.d_model = 64;
-  c.n_heads = 4;
-  c.n_kv_heads = 4;
-  c.d_ff = 96;
-  c.vocab_size = 101;
-  c.rope_theta = 10000.0;
-  c.rms_eps = 1e-5;
-  c.bos_id = 1;
-  return c;
-}
-
-schemes::SchemeConfig cfg(const std::string& id, int bits, int64_t group,
-                          std::map<std::string, std::string> opts = {}) {
-  schemes::SchemeConfig c = schemes::default_config(id);
-  c.params.bits = bits;
-  c.params.group_size = group;
-  c.options = schemes::Options(std::move(opts));
-  return c;
-}
-
-LayerOverride skip(const std::string& pattern) {
-  LayerOverride o;
-  o.pattern = pattern;
-  o.skip = true;
-  return o;
-}
-
-// Random token windows (ids 2..V−1) → calibration windows.
-CalibrationWindows calib_windows(int64_t count, int64_t length, int64_t vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> ids(static_cast<size_t>((count + 2) * length));
-  for (auto& t : ids) t = static_cast<int32_t>(2 + rng.below(static_cast<uint64_t>(vocab - 2)));
-  CalibrationSpec s;
-  s.count = count;
-  s.seed = seed;
-  return calibration_windows_from_ids(ids, s, length, BosMode::replace_first, 1, "random ids");
-}
-
-at::Tensor toks(int64_t B, int64_t T, int64_t V, uint64_t seed) {
-  Rng rng(seed);
-  at::Tensor t = at::empty({B, T}, at::kLong);
-  int64_t* p = t.data_ptr<int64_t>();
-  for (int64_t i = 0; i < B * T; ++i) p[i] = static_cast<int64_t>(2 + rng.below(static_cast<uint64_t>(V - 2)));
-  p[0] = 1;
-  return t;
-}
-
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
-}
 
 // The forward test's bound for one fp32 forward (tests/eval_forward/forward_test.cpp, STYLE.md 8):
 // c·eps·max|logit|·√K with K the longest reduction and c = 64 covering ~2 layers × ~8 rounding stages.
@@ -105,72 +47,6 @@ void fold_everything(LlamaModel& m, uint64_t seed, bool pow2) {
       const int64_t in = m.linear_layer(group_members(l, g)[0]).in_features();
       fold_migration(m, l, g, random_scales(in, rng, pow2));
     }
-}
-
-// Wraps a scheme and records what eval/ calls.
-struct SpyLog {
-  std::map<std::string, int> calibrate_calls;  // by layer
-  int input_channel_scales_calls = 0;
-  int fake_quantize_calls = 0, fake_quantize_with_frozen = 0;
-  struct Kv {
-    schemes::KvPart part;
-    int64_t rows, cols;
-  };
-  std::vector<Kv> kv;
-};
-
-class Spy final : public schemes::Scheme {
- public:
-  Spy(std::shared_ptr<const schemes::Scheme> inner, SpyLog* log) : Scheme(inner->config()), in_(std::move(inner)), log_(log) {}
-  schemes::Target target() const override { return in_->target(); }
-  bool needs_calibration() const override { return in_->needs_calibration(); }
-  schemes::Calibration calibrate(schemes::Calibration c) const override {
-    ++log_->calibrate_calls[c.layer_name];
-    return in_->calibrate(std::move(c));
-  }
-  std::vector<float> input_channel_scales(const schemes::Calibration& c,
-                                          const std::vector<quant::MatrixView>& w) const override {
-    ++log_->input_channel_scales_calls;
-    return in_->input_channel_scales(c, w);
-  }
-  bool linear(quant::MatrixView x, quant::MatrixView w, quant::MutableMatrixView y,
-              const schemes::Calibration* c) const override {
-    return in_->linear(x, w, y, c);
-  }
-  quant::QuantizedMatrix quantize(quant::MatrixView x, const schemes::Calibration* c) const override {
-    return in_->quantize(x, c);
-  }
-  void dequantize(const quant::QuantizedMatrix& q, quant::MutableMatrixView out) const override {
-    in_->dequantize(q, out);
-  }
-  void fake_quantize(quant::MatrixView in, quant::MutableMatrixView out, const schemes::Calibration* c) const override {
-    ++log_->fake_quantize_calls;
-    if (c && !c->frozen_scales.empty()) ++log_->fake_quantize_with_frozen;
-    in_->fake_quantize(in, out, c);
-  }
-  void fake_quantize_kv(schemes::KvPart part, quant::MatrixView in, quant::MutableMatrixView out) const override {
-    log_->kv.push_back({part, in.rows, in.cols});
-    in_->fake_quantize_kv(part, in, out);
-  }
-  std::map<std::string, std::map<std::string, double>> run_stats() const override { return in_->run_stats(); }
-
- private:
-  std::shared_ptr<const schemes::Scheme> in_;
-  SpyLog* log_;
-};
-
-SchemeFactory spy_factory(SpyLog* log, const std::string& only) {
-  return [log, only](const schemes::SchemeConfig& c) -> std::shared_ptr<const schemes::Scheme> {
-    std::shared_ptr<const schemes::Scheme> s(schemes::make_scheme(c));
-    if (c.scheme != only) return s;
-    return std::make_shared<Spy>(s, log);
-  };
-}
-
-QuantizeOptions quiet() {
-  QuantizeOptions o;
-  o.progress = false;
-  return o;
 }
 
 // ---- folding ----------------------------------------------------------------------------------------------------
@@ -378,6 +254,20 @@ TEST(KvCache, HookQuantizesEachSequenceWithTheRightShapes) {
   EXPECT_TRUE(at::equal(m.forward(t), fp.forward(t)));
 }
 
+// The plan's kv_cache slot (apply_plan) and quantize_model's hook apply a KV scheme the same way — per sequence, keys
+// and values each with their own axis — so the two give the same logits bit for bit (channel scales over one
+// sequence's tokens would differ from scales over the whole batch).
+TEST(KvCache, ApplyPlanAndQuantizeModelAgree) {
+  const Checkpoint ck = load_checkpoint(kTiny);
+  QuantPlan plan;
+  plan.kv_cache = cfg("kv_cache", 4, 0, {{"key_axis", "channel"}, {"value_axis", "token"}});
+  LlamaModel a(ck), b(ck);
+  a.apply_plan(plan);
+  quantize_model(b, plan, nullptr, quiet());
+  const at::Tensor t = toks(3, 16, 101, 10);
+  EXPECT_TRUE(at::equal(a.forward(t), b.forward(t)));
+}
+
 // ---- LLM.int8 ----------------------------------------------------------------------------------------------------
 
 TEST(LlmInt8, InfiniteThresholdEqualsVectorWiseInt8AtModelLevel) {
@@ -511,7 +401,7 @@ TEST(Awq, FoldsWhereItCanAndKeepsTheFpFunction) {
   const Checkpoint ck = load_checkpoint(kTiny);
   const CalibrationWindows cw = calib_windows(8, 32, 101, 12);
   SpyLog log;
-  QuantPlan plan = with_awq_reference_overrides([] {
+  QuantPlan plan = with_reference_overrides([] {
     QuantPlan p;
     p.weight = cfg("awq", 3, 32);
     p.overrides = {skip("output")};

@@ -357,5 +357,53 @@ TEST(Gptq, PartialLastGroupReducesToRtnWhenHessianIsIdentity) {
   }
 }
 
+// ---- the steps of gptq_quantize --------------------------------------------------------------------------------
+
+// U is upper triangular with UᵀU = (H + λI)⁻¹, λ = damp·mean(diag H): checked by multiplying back, to 1e-9 relative
+// (double LLT on a well-conditioned 48 × 48 Gram matrix).
+TEST(GptqSteps, InverseCholeskyFactorsTheDampedInverse) {
+  const quant::Matrix x = gaussian(200, 48, seed_from_env(kSeed) + 3);
+  const Eigen::MatrixXd h = hessian_of(x);
+  double lambda = 0.0;
+  const Eigen::MatrixXd u = gptq::inverse_cholesky(h, 0.01, &lambda);
+  EXPECT_DOUBLE_EQ(lambda, 0.01 * h.diagonal().mean());
+  EXPECT_TRUE(u.isUpperTriangular());
+  const Eigen::MatrixXd damped = h + lambda * Eigen::MatrixXd::Identity(48, 48);
+  const Eigen::MatrixXd back = (u.transpose() * u) * damped;
+  EXPECT_LT((back - Eigen::MatrixXd::Identity(48, 48)).cwiseAbs().maxCoeff(), 1e-9);
+  Eigen::MatrixXd indefinite = -Eigen::MatrixXd::Identity(4, 4);
+  EXPECT_ERROR_MENTIONS(gptq::inverse_cholesky(indefinite, 0.01), "positive definite", "damp");
+}
+
+TEST(GptqSteps, DeadColumnsOrderAndFixedParameters) {
+  Eigen::MatrixXd h = Eigen::MatrixXd::Zero(4, 4), w = Eigen::MatrixXd::Ones(2, 4);
+  h.diagonal() << 3.0, 0.0, 5.0, 3.0;
+  EXPECT_EQ(gptq::zero_dead_columns(h, w), 1);
+  EXPECT_EQ(h(1, 1), 1.0);
+  EXPECT_TRUE(w.col(1).isZero());
+  EXPECT_EQ(w.col(0).sum(), 2.0);
+  // Descending diag(H) = (3, 1, 5, 3) → 2, then 0 and 3 in their original order (stable), then 1.
+  EXPECT_EQ(gptq::column_order(h, true), (std::vector<int32_t>{2, 0, 3, 1}));
+  EXPECT_EQ(gptq::column_order(h, false), (std::vector<int32_t>{0, 1, 2, 3}));
+  Eigen::MatrixXd neg = Eigen::MatrixXd::Identity(2, 2);
+  neg(1, 1) = -1.0;
+  Eigen::MatrixXd w2 = Eigen::MatrixXd::Ones(1, 2);
+  EXPECT_ERROR_MENTIONS(gptq::zero_dead_columns(neg, w2), "negative diagonal", "H[1][1]");
+  // Per row: one parameter set per row, quant's choice over that row; dynamic groups: none fixed in advance.
+  Eigen::MatrixXd wr(2, 8);
+  for (int64_t c = 0; c < 8; ++c) {
+    wr(0, c) = 0.1 * (c + 1);
+    wr(1, c) = -2.0 + 0.5 * c;
+  }
+  const quant::QuantParams per_row = config("gptq", 4, 0).params;
+  const auto fixed = gptq::fixed_params(wr, per_row, false);
+  ASSERT_EQ(fixed.size(), 2u);
+  std::vector<float> row1(8);
+  for (int64_t c = 0; c < 8; ++c) row1[static_cast<size_t>(c)] = static_cast<float>(wr(1, c));
+  EXPECT_EQ(fixed[1].scale, quant::choose_group_params(row1.data(), 8, per_row).scale);
+  EXPECT_TRUE(gptq::fixed_params(wr, config("gptq", 4, 4).params, false).empty());
+  EXPECT_EQ(gptq::fixed_params(wr, config("gptq", 4, 4).params, true).size(), 4u);
+}
+
 }  // namespace
 }  // namespace qeval::schemes::test

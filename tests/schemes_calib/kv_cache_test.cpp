@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "schemes/common/calib_common.hpp"
 #include "tests/schemes_calib/synthetic.hpp"
 
 namespace qeval::schemes::test {
@@ -88,6 +89,24 @@ TEST(KvCache, RejectsBadConfiguration) {
   quant::Matrix y(k.rows, k.cols);
   EXPECT_ERROR_MENTIONS(make_scheme(config("kv_cache", 4, 32, {{"axis", "channel"}}))->fake_quantize(k.view(), y.mut(), nullptr),
                         "32", "100", "tokens");
+}
+
+// The per-channel storage shared by kv_cache and static_act: dequantize_transposed returns [tokens, features] from
+// the stored transpose, equal to dequantizing the transpose and transposing back by hand; a wrong output shape names
+// the setting and both shapes.
+TEST(PerChannelStorage, DequantizeTransposedUndoesTheTranspose) {
+  const quant::Matrix k = keys(32, seed_from_env(kSeed) + 5);
+  const auto s = make_scheme(config("kv_cache", 8, 0, {{"axis", "channel"}}));
+  const quant::QuantizedMatrix q = s->quantize(k.view(), nullptr);
+  ASSERT_EQ(q.rows, k.cols);
+  quant::Matrix t(q.rows, q.cols), got(k.rows, k.cols);
+  quant::dequantize(q, t.mut());
+  calib::dequantize_transposed("kv_cache", "axis=channel", q, got.mut());
+  for (int64_t r = 0; r < k.rows; ++r)
+    for (int64_t c = 0; c < k.cols; ++c) ASSERT_EQ(got(r, c), t(c, r));
+  quant::Matrix wrong(k.cols, k.rows);
+  EXPECT_ERROR_MENTIONS(calib::dequantize_transposed("kv_cache", "axis=channel", q, wrong.mut()), "axis=channel",
+                        "128 x 32");
 }
 
 }  // namespace

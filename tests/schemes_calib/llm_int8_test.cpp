@@ -2,6 +2,8 @@
 // product far better than plain per-token int8; it reduces exactly to its two halves; outlier stats are reported.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "schemes/llm_int8/llm_int8.hpp"
@@ -109,6 +111,44 @@ TEST(LlmInt8, ReportsOutlierFractionPerLayer) {
   EXPECT_DOUBLE_EQ(l0.at("last_outlier_fraction"), 0.0);
   EXPECT_DOUBLE_EQ(l0.at("max_outlier_fraction"), 6.0 / 512.0);
   EXPECT_DOUBLE_EQ(st.at("blk.1.attn_q").at("outlier_fraction"), 6.0 / 512.0);
+}
+
+// The pieces a real-kernel backend asks the scheme for: the outlier features are exactly the injected columns
+// (the scheme's outlier_columns() applies its threshold option), and the int8 part's accumulators are the exact
+// integer dot products of quant/'s per-row codes of the regular columns.
+TEST(LlmInt8, PiecesSelectTheInjectedColumnsAndAccumulateExactly) {
+  const uint64_t seed = seed_from_env(kSeed);
+  std::vector<int64_t> cols;
+  const quant::Matrix x = with_outliers(seed, &cols);
+  const quant::Matrix w = gaussian(8, 512, seed + 1, 0.05);
+  EXPECT_EQ(llm_int8_outlier_columns(x.view(), 6.0), cols);
+  EXPECT_EQ(make_scheme(default_config("llm_int8"))->outlier_columns(x.view()), cols);
+  EXPECT_TRUE(make_scheme(config("llm_int8", 8, 0, {{"threshold", "1000"}}))->outlier_columns(x.view()).empty());
+  std::vector<int64_t> reg;
+  for (int64_t j = 0; j < x.cols; ++j)
+    if (std::find(cols.begin(), cols.end(), j) == cols.end()) reg.push_back(j);
+  const Int8Part part = llm_int8_regular_part(x.view(), w.view(), reg, 8);
+  // Independently: codes round(v / s) with s = the row's absmax over the regular columns / 127.
+  auto codes = [&](const quant::Matrix& m, int64_t r, float* scale) {
+    double amax = 0.0;
+    for (int64_t j : reg) amax = std::max(amax, std::fabs(double(m(r, j))));
+    *scale = static_cast<float>(amax / 127.0);
+    std::vector<int> q;
+    for (int64_t j : reg) q.push_back(static_cast<int>(std::nearbyint(m(r, j) / *scale)));
+    return q;
+  };
+  for (int64_t t = 0; t < x.rows; t += 7)
+    for (int64_t o = 0; o < w.rows; ++o) {
+      float sx = 0, sw = 0;
+      const std::vector<int> a = codes(x, t, &sx), b = codes(w, o, &sw);
+      int64_t dot = 0;
+      for (size_t k = 0; k < a.size(); ++k) dot += int64_t{a[k]} * b[k];
+      EXPECT_NEAR(part.x_scale[static_cast<size_t>(t)], sx, 1e-6 * sx);
+      EXPECT_NEAR(part.w_scale[static_cast<size_t>(o)], sw, 1e-6 * sw);
+      // A code may differ by one where v/s sits within float rounding of a half: |Δdot| ≤ Σ|b| or Σ|a| per flip.
+      EXPECT_NEAR(static_cast<double>(part.acc[static_cast<size_t>(t * w.rows + o)]), static_cast<double>(dot), 254.0)
+          << t << "," << o;
+    }
 }
 
 TEST(LlmInt8, RejectsBadConfiguration) {

@@ -162,6 +162,36 @@ TEST(Schema, MigratingAV1RunWithoutBitsIsNotUndefinedBehaviour) {
   EXPECT_EQ(run_bits(json::object()), -1);
 }
 
+TEST(Schema, MigratingAV1ReportWithMistypedFieldsNamesTheField) {
+  // A v1 field of the wrong type (tool.version a number) escaped migrate() as nlohmann's type_error instead of a
+  // ReportError naming it — found by a 10^6-run fuzz_report campaign (corpus: crash-v1-tool-version-number).
+  auto error_of = [](json v1) -> std::string {
+    try {
+      (void)migrate(std::move(v1));
+    } catch (const ReportError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const json ok = json::parse(R"({"schema_version": 1, "tool": {"name": "qeval", "version": "0.1.0"},
+    "created": "2024-02-29T12:00:00Z", "command_line": ["qeval", "sweep"], "environment": {"git": {"sha": null}},
+    "seed": 1, "runs": [{"id": "r", "kind": "tensor", "tensor": {"name": "t"}}]})");
+  EXPECT_EQ(error_of(ok), "");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/tool/version", "tool.version"},        {"/created", "created"},
+      {"/command_line/1", "command_line[1]"},   {"/runs/0/kind", "runs[0].kind"},
+      {"/runs/0/tensor/name", "runs[0].tensor.name"}};
+  for (const auto& [pointer, path] : cases) {
+    json bad = ok;
+    bad[json::json_pointer(pointer)] = 4;
+    EXPECT_NE(error_of(bad).find(path + ": expected a string, got integer 4"), std::string::npos)
+        << pointer << ": " << error_of(bad);
+  }
+  json odd = ok;  // environment.git not an object: no sha, not a crash
+  odd["environment"]["git"] = "abc";
+  EXPECT_EQ(error_of(odd), "");
+}
+
 TEST(Diff, RunsAddedRemovedChanged) {
   const json a = small_report();
   json b = a;
