@@ -250,6 +250,9 @@ nlohmann::json ranked_entry(int group, double kl, double dppl, double dppl_se) {
 // The model table's summary ranks runs by KL and says whether Δppl agrees — and, where it does not, whether the
 // disagreement is inside 2·√(se_a² + se_b²).
 TEST(ModelSummary, RanksByKlAndJudgesDpplAgainstItsNoise) {
+#ifndef QEVAL_HAVE_MODEL_RUNS
+  GTEST_SKIP() << "the model run kind is not built (no LibTorch, e.g. the ASan build of scripts/asan.sh)";
+#endif
   const sweep::RunExecutor* ex = sweep::find_executor("model");
   ASSERT_NE(ex, nullptr);
   // Given out of order; KL ranks g32 < g128 < g256. Δppl agrees, g32 vs g128 by 0.05 < 2·√2·0.05 = 0.141.
