@@ -154,19 +154,22 @@ Corpus load_corpus(const std::string& path, double val_fraction, const tokenizer
   return c;
 }
 
-json run_embedded_training(const EmbeddedOptions& o) {
-  const auto t_run = Clock::now();
-  if (o.out_dir.empty()) throw std::invalid_argument("run_embedded_training: no output directory given");
-  const std::string out = resolve(o.root, o.out_dir);
-  fs::create_directories(out);
-  const std::string state = o.state_path.empty() ? out + "/train_state.bin" : resolve(o.root, o.state_path);
-  std::string name = o.name;
-  if (name.empty()) name = fs::path(out).filename().string();
-  TrainConfig cfg = o.cfg;
-  cfg.validate();
+// ---- run_embedded_training, stage by stage ------------------------------------------------------------------
 
-  // 1. Corpus split and tokenizer (BPE on the training addresses only; deterministic, so a resumed run
-  //    re-derives the identical tokenizer — checked against the saved file).
+namespace {
+
+// Stage 1's result: the tokenizer trained on the training addresses and the corpus tokenized with it.
+struct TokenizedCorpus {
+  tokenizer::BpeModel bpe;
+  tokenizer::Tokenizer tok;
+  int32_t eot = 0;
+  Corpus corpus;
+  double seconds = 0.0;
+};
+
+// 1. Corpus split and tokenizer (BPE on the training addresses only; deterministic, so a resumed run re-derives
+//    the identical tokenizer — checked against the saved file).
+TokenizedCorpus tokenize_corpus(const EmbeddedOptions& o, const TrainConfig& cfg, const std::string& out) {
   const std::string corpus_path = resolve(o.root, o.corpus);
   const auto t_tok = Clock::now();
   const CorpusSplit split =
@@ -176,7 +179,7 @@ json run_embedded_training(const EmbeddedOptions& o) {
   bo.pre_tokenizer = o.pre_tokenizer;
   tokenizer::BpeTrainer bt(bo);
   for (const auto& a : split.train) bt.add_text(a.text);
-  const tokenizer::BpeModel bpe = bt.train();
+  tokenizer::BpeModel bpe = bt.train();
   if (bpe.vocab_size() != cfg.vocab_size)
     throw std::runtime_error("BPE training stopped at " + std::to_string(bpe.vocab_size()) + " tokens, fewer than " +
                              std::to_string(cfg.vocab_size) + " (corpus too small for this --vocab)");
@@ -188,32 +191,28 @@ json run_embedded_training(const EmbeddedOptions& o) {
                                "start afresh without --resume");
   }
   bpe.save_hf_json(tj);
-  const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_hf_json_file(tj);
+  tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_hf_json_file(tj);
   const int32_t eot = bpe.special_id(kEot);
-  const Corpus corpus = load_corpus(corpus_path, o.val_fraction, tok);
-  const double tok_seconds = seconds_since(t_tok);
+  Corpus corpus = load_corpus(corpus_path, o.val_fraction, tok);
+  return TokenizedCorpus{std::move(bpe), std::move(tok), eot, std::move(corpus), seconds_since(t_tok)};
+}
+
+void print_corpus_lines(const TokenizedCorpus& t) {
+  const Corpus& c = t.corpus;
   std::fprintf(stderr,
                "corpus: %zu train addresses (%s … %s, %lld B, %zu tokens), %zu validation addresses (%s … %s, %lld B, "
                "%zu tokens)\n",
-               corpus.train_names.size(), corpus.train_names.front().c_str(), corpus.train_names.back().c_str(),
-               static_cast<long long>(corpus.train_bytes), corpus.train_stream.size(), corpus.val_names.size(),
-               corpus.val_names.front().c_str(), corpus.val_names.back().c_str(),
-               static_cast<long long>(corpus.val_bytes), corpus.val_stream.size());
+               c.train_names.size(), c.train_names.front().c_str(), c.train_names.back().c_str(),
+               static_cast<long long>(c.train_bytes), c.train_stream.size(), c.val_names.size(),
+               c.val_names.front().c_str(), c.val_names.back().c_str(), static_cast<long long>(c.val_bytes),
+               c.val_stream.size());
   std::fprintf(stderr, "tokenizer: %d tokens (%zu merges), %.3f bytes/token on the training text, %s, %.1f s\n",
-               bpe.vocab_size(), bpe.merges.size(),
-               static_cast<double>(bpe.n_train_bytes) / static_cast<double>(bpe.n_train_tokens),
-               tok.content_hash_hex().c_str(), tok_seconds);
+               t.bpe.vocab_size(), t.bpe.merges.size(),
+               static_cast<double>(t.bpe.n_train_bytes) / static_cast<double>(t.bpe.n_train_tokens),
+               t.tok.content_hash_hex().c_str(), t.seconds);
+}
 
-  // 2. Model and optimizer (fresh or resumed).
-  Trainer tr(cfg, corpus.train_stream, eot, eot);
-  json extra = {{"train_seconds", 0.0}, {"history", json::array()}, {"val_history", json::array()}};
-  if (o.resume && fs::exists(state)) {
-    extra = tr.load_state(state);
-    std::fprintf(stderr, "resumed from %s at step %lld (%.0f s of training so far)\n", state.c_str(),
-                 static_cast<long long>(tr.step_index()), extra["train_seconds"].get<double>());
-  }
-  const double epochs = static_cast<double>(cfg.steps * cfg.tokens_per_step()) /
-                        static_cast<double>(corpus.train_stream.size());
+void print_model_line(const Trainer& tr, const TrainConfig& cfg, double epochs) {
   std::fprintf(stderr,
                "model: %lld parameters (%lld layers, d_model %lld, heads %lld/%lld kv, d_ff %lld, vocab %lld, tied), "
                "%lld steps × %lld tokens = %.2f epochs, %d threads, seed %llu\n",
@@ -223,49 +222,62 @@ json run_embedded_training(const EmbeddedOptions& o) {
                static_cast<long long>(cfg.vocab_size), static_cast<long long>(cfg.steps),
                static_cast<long long>(cfg.tokens_per_step()), epochs, cfg.threads,
                static_cast<unsigned long long>(cfg.seed));
+}
 
-  // 3. Training loop.
+// The progress log's running window: sums since the last log line.
+struct LogWindow {
+  double loss = 0.0, time = 0.0, gnorm = 0.0;
+  int64_t steps = 0;
+};
+
+// One log line and one history entry for the window that ends at step s; resets the window.
+void log_window(LogWindow& w, const Trainer& tr, const TrainConfig& cfg, double train_seconds, json& extra) {
+  const int64_t s = tr.step_index();
+  const double tps = static_cast<double>(w.steps * cfg.tokens_per_step()) / w.time;
+  const double eta = static_cast<double>(cfg.steps - s) * w.time / static_cast<double>(w.steps);
+  std::fprintf(stderr, "step %6lld/%lld  loss %.4f  lr %.2e  gnorm %.3f  %6.0f tok/s  elapsed %s  ETA %s\n",
+               static_cast<long long>(s), static_cast<long long>(cfg.steps), w.loss / w.steps, tr.last_lr(),
+               w.gnorm / w.steps, tps, hms(train_seconds).c_str(), hms(eta).c_str());
+  extra["history"].push_back({{"step", s},
+                              {"loss", w.loss / w.steps},
+                              {"steps", w.steps},
+                              {"lr", tr.last_lr()},
+                              {"grad_norm", w.gnorm / w.steps},
+                              {"tokens_per_s", tps}});
+  w = LogWindow{};
+}
+
+// 3. The training loop, from wherever the trainer stands to cfg.steps, with logs, periodic validation and state
+//    files. extra["train_seconds"] and the histories accumulate in `extra`. Returns false when --stop-after
+//    stopped it (state saved).
+bool train_loop(Trainer& tr, const TrainConfig& cfg, const EmbeddedOptions& o, const TokenizedCorpus& t,
+                const std::string& state, json& extra) {
   double train_seconds = extra["train_seconds"].get<double>();
-  double win_loss = 0.0, win_time = 0.0, win_gnorm = 0.0;
-  int64_t win_steps = 0, done_here = 0;
-  const int64_t T = cfg.seq_len;
+  LogWindow w;
+  int64_t done_here = 0;
   while (tr.step_index() < cfg.steps) {
     if (o.stop_after >= 0 && done_here >= o.stop_after) {
       extra["train_seconds"] = train_seconds;
       tr.save_state(state, extra);
       std::fprintf(stderr, "stopped after %lld steps (--stop-after); state saved to %s\n",
                    static_cast<long long>(done_here), state.c_str());
-      return json{{"stopped_at_step", tr.step_index()}};
+      return false;
     }
     const auto t0 = Clock::now();
     const double loss = tr.step();
     const double dt = seconds_since(t0);
     ++done_here;
     train_seconds += dt;
-    win_loss += loss;
-    win_time += dt;
-    win_gnorm += tr.last_grad_norm();
-    ++win_steps;
+    w.loss += loss;
+    w.time += dt;
+    w.gnorm += tr.last_grad_norm();
+    ++w.steps;
     const int64_t s = tr.step_index();
-    if (s % o.log_every == 0 || s == cfg.steps) {
-      const double tps = static_cast<double>(win_steps * cfg.tokens_per_step()) / win_time;
-      const double eta = static_cast<double>(cfg.steps - s) * win_time / static_cast<double>(win_steps);
-      std::fprintf(stderr, "step %6lld/%lld  loss %.4f  lr %.2e  gnorm %.3f  %6.0f tok/s  elapsed %s  ETA %s\n",
-                   static_cast<long long>(s), static_cast<long long>(cfg.steps), win_loss / win_steps, tr.last_lr(),
-                   win_gnorm / win_steps, tps, hms(train_seconds).c_str(), hms(eta).c_str());
-      extra["history"].push_back({{"step", s},
-                                  {"loss", win_loss / win_steps},
-                                  {"steps", win_steps},
-                                  {"lr", tr.last_lr()},
-                                  {"grad_norm", win_gnorm / win_steps},
-                                  {"tokens_per_s", tps}});
-      win_loss = win_time = win_gnorm = 0.0;
-      win_steps = 0;
-    }
+    if (s % o.log_every == 0 || s == cfg.steps) log_window(w, tr, cfg, train_seconds, extra);
     if (s % o.val_every == 0 || s == cfg.steps) {
-      const HeldoutNll v = heldout_nll(tr.model(), corpus.val_stream, T, eot, o.val_windows, kValBatch);
+      const HeldoutNll v = heldout_nll(tr.model(), t.corpus.val_stream, cfg.seq_len, t.eot, o.val_windows, kValBatch);
       std::fprintf(stderr, "val   %6lld  nll %.4f  ppl %.3f  (%lld windows of %lld)\n", static_cast<long long>(s),
-                   v.mean_nll, v.ppl(), static_cast<long long>(v.n_windows), static_cast<long long>(T));
+                   v.mean_nll, v.ppl(), static_cast<long long>(v.n_windows), static_cast<long long>(cfg.seq_len));
       extra["val_history"].push_back({{"step", s}, {"mean_nll", v.mean_nll}, {"ppl", v.ppl()}});
     }
     if (s % o.ckpt_every == 0 || s == cfg.steps) {
@@ -273,26 +285,41 @@ json run_embedded_training(const EmbeddedOptions& o) {
       tr.save_state(state, extra);
     }
   }
+  return true;
+}
 
-  // 4. Final figures: the whole validation split, and the fixed slice the tests recompute.
+// 4. Final figures: the whole validation split, and the fixed slice the tests recompute.
+struct FinalFigures {
+  HeldoutNll val_all, val_slice;
+  double val_seconds = 0.0;
+  double final_loss = NAN;   // mean training loss over the last ≤ 100 steps (the last log windows)
+  int64_t final_loss_steps = 0;
+};
+
+FinalFigures final_figures(Trainer& tr, const TrainConfig& cfg, const TokenizedCorpus& t, const json& extra) {
+  FinalFigures f;
   const auto t_val = Clock::now();
-  const HeldoutNll val_all = heldout_nll(tr.model(), corpus.val_stream, T, eot, -1, kValBatch);
-  const double val_seconds = seconds_since(t_val);
-  const HeldoutNll val_slice = heldout_nll(tr.model(), corpus.val_stream, T, eot, kValSliceWindows, kValBatch);
+  f.val_all = heldout_nll(tr.model(), t.corpus.val_stream, cfg.seq_len, t.eot, -1, kValBatch);
+  f.val_seconds = seconds_since(t_val);
+  f.val_slice = heldout_nll(tr.model(), t.corpus.val_stream, cfg.seq_len, t.eot, kValSliceWindows, kValBatch);
   std::fprintf(stderr, "final validation: ppl %.4f over %lld tokens (%.1f s); slice of %lld windows: ppl %.6f\n",
-               val_all.ppl(), static_cast<long long>(val_all.n_tokens), val_seconds,
-               static_cast<long long>(kValSliceWindows), val_slice.ppl());
-  // Final training loss: mean over the last ≤ 100 steps (the last log windows).
-  double fl_sum = 0.0;
-  int64_t fl_n = 0;
-  for (auto it = extra["history"].rbegin(); it != extra["history"].rend() && fl_n < 100; ++it) {
-    fl_sum += (*it)["loss"].get<double>() * (*it)["steps"].get<double>();
-    fl_n += (*it)["steps"].get<int64_t>();
+               f.val_all.ppl(), static_cast<long long>(f.val_all.n_tokens), f.val_seconds,
+               static_cast<long long>(kValSliceWindows), f.val_slice.ppl());
+  double sum = 0.0;
+  for (auto it = extra["history"].rbegin(); it != extra["history"].rend() && f.final_loss_steps < 100; ++it) {
+    sum += (*it)["loss"].get<double>() * (*it)["steps"].get<double>();
+    f.final_loss_steps += (*it)["steps"].get<int64_t>();
   }
+  if (f.final_loss_steps > 0) f.final_loss = sum / static_cast<double>(f.final_loss_steps);
+  return f;
+}
 
-  // 5. Model file: fp32 GGUF with the tokenizer inside; reload it and check it reproduces the slice figure.
+// 5. Model file: fp32 GGUF with the tokenizer inside; reloaded and checked to reproduce the slice figure and the
+//    tokenizer. Returns the reloaded checkpoint's content hash.
+std::string write_model_file(Trainer& tr, const TrainConfig& cfg, const TokenizedCorpus& t,
+                             const FinalFigures& f, const std::string& name, const std::string& gguf) {
   model::Checkpoint ck = tr.model().to_checkpoint();
-  ck.metadata = bpe.gguf_metadata();
+  ck.metadata = t.bpe.gguf_metadata();
   ck.metadata["general.name"] = name;
   ck.metadata["general.description"] =
       "qeval embedded default model: Llama architecture trained from scratch in fp32 on US State of the Union "
@@ -300,80 +327,127 @@ json run_embedded_training(const EmbeddedOptions& o) {
   ck.metadata["general.license"] = "CC0-1.0";
   ck.metadata["qeval.train.seed"] = static_cast<uint32_t>(cfg.seed & 0xFFFFFFFFu);
   ck.metadata["qeval.train.steps"] = static_cast<uint32_t>(cfg.steps);
-  const std::string gguf = out + "/model.gguf";
   model::save_gguf_f32(ck, gguf);
   const model::Checkpoint back = model::load_checkpoint(gguf);
   model::LlamaModel reloaded(back);
-  const HeldoutNll again = heldout_nll(reloaded, corpus.val_stream, T, eot, kValSliceWindows, kValBatch);
-  if (again.mean_nll != val_slice.mean_nll)
+  const HeldoutNll again = heldout_nll(reloaded, t.corpus.val_stream, cfg.seq_len, t.eot, kValSliceWindows, kValBatch);
+  if (again.mean_nll != f.val_slice.mean_nll)
     throw std::runtime_error(gguf + ": the reloaded model's validation NLL " + fmt("%.17g", again.mean_nll) +
-                             " differs from the trained model's " + fmt("%.17g", val_slice.mean_nll));
+                             " differs from the trained model's " + fmt("%.17g", f.val_slice.mean_nll));
   const model::TokenSource ts = model::token_source_for(back);
-  if (ts.hash != tok.content_hash_hex())
+  if (ts.hash != t.tok.content_hash_hex())
     throw std::runtime_error(gguf + ": its tokenizer hash " + ts.hash + " differs from tokenizer.json's " +
-                             tok.content_hash_hex());
+                             t.tok.content_hash_hex());
+  return back.content_hash;
+}
+
+json architecture_json(const TrainConfig& cfg, int64_t parameters) {
+  return {{"arch", "llama"},
+          {"n_layers", cfg.n_layers},
+          {"d_model", cfg.d_model},
+          {"n_heads", cfg.n_heads},
+          {"n_kv_heads", cfg.n_kv_heads},
+          {"head_dim", cfg.d_model / cfg.n_heads},
+          {"d_ff", cfg.d_ff},
+          {"vocab_size", cfg.vocab_size},
+          {"n_ctx_train", cfg.seq_len},
+          {"rope_theta", cfg.rope_theta},
+          {"rms_eps", cfg.rms_eps},
+          {"tied_embeddings", true},
+          {"parameters", parameters}};
+}
+
+json tokenizer_json(const EmbeddedOptions& o, const TokenizedCorpus& t) {
+  return {{"type", "byte-level BPE (eval/tokenizer/bpe_train)"},
+          {"pre_tokenizer", o.pre_tokenizer},
+          {"vocab_size", t.bpe.vocab_size()},
+          {"merges", t.bpe.merges.size()},
+          {"special", kEot},
+          {"bos_id", t.eot},
+          {"add_bos", true},
+          {"hash", t.tok.content_hash_hex()},
+          {"train_bytes", t.bpe.n_train_bytes},
+          {"train_tokens", t.bpe.n_train_tokens},
+          {"bytes_per_token", static_cast<double>(t.bpe.n_train_bytes) / t.bpe.n_train_tokens},
+          {"seconds", t.seconds}};
+}
+
+json data_json(const EmbeddedOptions& o, const Corpus& c) {
+  return {{"corpus", o.corpus},
+          {"sha256", c.sha256},
+          {"val_fraction", o.val_fraction},
+          {"train_addresses", c.train_names.size()},
+          {"train_first", c.train_names.front()},
+          {"train_last", c.train_names.back()},
+          {"val_addresses", c.val_names.size()},
+          {"val_first", c.val_names.front()},
+          {"val_last", c.val_names.back()},
+          {"train_bytes", c.train_bytes},
+          {"val_bytes", c.val_bytes},
+          {"train_tokens", c.train_stream.size()},
+          {"val_tokens", c.val_stream.size()}};
+}
+
+json training_json(const EmbeddedOptions& o, const TrainConfig& cfg, double epochs, const json& extra,
+                   const FinalFigures& f) {
+  return {{"config", cfg.to_json()},
+          {"tokens_seen", cfg.steps * cfg.tokens_per_step()},
+          {"epochs", epochs},
+          {"train_seconds", extra["train_seconds"]},
+          {"final_train_loss", f.final_loss},
+          {"final_train_loss_steps", f.final_loss_steps},
+          {"history", extra["history"]},
+          {"val_history", extra["val_history"]},
+          {"cpu", cpu_name()},
+          {"threads", cfg.threads},
+          {"omp_wait_policy", env_or("OMP_WAIT_POLICY", "(default)")},
+          {"load_average_at_end", load_average()},
+          {"command", o.command_line}};
+}
+
+}  // namespace
+
+json run_embedded_training(const EmbeddedOptions& o) {
+  const auto t_run = Clock::now();
+  if (o.out_dir.empty()) throw std::invalid_argument("run_embedded_training: no output directory given");
+  const std::string out = resolve(o.root, o.out_dir);
+  fs::create_directories(out);
+  const std::string state = o.state_path.empty() ? out + "/train_state.bin" : resolve(o.root, o.state_path);
+  const std::string name = o.name.empty() ? fs::path(out).filename().string() : o.name;
+  TrainConfig cfg = o.cfg;
+  cfg.validate();
+
+  const TokenizedCorpus t = tokenize_corpus(o, cfg, out);  // 1.
+  print_corpus_lines(t);
+
+  // 2. Model and optimizer (fresh or resumed).
+  Trainer tr(cfg, t.corpus.train_stream, t.eot, t.eot);
+  json extra = {{"train_seconds", 0.0}, {"history", json::array()}, {"val_history", json::array()}};
+  if (o.resume && fs::exists(state)) {
+    extra = tr.load_state(state);
+    std::fprintf(stderr, "resumed from %s at step %lld (%.0f s of training so far)\n", state.c_str(),
+                 static_cast<long long>(tr.step_index()), extra["train_seconds"].get<double>());
+  }
+  const double epochs = static_cast<double>(cfg.steps * cfg.tokens_per_step()) /
+                        static_cast<double>(t.corpus.train_stream.size());
+  print_model_line(tr, cfg, epochs);
+
+  if (!train_loop(tr, cfg, o, t, state, extra)) return json{{"stopped_at_step", tr.step_index()}};  // 3.
+  const FinalFigures f = final_figures(tr, cfg, t, extra);                                            // 4.
+  const std::string gguf = out + "/model.gguf";
+  const std::string model_hash = write_model_file(tr, cfg, t, f, name, gguf);                         // 5.
 
   json summary;
   summary["name"] = name;
   summary["files"] = {{"model", "model.gguf"}, {"tokenizer", "tokenizer.json"},
-                      {"model_bytes", fs::file_size(gguf)}, {"model_sha256", back.content_hash}};
-  summary["architecture"] = {{"arch", "llama"},
-                             {"n_layers", cfg.n_layers},
-                             {"d_model", cfg.d_model},
-                             {"n_heads", cfg.n_heads},
-                             {"n_kv_heads", cfg.n_kv_heads},
-                             {"head_dim", cfg.d_model / cfg.n_heads},
-                             {"d_ff", cfg.d_ff},
-                             {"vocab_size", cfg.vocab_size},
-                             {"n_ctx_train", cfg.seq_len},
-                             {"rope_theta", cfg.rope_theta},
-                             {"rms_eps", cfg.rms_eps},
-                             {"tied_embeddings", true},
-                             {"parameters", tr.n_parameters()}};
-  summary["tokenizer"] = {{"type", "byte-level BPE (eval/tokenizer/bpe_train)"},
-                          {"pre_tokenizer", o.pre_tokenizer},
-                          {"vocab_size", bpe.vocab_size()},
-                          {"merges", bpe.merges.size()},
-                          {"special", kEot},
-                          {"bos_id", eot},
-                          {"add_bos", true},
-                          {"hash", tok.content_hash_hex()},
-                          {"train_bytes", bpe.n_train_bytes},
-                          {"train_tokens", bpe.n_train_tokens},
-                          {"bytes_per_token", static_cast<double>(bpe.n_train_bytes) / bpe.n_train_tokens},
-                          {"seconds", tok_seconds}};
-  summary["data"] = {{"corpus", o.corpus},
-                     {"sha256", corpus.sha256},
-                     {"val_fraction", o.val_fraction},
-                     {"train_addresses", corpus.train_names.size()},
-                     {"train_first", corpus.train_names.front()},
-                     {"train_last", corpus.train_names.back()},
-                     {"val_addresses", corpus.val_names.size()},
-                     {"val_first", corpus.val_names.front()},
-                     {"val_last", corpus.val_names.back()},
-                     {"train_bytes", corpus.train_bytes},
-                     {"val_bytes", corpus.val_bytes},
-                     {"train_tokens", corpus.train_stream.size()},
-                     {"val_tokens", corpus.val_stream.size()}};
-  summary["training"] = {{"config", cfg.to_json()},
-                         {"tokens_seen", cfg.steps * cfg.tokens_per_step()},
-                         {"epochs", epochs},
-                         {"train_seconds", train_seconds},
-                         {"final_train_loss", fl_n > 0 ? fl_sum / static_cast<double>(fl_n) : NAN},
-                         {"final_train_loss_steps", fl_n},
-                         {"history", extra["history"]},
-                         {"val_history", extra["val_history"]},
-                         {"cpu", cpu_name()},
-                         {"threads", cfg.threads},
-                         {"omp_wait_policy", env_or("OMP_WAIT_POLICY", "(default)")},
-                         {"load_average_at_end", load_average()},
-                         {"command", o.command_line}};
-  summary["validation"] = {{"all", val_all.to_json()},
-                           {"slice", val_slice.to_json()},
-                           {"slice_windows", kValSliceWindows},
-                           {"batch", kValBatch},
-                           {"seq_len", T},
-                           {"all_seconds", val_seconds}};
+                      {"model_bytes", fs::file_size(gguf)}, {"model_sha256", model_hash}};
+  summary["architecture"] = architecture_json(cfg, tr.n_parameters());
+  summary["tokenizer"] = tokenizer_json(o, t);
+  summary["data"] = data_json(o, t.corpus);
+  summary["training"] = training_json(o, cfg, epochs, extra, f);
+  summary["validation"] = {{"all", f.val_all.to_json()},         {"slice", f.val_slice.to_json()},
+                           {"slice_windows", kValSliceWindows}, {"batch", kValBatch},
+                           {"seq_len", cfg.seq_len},            {"all_seconds", f.val_seconds}};
   if (!o.protocol.empty()) {
     std::fprintf(stderr, "evaluating %s ...\n", o.protocol.c_str());
     summary["protocol_eval"] = sweep_timing(gguf, o.protocol, o.root, o.group_sizes);

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <stdexcept>
 #include <vector>
 
@@ -365,5 +366,18 @@ FastResult try_gemm_s8s8_s32(int64_t m, int64_t n, int64_t k, const int8_t* a, i
     avx512::gemm_s8s8_s32_vnni(m, n, k, a, lda, b, ldb, c, ldc);
   return done();
 }
+
+namespace avx512 {
+
+// The shared scratch buffer of the GEMM kernels (kernels_avx512.hpp), here because this file has no ISA flags.
+// Size: `bytes` rounded up to a multiple of 64 plus 64 bytes of slack ((bytes + 127) & ~63).
+AlignedBuffer::AlignedBuffer(int64_t bytes) {
+  const size_t n = (static_cast<size_t>(bytes) + 127) & ~static_cast<size_t>(63);
+  p = static_cast<uint8_t*>(std::aligned_alloc(64, n));
+  if (!p) throw std::bad_alloc();
+}
+AlignedBuffer::~AlignedBuffer() { std::free(p); }
+
+}  // namespace avx512
 
 }  // namespace qeval::cpu

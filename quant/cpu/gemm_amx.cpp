@@ -37,18 +37,6 @@ constexpr int64_t kKC = 1024;     // k per block (16 k-steps)
 constexpr int64_t kNC = 256;      // columns per packed B block
 constexpr int64_t kTileBytes = kTile * kTileK;  // 1 KiB
 
-struct Buffer {
-  uint8_t* p = nullptr;
-  explicit Buffer(int64_t bytes) {
-    const size_t n = (static_cast<size_t>(bytes) + 127) & ~static_cast<size_t>(63);
-    p = static_cast<uint8_t*>(std::aligned_alloc(64, n));
-    if (!p) throw std::bad_alloc();
-  }
-  ~Buffer() { std::free(p); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-};
-
 // Palette-1 tile configuration (Intel SDM, LDTILECFG): 64 bytes.
 struct alignas(64) TileConfig {
   uint8_t palette_id;
@@ -161,9 +149,9 @@ void gemm_s8s8_s32_amx(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t
                        int32_t* c, int64_t ldc) {
   const int64_t kc_max = round_up(k < kKC ? k : kKC, kTileK);
   const int64_t nc_max = round_up(n < kNC ? n : kNC, 2 * kTile);
-  Buffer bbuf(nc_max * kc_max);
+  AlignedBuffer bbuf(nc_max * kc_max);
   const int64_t m_pad = round_up(m, 2 * kTile);
-  Buffer abuf(m_pad * kc_max);  // the whole k block of A, packed once per pc
+  AlignedBuffer abuf(m_pad * kc_max);  // the whole k block of A, packed once per pc
   alignas(64) int32_t scratch[kTile * kTile];
   configure_tiles();
   for (int64_t pc = 0; pc < k; pc += kKC) {

@@ -45,18 +45,6 @@ constexpr int kMR = 6;           // rows of the packed micro-tile
 constexpr int64_t kNR = 64;      // columns of the packed micro-tile (4 zmm × 16 int32)
 constexpr int64_t kKC = 8192;    // k per block: one packed B panel (KC × 64 bytes = 512 KiB) stays in L2
 
-struct Buffer {
-  uint8_t* p = nullptr;
-  explicit Buffer(int64_t bytes) {
-    const size_t n = (static_cast<size_t>(bytes) + 127) & ~static_cast<size_t>(63);
-    p = static_cast<uint8_t*>(std::aligned_alloc(64, n));
-    if (!p) throw std::bad_alloc();
-  }
-  ~Buffer() { std::free(p); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-};
-
 __mmask16 mask16(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1u);
 }
@@ -402,7 +390,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, 
   // once with rows padded by zeros to a multiple of 4 (O(M·K), small next to the O(M·N·K) product).
   const int8_t* ap = a;
   int64_t ldap = lda;
-  Buffer apad(k % 4 ? m * ((k + 3) / 4 * 4) : 0);
+  AlignedBuffer apad(k % 4 ? m * ((k + 3) / 4 * 4) : 0);
   if (k % 4) {
     ldap = (k + 3) / 4 * 4;
     for (int64_t i = 0; i < m; ++i) {
@@ -412,7 +400,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, 
     ap = reinterpret_cast<const int8_t*>(apad.p);
   }
   const int64_t kc_max = k < kKC ? k : kKC;
-  Buffer bbuf(((kc_max + 3) / 4) * 256);  // one packed 64-column panel
+  AlignedBuffer bbuf(((kc_max + 3) / 4) * 256);  // one packed 64-column panel
   for (int64_t pc = 0; pc < k; pc += kKC) {
     const int64_t kc = k - pc < kKC ? k - pc : kKC;
     const int64_t kcq = (kc + 3) / 4;
@@ -442,7 +430,7 @@ void pack_b_16x64(const int8_t* b, int64_t ldb, int64_t rows_valid, int64_t kval
 
 void gemm_s8s8_s32_vnni(int64_t m, int64_t n, int64_t k, const int8_t* a, int64_t lda, const int8_t* b, int64_t ldb,
                         int32_t* c, int64_t ldc) {
-  Buffer corr_buf(m * 4);
+  AlignedBuffer corr_buf(m * 4);
   int32_t* corr = reinterpret_cast<int32_t*>(corr_buf.p);
   row_corrections(a, lda, m, k, corr);
   if (m <= kSmallM)

@@ -41,6 +41,18 @@ void quantize_codes(const float* x, int64_t rows, int64_t cols, int64_t stride, 
 void dequantize_codes(const uint8_t* codes, int64_t row_bytes, int64_t rows, int64_t cols, int64_t group, int bits,
                       const float* scale, const int32_t* sub, float* out, int64_t out_stride);
 
+// ---- scratch memory -----------------------------------------------------------------------------
+
+// A 64-byte aligned scratch buffer of `bytes` rounded up to a multiple of 64, plus 64 bytes of slack. Its constructor and destructor are defined in dispatch.cpp, compiled without ISA flags,
+// so the VNNI and AMX translation units share one copy that any CPU can run (see the top of this file).
+struct AlignedBuffer {
+  uint8_t* p = nullptr;
+  explicit AlignedBuffer(int64_t bytes);  // throws std::bad_alloc
+  ~AlignedBuffer();
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+};
+
 // ---- int8 GEMM (gemm_avx512.cpp, gemm_amx.cpp) --------------------------------------------------
 
 // C[m][n] = Σ_k A[m][k]·B[n][k] in int32 (wrapping), A: m×k int8 (lda), B: n×k int8 (ldb), C: m×n (ldc).
