@@ -145,6 +145,9 @@ struct WrapperTraits {
 // Everything eval/ may ask about a scheme. Filled by each scheme in schemes/<id>/ from its config.
 struct SchemeTraits {
   Target target = Target::weight;
+  // quantize() is exactly quant::quantize_affine(w, params()) and nothing else (RTN). eval/ may then run that
+  // formula elsewhere (the OpenCL quantize kernel of a tensor sweep) or vary its params (fault injection).
+  bool plain_affine = false;
   CalibrationNeeds calibration;             // what quantize() / calibrate() / input_channel_scales() read
   bool calibrates_once = false;             // calibrate() freezes per-layer state that every later call reads
   bool migrates = false;                    // input_channel_scales(): per-input-channel factors eval/ folds

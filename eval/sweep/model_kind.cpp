@@ -293,15 +293,6 @@ std::vector<Run> ModelExecutor::expand(const json& entry, const std::string& pat
   return runs;
 }
 
-// Whether a weight scheme's codes come from its QuantParams' rounding alone, so that replacing the rounding
-// changes exactly what it stores: plain integer weights without calibration and without a wrapper (RTN). GPTQ and
-// AWQ round inside their own algorithms, code books (fp4/nf4/fp8) fix their own rounding. Asked of the traits.
-bool rounds_with_its_params(const schemes::SchemeConfig& cfg) {
-  const schemes::SchemeTraits t = schemes::make_scheme(cfg)->traits();
-  return t.target == schemes::Target::weight && !t.calibration.any() && t.codes == quant::Format::int_affine &&
-         !t.wrapper;
-}
-
 // The shared model-run context (loaded models, evaluators, calibration windows) of one execution.
 model::ModelRunContext& run_context(ExecContext& ctx, const std::string& root) {
   auto holder = ctx.get_or_load("model-run-context", [&] {
@@ -326,10 +317,12 @@ json ModelExecutor::execute(const Run& run, ExecContext& ctx) const {
     throw std::runtime_error("model '" + file + "' changed since the sweep was planned (" + typed.model_sha256 +
                              " then, " + file_sha256(file) + " now); start a new report");
   // Test-only fault injection (`--inject-rounding`, run_kind.hpp): the weight scheme's rounding is replaced in
-  // what runs, not in the spec, so the gate sees "the same run, worse". RTN only (the others round inside
-  // their own algorithms); the entry records whether it applied.
+  // what runs, not in the spec, so the gate sees "the same run, worse". Only for schemes whose codes are their
+  // params' plain affine quantization (traits().plain_affine: RTN; GPTQ/AWQ round inside their own algorithms,
+  // code books fix their own rounding); the entry records whether it applied.
   model::ModelRunSpec spec = typed.spec;
-  const bool injected = ctx.inject_rounding && spec.plan.weight && rounds_with_its_params(*spec.plan.weight);
+  const bool injected =
+      ctx.inject_rounding && spec.plan.weight && schemes::make_scheme(*spec.plan.weight)->traits().plain_affine;
   if (injected) spec.plan.weight->params.rounding = *ctx.inject_rounding;
   json result = model::run_model(spec, mctx);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -221,6 +221,20 @@ json result_entry(const TensorRunSpec& s, const schemes::Scheme& scheme, const e
   return e;
 }
 
+// Where a run on `opencl` quantizes: on the device when the scheme's codes are its params' plain affine formula
+// (traits().plain_affine) and the kernel takes those params (gpu::ActQuantSpec::from_params: minmax range, per row
+// or grouped) — bit-exact with the host, so the metrics equal the cpu run's; otherwise on the host, and the entry
+// says why. Returns "" for the device, else the reason.
+std::string host_quantize_reason(const schemes::Scheme& scheme) {
+  if (!scheme.traits().plain_affine)
+    return "the scheme quantizes with its own algorithm or code book (only plain affine codes have a device kernel)";
+  const quant::QuantParams& p = scheme.params();
+  if (p.range != quant::RangeMethod::minmax)
+    return std::string("range ") + quant::to_string(p.range) + " (the kernel does minmax)";
+  if (p.group_size == quant::kPerTensor) return "per-tensor scale (the kernel works per row or per group)";
+  return "";
+}
+
 json TensorExecutor::execute(const Run& run, ExecContext& ctx) const {
   const auto& s = static_cast<const TensorRunSpec&>(*run.typed);
   auto loaded = std::static_pointer_cast<const LoadedTensor>(ctx.get_or_load(run.resource, [&] {
@@ -254,13 +268,23 @@ json TensorExecutor::execute(const Run& run, ExecContext& ctx) const {
     ss = sampling_stats(x, quant::MatrixView{out.data, out.rows, out.cols, out.row_stride});
     sampling_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
+  const std::string host_reason = s.backend == "cpu" ? "" : host_quantize_reason(*scheme);
+  eval::QuantizeFn q = [&](quant::MatrixView v, const quant::QuantParams&) {
+#if QEVAL_HAVE_OPENCL
+    if (s.backend == "opencl" && host_reason.empty())
+      return gpu::quantize_cl(*gpu::default_device(), v, scheme->params());
+#endif
+    return scheme->quantize(v, nullptr);
+  };
   const eval::QuantTestResult res =
       eval::QuantTester()
           .config(exec_cfg)
           .input(x, tensor.info.name + " " + std::to_string(tensor.info.rows) + "x" + std::to_string(tensor.info.cols))
           .no_checks()
-          .Test([&](quant::MatrixView v, const quant::QuantParams&) { return scheme->quantize(v, nullptr); }, dq);
-  return result_entry(s, *scheme, res, want_sampling ? &ss : nullptr, sampling_ms, ctx, injected);
+          .Test(q, dq);
+  json e = result_entry(s, *scheme, res, want_sampling ? &ss : nullptr, sampling_ms, ctx, injected);
+  if (s.backend != "cpu") e["quantized_on"] = host_reason.empty() ? s.backend : "host: " + host_reason;
+  return e;
 }
 
 std::string fmte(const json& v) {

@@ -6,7 +6,8 @@
 //   bits         [2, 3, 4, 8]                            default: each scheme's own
 //   group_sizes  [32, 128, "row", "tensor", 0, -1]       default: each scheme's own
 //   mappings     ["sym", "asym"]                         default ["sym"]
-//   backends     ["cpu", "opencl"]                       default ["cpu"]
+//   backends     ["cpu", "opencl"]                       default ["cpu"]   (opencl: the device dequantizes, and
+//                quantizes where the scheme's codes are plain affine with a minmax range — the entry's quantized_on)
 //   inputs       ["gaussian", {"distribution": "outliers", "rows": 256, "cols": 1024, "seed": 7,
 //                 "outlier_channels": 8, "outlier_scale": 20, "nu": 3}, "w.npy",
 //                 {"file": "w.f32", "shape": "4096x4096", "tensors": ["w"]}]   default ["gaussian"]

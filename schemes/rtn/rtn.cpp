@@ -9,7 +9,11 @@ namespace {
 class Rtn final : public Scheme {
  public:
   explicit Rtn(const SchemeConfig& cfg) : Scheme(cfg) { cfg.options.check_known(cfg.scheme, {}); }
-  SchemeTraits traits() const override { return {}; }  // weight target, no calibration, int_affine codes
+  SchemeTraits traits() const override {  // weight target, no calibration, int_affine codes
+    SchemeTraits t;
+    t.plain_affine = true;
+    return t;
+  }
   quant::QuantizedMatrix quantize(quant::MatrixView w, const Calibration*) const override {
     return quant::quantize_affine(w, params());
   }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <string>
 
+#include "quant/quantize.hpp"
 #include "quant/rng.hpp"
 #include "schemes/scheme.hpp"
 
@@ -86,6 +87,36 @@ std::vector<std::string> ids() {
 }
 INSTANTIATE_TEST_SUITE_P(Registry, EverySchemeTraits, ::testing::ValuesIn(ids()),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// plain_affine promises that quantize() is quant::quantize_affine(w, params()) and nothing else (eval/ then runs the
+// formula on a device kernel or swaps the rounding): checked code for code, scale for scale, for every scheme that
+// claims it, on the default and on a non-default config (asymmetric 3-bit g32, rounding half away from zero).
+TEST(SchemeTraits, PlainAffineMeansTheAffineFormulaExactly) {
+  const quant::Matrix w = gaussian(24, 256, 11);  // 256: divisible by every default group size (≤ 128)
+  int claimed = 0;
+  for (const auto& row : scheme_list()) {
+    SchemeConfig c = default_config(row.id);
+    if (!make_scheme(c)->traits().plain_affine) continue;
+    ++claimed;
+    for (int variant = 0; variant < 2; ++variant) {
+      if (variant == 1) {
+        c.params.bits = 3;
+        c.params.group_size = 32;
+        c.params.mapping = quant::Mapping::asymmetric;
+        c.params.rounding = quant::Rounding::nearest_away;
+      }
+      const quant::QuantizedMatrix got = make_scheme(c)->quantize(w.view(), nullptr);
+      const quant::QuantizedMatrix want = quant::quantize_affine(w.view(), c.params);
+      EXPECT_EQ(got.codes, want.codes) << row.id << " variant " << variant;
+      EXPECT_EQ(got.scales, want.scales) << row.id << " variant " << variant;
+      EXPECT_EQ(got.zero_points, want.zero_points) << row.id << " variant " << variant;
+      EXPECT_TRUE(got.perm.empty() && got.col_scale.empty()) << row.id;
+    }
+  }
+  EXPECT_GE(claimed, 1) << "rtn is plain_affine; fault injection and device quantization rely on it";
+  EXPECT_TRUE(traits("rtn").plain_affine);
+  EXPECT_FALSE(traits("gptq").plain_affine);  // rounds inside its own algorithm
+}
 
 TEST(SchemeTraits, CalibrationDataEachSchemeReads) {
   const SchemeTraits gptq = traits("gptq"), awq = traits("awq"), sq = traits("smoothquant");

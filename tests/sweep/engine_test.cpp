@@ -178,8 +178,8 @@ TEST(Engine, ShardReportsCarryThePlan) {
   EXPECT_EQ(r["shard"]["count"], 4);
 }
 
-// The backend axis: the same run on the OpenCL backend (dequantize on the device, bit-exact with the reference by
-// gpu/'s contract) gives identical metrics.
+// The backend axis: the same run on the OpenCL backend (quantize — for RTN — and dequantize on the device, bit-exact
+// with the reference by gpu/'s contract) gives identical metrics, and says where it quantized.
 TEST(Engine, OpenclBackendMatchesCpu) {
 #if !QEVAL_HAVE_OPENCL
   GTEST_SKIP() << "built without the OpenCL backend (-DQEVAL_OPENCL=OFF): the opencl axis is a config error here";
@@ -201,6 +201,13 @@ TEST(Engine, OpenclBackendMatchesCpu) {
     EXPECT_EQ(r["runs"][i]["backend"], "cpu");
     EXPECT_EQ(r["runs"][i + 1]["backend"], "opencl");
     EXPECT_EQ(r["runs"][i]["metrics"], r["runs"][i + 1]["metrics"]) << r["runs"][i]["name"];
+    EXPECT_FALSE(r["runs"][i].contains("quantized_on")) << "a cpu run has no device to report";
+    // RTN (plain affine codes, minmax, grouped) quantizes on the device; the code books on the host, saying why.
+    const std::string on = r["runs"][i + 1].value("quantized_on", "");
+    if (r["runs"][i]["config"]["scheme"] == "rtn")
+      EXPECT_EQ(on, "opencl") << r["runs"][i]["name"];
+    else
+      EXPECT_EQ(on.rfind("host: the scheme quantizes with its own", 0), 0u) << on;
   }
 #endif
 }
