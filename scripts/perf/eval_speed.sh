@@ -48,8 +48,10 @@ timed llamacpp-q4_1-default "$bin/llama-perplexity" -m "$q41" -f "$text" -c 512 
 cache="$(mktemp -d)"
 trap 'rm -rf "$cache"' EXIT
 for be in $BACKENDS; do
+  be_opt=()
+  [ "$be" = ref ] || be_opt=(--backend "$be")  # ref: today's path, also where the backend axis does not exist
   QEVAL_CACHE_DIR="$cache/$be" timed "qeval-w8a8-$be" "$qeval" sweep --model "$q41" --protocol "$protocol" \
-    --scheme rtn --bits 8 --group-sizes row --activation dynamic_per_token --backend "$be" --jobs 1 \
+    --scheme rtn --bits 8 --group-sizes row --activation dynamic_per_token "${be_opt[@]}" --jobs 1 \
     --progress none --out "$out/qeval-w8a8-$be.json"
 done
 
