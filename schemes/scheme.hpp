@@ -153,6 +153,12 @@ struct SchemeTraits {
   bool migrates = false;                    // input_channel_scales(): per-input-channel factors eval/ folds
   bool outlier_columns = false;             // linear() keeps some input features in fp32: outlier_columns(x)
   ActivationQuant activation = ActivationQuant::none;  // how it treats the layer's input
+  // Activation schemes: batches of at most this many rows pass through in full precision (dynamic_per_token's
+  // OpenVINO threshold, 64 by default; INT64_MAX when disabled). A real-kernel backend multiplies them in fp32.
+  int64_t activation_passthrough_rows = 0;
+  // Activation schemes: one scale per input feature (static_act granularity=channel). That scale varies along the
+  // reduction axis, so it cannot be applied after an integer sum: only fake quantization runs it.
+  bool activation_per_feature = false;
   quant::Format codes = quant::Format::int_affine;     // the format quantize() stores (weights and linear)
   std::optional<WrapperTraits> wrapper;     // set for a wrapper around a base scheme (mixed)
   std::vector<ReferenceOverride> reference_overrides;

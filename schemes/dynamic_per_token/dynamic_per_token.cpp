@@ -9,6 +9,7 @@
 // precision), "per_token" (OpenVINO's UINT64_MAX) means one group per token and N means groups of N.
 // When both are given, ov_group_size wins.
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "quant/quantize.hpp"
@@ -52,6 +53,7 @@ class DynamicPerToken final : public Scheme {
     SchemeTraits t;
     t.target = Target::activation;
     t.activation = ActivationQuant::dynamic;
+    t.activation_passthrough_rows = enabled_ ? threshold_ : std::numeric_limits<int64_t>::max();
     return t;
   }
 

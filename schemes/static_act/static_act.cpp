@@ -58,6 +58,7 @@ class StaticAct final : public Scheme {
     SchemeTraits t;
     t.target = Target::activation;
     t.activation = ActivationQuant::frozen;
+    t.activation_per_feature = per_channel_;
     t.calibrates_once = true;
     t.calibration.act_absmax = true;
     // Symmetric min/max needs only max|x|, taken over every calibration token (exact); every other range

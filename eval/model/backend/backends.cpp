@@ -1,6 +1,7 @@
 // eval/model/backend/backends.cpp — the registry of LinearBackends (by name) and the plan-time support check.
 #include <stdexcept>
 
+#include "eval/model/backend/cpu_backend.hpp"
 #include "eval/model/backend/linear_backend.hpp"
 #include "eval/model/backend/ref_backend.hpp"
 
@@ -18,10 +19,11 @@ std::string label(const schemes::Scheme* s) { return s ? "'" + s->config().label
 
 }  // namespace
 
-std::vector<std::string> linear_backend_names() { return {"ref"}; }
+std::vector<std::string> linear_backend_names() { return {"ref", "cpu"}; }
 
 std::shared_ptr<const LinearBackend> make_linear_backend(const std::string& name) {
   if (name == "ref") return make_ref_backend();
+  if (name == "cpu") return make_cpu_backend();
   throw std::invalid_argument("unknown model backend '" + name + "' (this build has: " +
                               joined(linear_backend_names()) + ")");
 }

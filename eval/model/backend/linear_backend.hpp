@@ -7,7 +7,7 @@
 //
 //   ref     (ref_backend.hpp)  fake quantization: the activation scheme's fake_quantize, the weight's dequantized
 //                              codes × LibTorch fp32 at::mm, or a Target::linear scheme's own linear(). Today's path.
-//   cpu     (issue 12)         packed integer kernels of quant/cpu: W8A8, W4A8, W4A16, LLM.int8 (int8 part +
+//   cpu     (cpu_backend.hpp)  packed integer kernels of quant/cpu: W8A8, W4A8, W4A16, LLM.int8 (int8 part +
 //                              fp32 outlier columns, asked of the scheme: Scheme::outlier_columns), grouped weights.
 //   opencl  (issue 13)         the kernels of gpu/ops.hpp behind the same interface.
 // A new backend implements this class (LibTorch-free: it sees quant/ and schemes/ types only, so a backend over
@@ -90,7 +90,7 @@ class LinearBackend {
 
 // ---- the registry (backends.cpp) ------------------------------------------------------------------------------
 
-// The backends this build can make, by name: "ref" (issue 12 adds "cpu", issue 13 "opencl").
+// The backends this build can make, by name: "ref", "cpu" (issue 13 adds "opencl").
 std::vector<std::string> linear_backend_names();
 // Throws std::invalid_argument naming the known backends when `name` is not one of them.
 std::shared_ptr<const LinearBackend> make_linear_backend(const std::string& name);

@@ -1,0 +1,144 @@
+// tests/eval_forward/cpu_backend_test.cpp — the `cpu` model backend (eval/model/backend/cpu_backend.hpp): its int32
+// block sums bit-exact against a scalar decode written here, its fp32 epilogue within the derived rounding bound, on
+// reduction lengths {1, g−1, g, g+1, 2g+1} (partial last groups included) for every weight/activation pair it runs;
+// plan-time refusals in one line.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eval/model/backend/cpu_backend.hpp"
+#include "quant/cpu/dispatch.hpp"
+#include "quant/pack.hpp"
+#include "quant/quantize.hpp"
+#include "quant/rng.hpp"
+#include "schemes/scheme.hpp"
+
+namespace qeval::model {
+namespace {
+
+constexpr double kU = 0x1.0p-24;  // unit roundoff of fp32 (round to nearest)
+
+quant::Matrix gaussian(int64_t r, int64_t c, uint64_t seed) {
+  Rng rng(seed);
+  quant::Matrix m(r, c);
+  for (auto& v : m.data) v = static_cast<float>(rng.normal());
+  return m;
+}
+
+// The value q − zero_point of element (r, c), decoded here from the storage code (quant/matrix.hpp's convention:
+// symmetric stores q + 2^(b−1), asymmetric stores q).
+int64_t centered(const quant::QuantizedMatrix& q, int64_t r, int64_t c) {
+  const int64_t u = quant::packed_code_at(q.codes.data() + r * q.row_bytes(), c, q.params.bits);
+  const bool sym = q.params.mapping == quant::Mapping::symmetric;
+  const int64_t code = sym ? u - (int64_t{1} << (q.params.bits - 1)) : u;
+  return code - (sym ? 0 : q.zero_points[static_cast<size_t>(q.group_index(r, c))]);
+}
+
+float scale_at(const quant::QuantizedMatrix& q, int64_t r, int64_t c) {
+  return q.scales[static_cast<size_t>(q.group_index(r, c))];
+}
+
+// Block boundaries, derived independently: a block ends where either side's group index changes.
+std::vector<int64_t> edges_of(const quant::QuantizedMatrix& a, const quant::QuantizedMatrix& w) {
+  std::vector<int64_t> e = {0};
+  for (int64_t c = 1; c < a.cols; ++c)
+    if (a.group_index(0, c) != a.group_index(0, c - 1) || w.group_index(0, c) != w.group_index(0, c - 1)) e.push_back(c);
+  e.push_back(a.cols);
+  return e;
+}
+
+struct Case {
+  int wbits;
+  quant::Mapping wmap;
+  int64_t wgroup;  // 0: per channel
+  quant::Mapping amap;
+  int64_t agroup;  // 0: per token
+};
+
+std::string describe(const Case& c, int64_t k, int64_t m) {
+  return "w int" + std::to_string(c.wbits) + (c.wmap == quant::Mapping::symmetric ? " sym" : " asym") + " g" +
+         std::to_string(c.wgroup) + ", a int8" + (c.amap == quant::Mapping::symmetric ? " sym" : " asym") + " g" +
+         std::to_string(c.agroup) + ", k " + std::to_string(k) + ", m " + std::to_string(m) + ", gemm " +
+         cpu::active_gemm_isa();
+}
+
+quant::QuantParams params(int bits, quant::Mapping map, int64_t group) {
+  quant::QuantParams p;
+  p.bits = bits;
+  p.mapping = map;
+  p.group_size = group;
+  p.partial_last_group = group > 0;
+  return p;
+}
+
+// One case: exact block sums bit-exact, y within the epilogue bound.
+void check_case(const Case& cs, int64_t k, int64_t m, uint64_t seed) {
+  const int64_t n = 5;
+  const quant::Matrix x = gaussian(m, k, seed), w = gaussian(n, k, seed + 1);
+  const quant::QuantizedMatrix qa = quant::quantize_affine(x.view(), params(8, cs.amap, cs.agroup));
+  const quant::QuantizedMatrix qw = quant::quantize_affine(w.view(), params(cs.wbits, cs.wmap, cs.wgroup));
+  const IntOperand a = int_operand(qa), b = int_operand(qw);
+  const std::vector<int64_t> got = exact_block_sums(a, b), e = edges_of(qa, qw);
+  ASSERT_EQ(got.size(), (e.size() - 1) * static_cast<size_t>(m * n)) << describe(cs, k, m);
+  quant::Matrix y(m, n, std::nanf(""));  // sentinel: every element must be written
+  int_linear(a, b, y.mut());
+  const int64_t blocks = static_cast<int64_t>(e.size()) - 1;
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t o = 0; o < n; ++o) {
+      double want = 0.0, mag = 0.0;
+      for (int64_t bi = 0; bi < blocks; ++bi) {
+        int64_t s = 0;
+        for (int64_t c = e[bi]; c < e[bi + 1]; ++c) s += centered(qa, r, c) * centered(qw, o, c);
+        ASSERT_EQ(got[static_cast<size_t>((bi * m + r) * n + o)], s)
+            << describe(cs, k, m) << " block " << bi << " row " << r << " out " << o << " seed " << seed;
+        const double t = static_cast<double>(scale_at(qa, r, e[bi])) * scale_at(qw, o, e[bi]) * static_cast<double>(s);
+        want += t;
+        mag += std::fabs(t);
+      }
+      // Epilogue: per block fl(fl(s_a·s_w)·fl(S)) — 3 roundings (S itself exact while |S| < 2^24), then B − 1
+      // fp32 additions: |y − Σ t| ≤ (B + 2)·u·Σ|t| (first order; ×1.01 covers the higher-order terms).
+      const double bound = 1.01 * static_cast<double>(blocks + 2) * kU * mag;
+      EXPECT_LE(std::fabs(y(r, o) - want), bound) << describe(cs, k, m) << " row " << r << " out " << o;
+    }
+}
+
+TEST(CpuBackendLayer, BlockSumsExactAndEpilogueWithinBoundOnEveryShape) {
+  using quant::Mapping;
+  const std::vector<Case> cases = {
+      {8, Mapping::symmetric, 0, Mapping::symmetric, 0},    {8, Mapping::asymmetric, 0, Mapping::asymmetric, 0},
+      {8, Mapping::symmetric, 32, Mapping::symmetric, 0},   {4, Mapping::symmetric, 32, Mapping::symmetric, 0},
+      {4, Mapping::asymmetric, 128, Mapping::symmetric, 0}, {8, Mapping::asymmetric, 256, Mapping::asymmetric, 0},
+      {4, Mapping::symmetric, 128, Mapping::asymmetric, 0}, {3, Mapping::asymmetric, 32, Mapping::symmetric, 0},
+      {4, Mapping::symmetric, 32, Mapping::symmetric, 48},  {8, Mapping::asymmetric, 128, Mapping::asymmetric, 32},
+  };
+  const uint64_t seed = seed_from_env(1201);
+  for (const Case& cs : cases) {
+    const int64_t g = cs.wgroup > 0 ? cs.wgroup : 128;
+    for (int64_t k : {int64_t{1}, g - 1, g, g + 1, 2 * g + 1})
+      for (int64_t m : {int64_t{3}, int64_t{70}}) check_case(cs, k, m, seed + static_cast<uint64_t>(k * 7 + m));
+  }
+}
+
+TEST(CpuBackendLayer, BlockEdgesAreTheUnionOfBothGroupings) {
+  EXPECT_EQ(block_edges(80, 32, 48), (std::vector<int64_t>{0, 32, 48, 64, 80}));
+  EXPECT_EQ(block_edges(5, 5, 5), (std::vector<int64_t>{0, 5}));
+  EXPECT_EQ(block_edges(65, 32, 65), (std::vector<int64_t>{0, 32, 64, 65}));
+}
+
+TEST(CpuBackendLayer, FloatCodesAreRefusedInOneLine) {
+  quant::QuantizedMatrix q;
+  q.format = quant::Format::nf4;
+  try {
+    int_operand(q);
+    FAIL() << "nf4 codes accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("nf4"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace qeval::model
