@@ -1,7 +1,9 @@
 // tests/eval_forward/cpu_backend_test.cpp — the `cpu` model backend (eval/model/backend/cpu_backend.hpp): its int32
 // block sums bit-exact against a scalar decode written here, its fp32 epilogue within the derived rounding bound, on
 // reduction lengths {1, g−1, g, g+1, 2g+1} (partial last groups included) for every weight/activation pair it runs;
-// plan-time refusals in one line.
+// plan-time refusals in one line; the embedded model on a few windows: cpu vs ref within the run's own agreement
+// bound, same weights. ctest runs this binary twice, the second time with QEVAL_CPU=ref (the scalar reference GEMM):
+// the int32 sums are exact on every path, so the same expectations hold there (and the logits are the same).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "eval/model/backend/cpu_backend.hpp"
+#include "eval/model/model_run.hpp"
 #include "quant/cpu/dispatch.hpp"
 #include "quant/pack.hpp"
 #include "quant/quantize.hpp"
@@ -137,6 +140,64 @@ TEST(CpuBackendLayer, FloatCodesAreRefusedInOneLine) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("nf4"), std::string::npos) << e.what();
     EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+  }
+}
+
+// ---- model level: the embedded model (models/qeval-sotu-4l256), 2 windows of 256 tokens (> 64 rows: dynamic activations quantize) -------------------------
+
+nlohmann::json model_spec(const nlohmann::json& plan, const std::string& backend) {
+  nlohmann::json protocol = nlohmann::json::parse(R"({"version": 1, "name": "sotu-heldout-256-2",
+    "text": "data/sotu/sotu.txt", "text_begin_byte": 10216959, "tokenizer": "model", "n_ctx": 256, "n_chunks": 2,
+    "first_chunk": 0, "chunk_stride": 10, "bos": "auto", "dtype": "fp32", "threads": 2, "batch": 1, "seed": 0})");
+  nlohmann::json p = plan;
+  p["overrides"] = nlohmann::json::array({{{"pattern", "output"}, {"skip", true}}});
+  return {{"model", "models/qeval-sotu-4l256/model.gguf"}, {"protocol", protocol}, {"plan", p},
+          {"backend", backend}, {"lambada", false}, {"blame_windows", 0}};
+}
+
+model::ModelRunContext& context() {
+  static model::ModelRunContext ctx(QEVAL_SOURCE_DIR, "");  // memory cache only: the fp reference is shared
+  ctx.progress = false;
+  return ctx;
+}
+
+// W8A8 per channel, W4A8 g32 with asymmetric weights and activations, W4A16 g128: the cpu run's agreement
+// with ref stays within its derived bound (4× the ref path's split_k noise; docs/model-eval.md) with identical weights.
+TEST(CpuBackendModel, AgreesWithRefWithinItsBoundOnTheEmbeddedModel) {
+  const nlohmann::json dyn = {{"scheme", "dynamic_per_token"}, {"params", {{"bits", 8}, {"group_size", 0}}}};
+  const nlohmann::json dyn_asym = {{"scheme", "dynamic_per_token"},
+                                   {"params", {{"bits", 8}, {"group_size", 0}, {"mapping", "asymmetric"}}}};
+  const std::vector<nlohmann::json> plans = {
+      {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 8}, {"group_size", 0}}}}}, {"activation", dyn}},
+      {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 4}, {"group_size", 32}, {"mapping", "asymmetric"}}}}},
+       {"activation", dyn_asym}},
+      {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 4}, {"group_size", 128}}}}}},
+  };
+  for (const auto& plan : plans) {
+    const nlohmann::json r = model::run_model(model_spec(plan, "cpu"), context());
+    const nlohmann::json& a = r.at("agreement");
+    SCOPED_TRACE(plan.dump() + " gemm " + cpu::active_gemm_isa() + "\nagreement " + a.dump());
+    EXPECT_EQ(r.at("backend").at("gemm_isa"), cpu::active_gemm_isa());
+    EXPECT_TRUE(a.at("fingerprint_equal").get<bool>());
+    EXPECT_TRUE(a.at("within_bound").get<bool>());
+    EXPECT_GT(r.at("throughput").at("quantized").at("tokens_per_s").get<double>(), 0.0);
+    if (!plan.contains("activation")) {
+      // fp activations: no code can flip, the paths differ by fp32 rounding only — far below a nat's thousandth.
+      EXPECT_LT(a.at("max_abs_dlogit").get<double>(), 1e-3);
+    }
+  }
+}
+
+TEST(CpuBackendModel, AnUnsupportedPairIsOneLineNamingItAndWhoRunsIt) {
+  const nlohmann::json plan = {{"weight", {{"scheme", "nf4"}, {"params", {{"bits", 4}, {"group_size", 64}}}}}};
+  try {
+    model::run_model(model_spec(plan, "cpu"), context());
+    FAIL() << "nf4 ran on cpu";
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    for (const char* part : {"backend 'cpu'", "nf4", "no integer kernel", "backends that run it: ref"})
+      EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' missing in: " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
 }
 
