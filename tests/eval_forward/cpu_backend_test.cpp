@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -141,6 +142,73 @@ TEST(CpuBackendLayer, FloatCodesAreRefusedInOneLine) {
     EXPECT_NE(std::string(e.what()).find("nf4"), std::string::npos) << e.what();
     EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
   }
+}
+
+// ---- the backend's linear(): the activation scheme's own codes, its pass-through, LLM.int8 -----------------------
+
+std::shared_ptr<const schemes::Scheme> scheme(const std::string& id, int bits, int64_t group,
+                                              std::map<std::string, std::string> opts = {}) {
+  schemes::SchemeConfig c = schemes::default_config(id);
+  c.params.bits = bits;
+  c.params.group_size = group;
+  c.options = schemes::Options(std::move(opts));
+  return schemes::make_scheme(c);
+}
+
+TEST(CpuBackendLinear, DynamicActivationsPassThroughAndLlmInt8) {
+  const uint64_t seed = seed_from_env(1202);
+  const int64_t k = 96, n = 7;
+  const quant::Matrix w = gaussian(n, k, seed), x = gaussian(80, k, seed + 1);
+  const auto rtn = scheme("rtn", 4, 32);
+  const quant::QuantizedMatrix qw = rtn->quantize(w.view(), nullptr);
+  quant::Matrix eff(n, k);
+  rtn->dequantize(qw, eff.mut());
+  QuantizedLinear L;
+  L.layer = "t";
+  L.weight_scheme = rtn;
+  L.codes = &qw;
+  L.weight = w.view();
+  L.effective = eff.view();
+  L.act_scheme = scheme("dynamic_per_token", 8, 0);  // threshold 64: 80 rows quantize, 3 rows pass through
+  const auto be = make_cpu_backend();
+  const auto prep = be->prepare(L);
+  // 80 rows: exactly int_linear of the scheme's own codes.
+  quant::Matrix y(80, n), want(80, n);
+  be->linear(*prep, x.view(), y.mut(), {});
+  int_linear(int_operand(L.act_scheme->quantize(x.view(), nullptr)), int_operand(qw), want.mut());
+  EXPECT_EQ(y.data, want.data) << "seed " << seed;
+  // 3 rows (≤ the threshold): fp32 x times the effective weight; an fp32 dot product of k terms is within
+  // k·u·Σ|x·w| of the exact one (first order, ×1.01).
+  const quant::MatrixView x3(x.data.data(), 3, k);
+  quant::Matrix y3(3, n);
+  be->linear(*prep, x3, y3.mut(), {});
+  for (int64_t r = 0; r < 3; ++r)
+    for (int64_t o = 0; o < n; ++o) {
+      double exact = 0, mag = 0;
+      for (int64_t c = 0; c < k; ++c) exact += double(x3(r, c)) * eff(o, c), mag += std::fabs(double(x3(r, c)) * eff(o, c));
+      EXPECT_LE(std::fabs(y3(r, o) - exact), 1.01 * k * kU * mag) << r << "," << o;
+    }
+  // LLM.int8 (threshold 2: some features of N(0,1) rows are outliers): the scheme's own linear() within the
+  // epilogue's rounding — both take exact int32 sums of the same codes; ref rounds once from double, cpu three times
+  // per term plus the fp32 add of the outlier part: ≤ 5·u·(|int8 part| + |outlier part|) per element.
+  QuantizedLinear M;
+  M.layer = "t";
+  M.weight_scheme = scheme("llm_int8", 8, 0, {{"threshold", "2"}});
+  M.weight = w.view();
+  M.effective = w.view();
+  ASSERT_TRUE(be->supports(std::make_unique<schemes::SchemeTraits>(M.weight_scheme->traits()).get(), nullptr).ok);
+  const auto pm = be->prepare(M);
+  quant::Matrix yc(80, n), yr(80, n);
+  be->linear(*pm, x.view(), yc.mut(), {});
+  ASSERT_TRUE(M.weight_scheme->linear(x.view(), w.view(), yr.mut(), nullptr));
+  EXPECT_FALSE(M.weight_scheme->outlier_columns(x.view()).empty());
+  for (int64_t r = 0; r < 80; ++r)
+    for (int64_t o = 0; o < n; ++o) {
+      double mag = 0;
+      for (int64_t c = 0; c < k; ++c) mag += std::fabs(double(x(r, c)) * w(o, c));
+      // mag bounds both parts' magnitudes up to the int8 rounding of each product (≤ 1/127 relative per factor)
+      EXPECT_LE(std::fabs(yc(r, o) - yr(r, o)), 5.0 * kU * 1.02 * mag) << r << "," << o << " seed " << seed;
+    }
 }
 
 // ---- model level: the embedded model (models/qeval-sotu-4l256), 2 windows of 256 tokens (> 64 rows: dynamic activations quantize) -------------------------
