@@ -28,7 +28,7 @@ struct SweepArgs {
 
 // Options that only make sense for one kind of run (the kind is chosen from them: choose_kind).
 const std::vector<const char*> kTensorOptions = {"--input", "--rows", "--cols", "--shape", "--nu", "--outlier-channels",
-                                                 "--outlier-scale", "--backend", "--range", "--clip-ratio",
+                                                 "--outlier-scale", "--range", "--clip-ratio",
                                                  "--percentile", "--rounding", "--non-finite"};
 const std::vector<const char*> kModelOptions = {"--protocol", "--activation", "--max-windows", "--lambada", "--blame-windows"};
 // Axis options a --config replaces.
@@ -120,7 +120,9 @@ void add_tensor_options(CLI::App* c, SweepArgs& a) {
   c->add_option("--outlier-channels", o.outlier_channels, "Columns scaled up by --input outliers (default 8, chosen from the seed)");
   c->add_option("--outlier-scale", o.outlier_scale,
                 "Factor of the outlier columns (default 20, as LLM.int8 reports for LLM activations)");
-  c->add_option("--backend", a.backends, "Backends, comma-separated: cpu (default), opencl (when built in)")
+  c->add_option("--backend", a.backends,
+                "Backends, comma-separated. Tensor runs: cpu (default), opencl (when built in). Model runs: ref\n"
+                "(default: fake quantization), cpu (integer kernels; each run also reports its agreement with ref)")
       ->delimiter(',')
       ->type_name("LIST");
 }
@@ -208,7 +210,7 @@ void choose_kind(SweepArgs& a, const CLI::App& c) {
   for (const char* opt : kTensorOptions) tensor_opt = tensor_opt || c.count(opt) > 0;
   for (const char* opt : kModelOptions) model_opt = model_opt || c.count(opt) > 0;
   if (!a.model.empty() && tensor_opt)
-    throw std::invalid_argument("--model evaluates a model; --input, --rows, --backend, --range ... describe tensor runs; "
+    throw std::invalid_argument("--model evaluates a model; --input, --rows, --range ... describe tensor runs; "
                                 "use one or the other");
   if (model_opt && tensor_opt)
     throw std::invalid_argument("--protocol/--activation/--max-windows/--lambada/--blame-windows apply to model runs; "

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "eval/model/model_util.hpp"
+#include "quant/cpu/dispatch.hpp"
 
 namespace qeval::model {
 
@@ -76,6 +77,7 @@ struct TwinInputs {
   const EvalResult& run;        // the run's own evaluation (per-token NLL and KL kept)
   const FpReference& ref;       // the run's fp reference
   const QuantizedModel& qm;
+  const std::string& backend;   // the run's backend: the twin runs on it too
 };
 
 // The run again with Reassociation::split_k everywhere (reference, calibration forward, evaluation), compared
@@ -84,6 +86,7 @@ nlohmann::json run_twin(const TwinInputs& in, ModelRunContext& ctx) {
   const double t0 = now_s();
   LlamaModel t(in.loaded.ck);
   t.set_reassociation(Reassociation::split_k);
+  t.set_backend(make_linear_backend(in.backend));
   const auto ref_t = in.ev.reference(t, ctx.cache_dir());
   const QuantizedModel qm_t = quantize_model(t, in.plan, in.calib, in.qo);
   const EvalResult r_t = in.ev.evaluate(t, ref_t.get(), in.eo);
@@ -146,6 +149,7 @@ nlohmann::json ModelRunSpec::to_json() const {
                       {"max_windows", max_windows},
                       {kReferenceOverridesKey, reference_overrides}};
   if (has_mixed) j["mixed"] = mixed.to_json();
+  if (backend != "ref") j["backend"] = backend;
   return j;
 }
 
@@ -183,12 +187,16 @@ ModelRunSpec ModelRunSpec::from_json(const nlohmann::json& j) {
       if (!v.is_boolean())
         throw std::invalid_argument(std::string("model run: \"") + kReferenceOverridesKey + "\" must be true or false");
       s.reference_overrides = v.get<bool>();
+    } else if (k == "backend") {
+      if (!v.is_string()) throw std::invalid_argument("model run: \"backend\" must be a backend name (ref, cpu)");
+      s.backend = v.get<std::string>();
+      (void)make_linear_backend(s.backend);  // an unknown name: an error naming the known ones
     } else if (k == "kind") {
       if (v != "model") throw std::invalid_argument("model run: \"kind\" must be \"model\", got " + v.dump());
     } else {
       throw std::invalid_argument("model run: unknown key \"" + k +
                                   "\" (accepted: model, protocol, plan, calibration, mixed, lambada, blame_windows, "
-                                  "max_windows, " + kReferenceOverridesKey + ")");
+                                  "max_windows, backend, " + kReferenceOverridesKey + ")");
     }
   }
   if (!have_model) throw std::invalid_argument("model run: \"model\" (a GGUF or safetensors path) is required");
@@ -435,6 +443,99 @@ void put_quantization(nlohmann::json& res, const Run& r, const QuantizedModel& q
   res["fingerprint"] = qm.fingerprint_json();
 }
 
+// ---- throughput and agreement with ref -------------------------------------------------------------------------
+
+nlohmann::json rate_json(int64_t windows, int64_t n_ctx, double seconds) {
+  const int64_t tokens = windows * n_ctx;
+  return {{"windows", windows}, {"tokens", tokens}, {"seconds", seconds},
+          {"tokens_per_s", seconds > 0 ? nlohmann::json(static_cast<double>(tokens) / seconds) : nlohmann::json(nullptr)}};
+}
+
+// Tokens/s of the protocol's prefill windows (every token of a window is forwarded): the quantized run on its
+// backend, and the fp reference pass (its own header: when it came from the cache, the pass that made it).
+nlohmann::json throughput_json(const Run& r, const EvalResult& e) {
+  const int64_t n_ctx = r.protocol().n_ctx;
+  nlohmann::json q = rate_json(e.n_windows, n_ctx, e.seconds);
+  q["backend"] = r.spec.backend;
+  const nlohmann::json& h = r.ref->header();
+  nlohmann::json fp = rate_json(h.value("n_windows", int64_t{0}), n_ctx, h.value("seconds", 0.0));
+  // Computed in this run when fetching it took about as long as computing it did.
+  fp["computed_in_run"] = r.timings.value("reference_s", 0.0) >= 0.5 * h.value("seconds", 0.0);
+  return {{"quantized", q}, {"fp_reference", fp}};
+}
+
+// How many times the reference path's own reassociation noise a real-kernel backend may differ from it
+// (docs/model-eval.md, "cpu backend: agreement with ref"): 2 for the per-layer rounding bounds ((B + 2)·u for the
+// blocked epilogue vs up to K·u for a reordered fp32 sum — the backend's is not larger, but it perturbs layers the
+// twin's split also perturbs, with other signs) × 2 for comparing one realization's tail (max, p99) with another's.
+constexpr double kAgreementFactor = 4.0;
+// Floors for a noise figure that happens to be 0: KL in nats and logits below what fp32 can resolve at their scale.
+constexpr double kKlFloor = 1e-9;
+constexpr double kLogitFloor = 1e-5;
+
+nlohmann::json pair_json(const EvalResult& e) {
+  return {{"kl", {{"mean", e.kl_mean}, {"p99", e.kl_p99}, {"max", e.kl_max}}},
+          {"max_abs_dlogit", e.max_abs_dlogit},
+          {"top1", e.top1},
+          {"delta_ppl", e.delta_ppl}};
+}
+
+// Bounds from the noise pair (ref vs its split_k twin). Δppl follows from the logit bound M: every token's NLL moves
+// by at most 2M (its log-sum-exp and its target logit each by ≤ M), so ppl moves by a factor within e^(±2M).
+nlohmann::json agreement_bound(const EvalResult& noise, double ref_ppl, int64_t n_tokens) {
+  const double m = kAgreementFactor * noise.max_abs_dlogit + kLogitFloor;
+  return {{"factor", kAgreementFactor},
+          {"kl_mean", kAgreementFactor * noise.kl_mean + kKlFloor},
+          {"kl_p99", kAgreementFactor * noise.kl_p99 + kKlFloor},
+          {"max_abs_dlogit", m},
+          {"top1_min", std::max(0.0, 1.0 - kAgreementFactor * (1.0 - noise.top1) - 1.0 / std::max<int64_t>(1, n_tokens))},
+          {"abs_delta_ppl", ref_ppl * std::expm1(2.0 * m)}};
+}
+
+nlohmann::json exceeded_json(const EvalResult& a, const nlohmann::json& b) {
+  nlohmann::json out = nlohmann::json::array();
+  if (a.kl_mean > b["kl_mean"].get<double>()) out.push_back("kl_mean");
+  if (a.kl_p99 > b["kl_p99"].get<double>()) out.push_back("kl_p99");
+  if (a.max_abs_dlogit > b["max_abs_dlogit"].get<double>()) out.push_back("max_abs_dlogit");
+  if (a.top1 < b["top1_min"].get<double>()) out.push_back("top1");
+  if (std::fabs(a.delta_ppl) > b["abs_delta_ppl"].get<double>()) out.push_back("delta_ppl");
+  return out;
+}
+
+// A run on a real-kernel backend against the ref path on the same windows: the same plan quantized on ref (and on
+// ref with split_k, the noise), both compared with exact log-softmaxes (Evaluator::evaluate_pair).
+nlohmann::json agreement_json(Run& r, const QuantizedModel& qm, const QuantizeOptions& qo, const EvalOptions& eo) {
+  const double t0 = now_s();
+  LlamaModel ref(r.loaded->ck), twin(r.loaded->ck);
+  twin.set_reassociation(Reassociation::split_k);
+  const QuantizedModel qr = quantize_model(ref, r.plan, r.calib.get(), qo);
+  (void)quantize_model(twin, r.plan, r.calib.get(), qo);
+  EvalOptions po = eo;
+  po.keep_tokens = false;
+  const EvalResult a = r.ev->evaluate_pair(*r.q, ref, po);
+  const EvalResult n = r.ev->evaluate_pair(twin, ref, po);
+  const int64_t n_tokens = a.n_windows * r.ev->windows().scored_per_window(), n_ctx = r.protocol().n_ctx;
+  nlohmann::json j = pair_json(a);
+  j["against"] = "ref";
+  j["backend"] = r.spec.backend;
+  j["fingerprint_equal"] = qr.fingerprint_json() == qm.fingerprint_json();
+  j["noise"] = pair_json(n);
+  j["noise"]["reassociation"] = to_string(Reassociation::split_k);
+  j["bound"] = agreement_bound(n, a.ref_ppl.ppl, n_tokens);
+  j["exceeded"] = exceeded_json(a, j["bound"]);
+  j["within_bound"] = j["exceeded"].empty();
+  j["throughput"] = {{"ref", rate_json(a.n_windows, n_ctx, a.pair_seconds_fp)},
+                     {r.spec.backend, rate_json(a.n_windows, n_ctx, a.pair_seconds_q)}};
+  j["seconds"] = now_s() - t0;
+  return j;
+}
+
+nlohmann::json backend_json(const std::string& name) {
+  nlohmann::json j = {{"name", name}};
+  if (name == "cpu") j["gemm_isa"] = cpu::active_gemm_isa();
+  return j;
+}
+
 }  // namespace
 
 QuantizeOptions quantize_options(const ModelRunSpec& spec, const ModelRunContext& ctx, int threads) {
@@ -482,6 +583,7 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
   if (lambada) fp_la = r.timed("lambada_fp_s", [&] { return ctx.fp_lambada(*r.loaded, p.lambada, *r.q, p.threads); });
   plan_and_calibrate(r);
   const QuantizeOptions qo = quantize_options(spec, ctx, p.threads);
+  r.q->set_backend(make_linear_backend(spec.backend));
   const QuantizedModel qm = r.timed("quantize_s", [&] { return quantize_model(*r.q, r.plan, r.calib.get(), qo); });
   r.timings["quantize"] = qm.timings;
   EvalOptions eo;
@@ -501,9 +603,16 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
   put_quantization(res, r, qm, stats);
   res["blame"] = blame_json(r, qm);
   res["mixed"] = r.mixed_json;
+  res["backend"] = backend_json(spec.backend);
+  res["throughput"] = throughput_json(r, e);
+  res["agreement"] = nullptr;
+  if (spec.backend != "ref") {
+    res["agreement"] = agreement_json(r, qm, qo, eo);
+    r.timings["agreement_s"] = res["agreement"]["seconds"];
+  }
   res["twin"] = nullptr;
   if (ctx.reassociation_twin) {
-    res["twin"] = run_twin({*r.loaded, *r.ev, r.plan, r.calib.get(), qo, eo, e, *r.ref, qm}, ctx);
+    res["twin"] = run_twin({*r.loaded, *r.ev, r.plan, r.calib.get(), qo, eo, e, *r.ref, qm, spec.backend}, ctx);
     r.timings["twin_s"] = res["twin"]["seconds"];
   }
   r.timings["total_s"] = now_s() - t_start;

@@ -18,6 +18,11 @@
 //    "lambada": "auto" | true | false,                                   auto: when the protocol has a lambada section
 //    "blame_windows": 1,                                                 protocol windows blame runs on (0: none)
 //    "max_windows": -1,                                                  evaluate only the first N protocol windows
+//    "backend": "ref",                                                   the LinearBackend every quantized layer runs
+//                                                                        on (backend/linear_backend.hpp): ref (fake
+//                                                                        quantization) or cpu (integer kernels). Only
+//                                                                        written when not "ref", so runs made before
+//                                                                        the key existed keep their ids
 //    "awq_reference_overrides": true}                                    the reference-implementation overrides the
 //                                                                        plan's default weight scheme declares
 //                                                                        (SchemeTraits::reference_overrides; AWQ:
@@ -57,6 +62,7 @@ struct ModelRunSpec {
   int64_t blame_windows = 1;
   int64_t max_windows = -1;
   bool reference_overrides = true;  // JSON key kReferenceOverridesKey
+  std::string backend = "ref";      // a name of linear_backend_names()
 
   nlohmann::json to_json() const;
   // Strict; errors name the key and the accepted form (std::invalid_argument).

@@ -563,10 +563,19 @@ EvalResult Evaluator::evaluate_pair(LlamaModel& q, LlamaModel& fp, const EvalOpt
   std::vector<TokOut> tok(static_cast<size_t>(nW * S));
   std::vector<double> ref_nll(tok.size());
   std::vector<int32_t> ref_am(tok.size());
+  std::vector<float> dlogit(tok.size());
+  double sq = 0.0, sfp = 0.0;
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   for (int64_t b0 = 0; b0 < nW; b0 += p_.batch) {
     const int64_t nb = std::min<int64_t>(p_.batch, nW - b0);
+    const auto tq = std::chrono::steady_clock::now();
     const at::Tensor lq = scored_logits(q, w_, b0, nb);
+    sq += since(tq);
+    const auto tp = std::chrono::steady_clock::now();
     const at::Tensor lp = scored_logits(fp, w_, b0, nb);
+    sfp += since(tp);
     const float* Q = lq.data_ptr<float>();
     const float* P = lp.data_ptr<float>();
     const int64_t base = b0 * S;
@@ -583,11 +592,17 @@ EvalResult Evaluator::evaluate_pair(LlamaModel& q, LlamaModel& fp, const EvalOpt
         t.bound = 0.0;
         ref_nll[base + i] = rp.lse - static_cast<double>(pl[target]);
         ref_am[base + i] = rp.argmax;
+        float d = 0.0f;
+        for (int64_t v = 0; v < V; ++v) d = std::max(d, std::fabs(ql[v] - pl[v]));
+        dlogit[base + i] = d;
       }
     });
   }
   EvalResult r = summarize(w_, nW, tok, ref_nll.data(), ref_am.data(), true, o.keep_tokens);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.max_abs_dlogit = dlogit.empty() ? 0.0 : *std::max_element(dlogit.begin(), dlogit.end());
+  r.pair_seconds_q = sq;
+  r.pair_seconds_fp = sfp;
   return r;
 }
 

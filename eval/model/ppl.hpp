@@ -120,6 +120,10 @@ struct EvalResult {
   double kl_token_bound_max = 0.0;  // the largest per-token bound (shifts median/p99 by at most this)
   double top1 = 0.0, top1_se = 0.0;
   double seconds = 0.0;
+  // evaluate_pair only: max over scored tokens and the vocabulary of |logit_q − logit_fp|, and the seconds each
+  // model's forward took (the rest of `seconds` is the comparison).
+  double max_abs_dlogit = 0.0;
+  double pair_seconds_q = 0.0, pair_seconds_fp = 0.0;
   std::vector<double> token_nll, token_kl;
   nlohmann::json to_json() const;
 };

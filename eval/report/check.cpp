@@ -78,7 +78,9 @@ double inverse_normal_cdf(double p) {
   return 0.5 * (lo + hi);
 }
 
-bool GateResult::pass() const { return regressions() == 0 && missing.empty() && failing_weight_changes() == 0; }
+bool GateResult::pass() const {
+  return regressions() == 0 && missing.empty() && failing_weight_changes() == 0 && agreement_failures.empty();
+}
 
 size_t GateResult::failing_weight_changes() const {
   size_t n = 0;
@@ -105,6 +107,7 @@ json GateResult::to_json() const {
     wc.push_back({{"name", w.name}, {"changed", w.changed}, {"layers", w.layers}, {"float_sensitive", w.float_sensitive}});
   j["weight_changes"] = wc;
   j["fail_on_weight_change"] = fail_on_weight_change;
+  j["agreement_failures"] = agreement_failures;
   json cs = json::array();
   for (const auto& c : checks)
     cs.push_back({{"id", c.id},
@@ -328,8 +331,23 @@ void check_pair(const Pair& p, double z, GateResult& res) {
 
 }  // namespace
 
+namespace {
+// Model runs on a real-kernel backend whose metrics.agreement says they left their bound.
+void check_agreement(const json& cur, GateResult& res) {
+  if (!cur.contains("runs") || !cur["runs"].is_array()) return;
+  for (const json& r : cur["runs"]) {
+    const json a = r.contains("metrics") && r["metrics"].is_object() ? r["metrics"].value("agreement", json()) : json();
+    if (!a.is_object() || a.value("within_bound", true)) continue;
+    res.agreement_failures.push_back(r.value("name", r.value("id", std::string("?"))) + ": " +
+                                     a.value("exceeded", json::array()).dump() + " beyond the bound " +
+                                     a.value("bound", json()).dump());
+  }
+}
+}  // namespace
+
 GateResult check_regression(const json& base, const json& cur, const GateOptions& o) {
   GateResult res;
+  check_agreement(cur, res);
   if (base.contains("protocol") && cur.contains("protocol") && base["protocol"] != cur["protocol"])
     res.notes.push_back("the protocols differ (baseline " + base["protocol"].dump() + ", current " + cur["protocol"].dump() +
                         "): runs under another protocol do not match");
@@ -398,13 +416,15 @@ std::string format_gate(const GateResult& r, const std::string& bpath, const std
     if (!c.note.empty()) os << "  [" << c.note << "]";
     os << "\n";
   }
+  for (const auto& a : r.agreement_failures) os << "DISAGREES  " << a << " (agreement with backend ref)\n";
   for (const auto& m : r.missing) os << "MISSING    " << m << " (in the baseline, not in the current report)\n";
   if (!r.added.empty()) os << "  " << r.added.size() << " run(s) not in the baseline (not gated; refresh the baseline to gate them)\n";
   if (improved) os << "  " << improved << " metric(s) improved beyond tolerance: refresh the baseline to lock the gain in\n";
   if (r.pass())
     os << "PASS: no regression (" << r.checks.size() << " comparisons)\n";
   else
-    os << "FAIL: " << r.regressions() << " regression(s), " << r.missing.size() << " missing run(s)"
+    os << "FAIL: " << r.regressions() << " regression(s), " << r.missing.size() << " missing run(s), "
+       << r.agreement_failures.size() << " run(s) disagreeing with ref"
        << (r.fail_on_weight_change ? ", " + std::to_string(r.failing_weight_changes()) + " run(s) with changed weights" : "")
        << "\n";
   return os.str();

@@ -21,6 +21,8 @@
 //     what another CPU can legitimately change). Without a twin: z·√(se_b² + se_c²) (+ the KL cache's bias
 //     bounds) from the protocol's sampling standard errors, which is far looser.
 // Also fatal: a baseline run missing from the current report, and more non-finite outputs than before.
+// And, without any baseline: a current model run on a real-kernel backend whose agreement with the ref path
+// (metrics.agreement, model_run.hpp) exceeds its own bound (within_bound false; docs/model-eval.md).
 #pragma once
 
 #include <string>
@@ -63,6 +65,8 @@ struct GateResult {
   std::vector<std::string> added;     // names of current runs absent from the baseline
   std::vector<std::string> notes;     // protocol/config/environment differences worth knowing
   std::vector<WeightChange> weight_changes;
+  // Current model runs whose agreement with ref exceeds its bound: "<name>: <metrics over the bound>".
+  std::vector<std::string> agreement_failures;
   bool fail_on_weight_change = false;  // GateOptions::fail_on_weight_change, as checked
   double z = 0;                       // the quantile used for statistical comparisons (0: none)
   bool pass() const;

@@ -41,6 +41,14 @@ double num_at(const json& j, const char* ptr) {
   return v.is_number() ? v.get<double>() : NAN;
 }
 
+double num_at(const json& j, const std::string& ptr) { return num_at(j, ptr.c_str()); }
+
+// The value at a JSON pointer, null when absent.
+json json_ptr_or_null(const json& j, const char* ptr) {
+  const json::json_pointer p(ptr);
+  return j.contains(p) ? j.at(p) : json();
+}
+
 std::string fmt(double v, const char* f) {
   if (!std::isfinite(v)) return "&ndash;";
   char buf[64];
@@ -350,6 +358,34 @@ std::string chartjs_source(std::string* where) {
                            "); install it with `apt-get install libjs-chart.js` or point $QEVAL_CHARTJS at chart.umd.js");
 }
 
+// Runs on a real-kernel backend: their agreement with the ref path on the same windows, against its bound
+// (metrics.agreement, eval/model/model_run.hpp; docs/model-eval.md), and both paths' tokens/s.
+void agreement_section(std::ostringstream& h, const json& rep) {
+  std::ostringstream rows;
+  for (const auto& r : rep.at("runs")) {
+    const json a = json_ptr_or_null(r, "/metrics/agreement");
+    if (!a.is_object()) continue;
+    const std::string be = a.value("backend", std::string());
+    rows << "<tr>" << tdt(r.value("name", std::string())) << tdt(be) << tdt(json_ptr_or_null(r, "/metrics/backend").value("gemm_isa", std::string("-")))
+         << td(num_at(a, "/kl/mean"), "%.3e") << td(num_at(a, "/bound/kl_mean"), "%.3e") << td(num_at(a, "/kl/p99"), "%.3e")
+         << td(num_at(a, "/bound/kl_p99"), "%.3e") << td(num_at(a, "/max_abs_dlogit"), "%.4f")
+         << td(num_at(a, "/bound/max_abs_dlogit"), "%.4f") << td(num_at(a, "/top1"), "%.4f")
+         << td(num_at(a, "/bound/top1_min"), "%.4f") << td(num_at(a, "/delta_ppl"), "%.4f")
+         << td(num_at(a, "/throughput/ref/tokens_per_s"), "%.0f") << td(num_at(a, "/throughput/" + be + "/tokens_per_s"), "%.0f")
+         << tdt(a.value("within_bound", false) ? "yes" : "NO") << "</tr>\n";
+  }
+  if (rows.str().empty()) return;
+  h << "<section><h2>Agreement with the ref path (fake quantization)</h2><p class=\"note\">KL(ref ‖ backend), max "
+       "|Δlogit|, top-1 agreement and Δppl on the same windows; bounds: 4× the ref path's own summation-order noise "
+       "(docs/model-eval.md). tok/s: prefill tokens per second of each path in the same run.</p>"
+       "<div class=\"scroll\"><table class=\"sortable\"><thead><tr><th>run</th><th>backend</th><th>gemm</th>"
+       "<th class=\"n\">KL mean</th><th class=\"n\">bound</th><th class=\"n\">KL p99</th><th class=\"n\">bound</th>"
+       "<th class=\"n\">max |Δlogit|</th><th class=\"n\">bound</th><th class=\"n\">top-1</th><th class=\"n\">min</th>"
+       "<th class=\"n\">Δppl</th><th class=\"n\">ref tok/s</th><th class=\"n\">backend tok/s</th><th>within</th>"
+       "</tr></thead><tbody>\n"
+    << rows.str() << "</tbody></table></div></section>\n";
+}
+
 std::string render_html(const json& rep, const std::string& title_hint, const std::string& chartjs) {
   const json views = compute_views(rep.at("runs"));
   const json data = chart_data(rep, views);
@@ -431,15 +467,20 @@ std::string render_html(const json& rep, const std::string& title_hint, const st
   if (any_model) {
     h << "<section><h2>Model runs</h2><div class=\"scroll\"><table class=\"sortable\"><thead><tr><th>run</th>"
          "<th class=\"n\">b/w</th><th class=\"n\">ppl</th><th class=\"n\">±se</th><th class=\"n\">Δppl</th>"
-         "<th class=\"n\">KL mean</th><th class=\"n\">KL p99</th><th class=\"n\">top-1</th></tr></thead><tbody>\n";
+         "<th class=\"n\">KL mean</th><th class=\"n\">KL p99</th><th class=\"n\">top-1</th><th>backend</th>"
+         "<th class=\"n\">tok/s</th><th class=\"n\">fp tok/s</th></tr></thead><tbody>\n";
     for (const auto& r : rep.at("runs")) {
       if (r.value("kind", std::string()) != "model") continue;
       h << "<tr><td>" << html_escape(r.value("name", std::string())) << "</td>" << td(num_at(r, "/metrics/bits_per_weight"), "%.3f")
         << td(num_at(r, "/metrics/ppl/ppl"), "%.4f") << td(num_at(r, "/metrics/ppl/ppl_se"), "%.4f")
         << td(num_at(r, "/metrics/delta_ppl"), "%.4f") << td(num_at(r, "/metrics/kl/mean"), "%.5f")
-        << td(num_at(r, "/metrics/kl/p99"), "%.4f") << td(num_at(r, "/metrics/top1"), "%.4f") << "</tr>\n";
+        << td(num_at(r, "/metrics/kl/p99"), "%.4f") << td(num_at(r, "/metrics/top1"), "%.4f")
+        << tdt(json_ptr_or_null(r, "/spec/backend").is_string() ? r["spec"]["backend"].get<std::string>() : "ref")
+        << td(num_at(r, "/metrics/throughput/quantized/tokens_per_s"), "%.0f")
+        << td(num_at(r, "/metrics/throughput/fp_reference/tokens_per_s"), "%.0f") << "</tr>\n";
     }
     h << "</tbody></table></div></section>\n";
+    agreement_section(h, rep);
   }
   // ---- provenance
   h << "<section><h2>Config, protocol, environment</h2>";

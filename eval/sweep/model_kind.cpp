@@ -12,6 +12,10 @@
 //   plans         [<QuantPlan JSON>, ...]  whole plans instead of the scheme axes (not both)
 //   overrides     QuantPlan overrides added to every generated plan   default [{"pattern": "output", "skip": true}]
 //                 (the lm_head stays fp, as GPTQ/AWQ/llama.cpp report; [] quantizes it too)
+//   backends      ["ref", "cpu"]  the LinearBackend of the quantized layers (eval/model/backend)  default ["ref"]
+//                 ref = fake quantization; cpu = the integer kernels. A layer's scheme pair that a backend cannot
+//                 run is an error at plan time naming the pair and the backends that run it. The run id includes
+//                 the backend only when it is not ref (ids of ref runs are those of runs made before the axis)
 //   calibration, lambada, blame_windows, max_windows, awq_reference_overrides   passed to run_model (one value)
 // Relative paths (models, protocol files, the protocol's text) resolve against the project root: $QEVAL_ROOT,
 // else the nearest directory above the working directory holding configs/default-model.json, else the
@@ -26,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -56,7 +61,8 @@ using common::resolve_path;
 // Keys of a model entry besides the scheme axes (axes.hpp's kSchemeKeys).
 const std::vector<std::string> kModelKeys = {"kind",        "name",          "models",      "protocol",
                                              "activations", "plans",         "overrides",   "calibration",
-                                             "lambada",     "blame_windows", "max_windows", "awq_reference_overrides"};
+                                             "lambada",     "blame_windows", "max_windows", "awq_reference_overrides",
+                                             "backends"};
 // Passed to run_model as given (one value per entry; eval/model parses them).
 const std::vector<const char*> kExtraKeys = {"calibration", "lambada", "blame_windows", "max_windows",
                                              "awq_reference_overrides"};
@@ -109,14 +115,14 @@ std::string short_label(const json& plan) {
 // projections, gate/up) and d_ff (down). Safetensors models are checked when the run loads them.
 struct ModelDims {
   std::string path;
-  int64_t d_model = 0, d_ff = 0;
+  int64_t d_model = 0, d_ff = 0, n_layers = 0;
 };
 std::optional<ModelDims> gguf_dims(const std::string& file) {
   if (!common::ends_with(file, ".gguf")) return std::nullopt;
   const model::MappedFile mf(file);
   const model::GgufFile g = model::parse_gguf(mf.data(), mf.size(), file);
   const model::ModelConfig c = model::gguf_model_config(g);
-  return ModelDims{file, c.d_model, c.d_ff};
+  return ModelDims{file, c.d_model, c.d_ff, c.n_layers};
 }
 
 // A weight group size every model's layers can take (before any run starts, naming the config path).
@@ -216,6 +222,53 @@ std::vector<AxisValue<std::optional<schemes::SchemeConfig>>> parse_activations(c
   return out;
 }
 
+// The backends axis: names of model::linear_backend_names() (default ["ref"]).
+std::vector<AxisValue<std::string>> parse_backends(const json& entry, const std::string& path) {
+  std::vector<AxisValue<std::string>> out;
+  for (const auto& [v, p] : config_axis(entry, path, "backends", json::array({"ref"}))) {
+    const std::string b = as_string(v, p, "a model backend name (ref, cpu)");
+    at_path(p, [&] { return model::make_linear_backend(b); });  // unknown: names the known backends
+    out.push_back({b, p});
+  }
+  return out;
+}
+
+// The linear layers of a Llama model with n_layers blocks (GGUF tensor names without ".weight").
+std::vector<std::string> llama_linear_names(int64_t n_layers) {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < n_layers; ++i)
+    for (const char* l : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
+      names.push_back("blk." + std::to_string(i) + "." + l);
+  names.push_back("output");
+  return names;
+}
+
+// Plan time: every layer's (weight, activation) pair of `plan` runs on `backend` (model::require_supported: one
+// line naming the backend, the layer, the pair, why not and the backends that run it). Models whose size is not
+// known before loading (safetensors) are checked by run_model when it quantizes.
+void check_backend(const model::QuantPlan& plan, const AxisValue<std::string>& backend,
+                   const std::vector<ModelDims>& dims) {
+  if (backend.value == "ref") return;
+  const auto be = model::make_linear_backend(backend.value);
+  int64_t n_layers = 1;
+  for (const ModelDims& d : dims) n_layers = std::max(n_layers, d.n_layers);
+  std::map<std::string, std::shared_ptr<const schemes::Scheme>> made;
+  auto scheme = [&](const std::optional<schemes::SchemeConfig>& c) -> const schemes::Scheme* {
+    if (!c) return nullptr;
+    auto& s = made[model::scheme_config_to_json(*c).dump()];
+    if (!s) s = schemes::make_scheme(*c);
+    return s.get();
+  };
+  for (const std::string& name : llama_linear_names(n_layers)) {
+    const model::QuantPlan::Resolved rs = plan.resolve(name);
+    if (!rs.weight && !rs.activation) continue;
+    at_path(backend.path, [&] {
+      model::require_supported(*be, name, scheme(rs.weight), scheme(rs.activation));
+      return 0;
+    });
+  }
+}
+
 // The scheme axes (axes.hpp) × activations, each with the entry's overrides (default: the lm_head stays fp).
 std::vector<PlanPoint> axis_plans(const json& entry, const std::string& path, const std::vector<ModelDims>& dims) {
   const json overrides = entry.value("overrides", json::array({{{"pattern", "output"}, {"skip", true}}}));
@@ -272,23 +325,29 @@ std::vector<Run> ModelExecutor::expand(const json& entry, const std::string& pat
   const std::vector<ModelDims> dims = model_dims(models, root);
   const json protocol = parse_model_protocol(entry, path, root);
   const std::vector<PlanPoint> plans = entry.contains("plans") ? given_plans(entry, path, dims) : axis_plans(entry, path, dims);
+  const auto backends = parse_backends(entry, path);
+  for (const PlanPoint& pp : plans)
+    for (const auto& b : backends) check_backend(pp.plan, b, dims);
   std::vector<Run> runs;
   for (const auto& m : models) {
     const model::ModelRunSpec base = base_spec(entry, path, m.value, protocol);
     const std::string sha = file_sha256(resolve_path(root, m.value));
-    for (const PlanPoint& pp : plans) {
-      auto s = std::make_shared<ModelSweepRun>();
-      s->spec = base;
-      s->spec.plan = pp.plan;
-      s->model_sha256 = sha;
-      s->axes = pp.axes;
-      if (!m.is_default()) s->axes.insert(s->axes.begin(), m.path);
-      Run r = make_run("model", s);
-      r.name = short_label(r.spec.at("plan")) + " / " + m.value;
-      r.origin = path;
-      r.resource = "model:" + m.value;
-      runs.push_back(std::move(r));
-    }
+    for (const PlanPoint& pp : plans)
+      for (const auto& b : backends) {
+        auto s = std::make_shared<ModelSweepRun>();
+        s->spec = base;
+        s->spec.plan = pp.plan;
+        s->spec.backend = b.value;
+        s->model_sha256 = sha;
+        s->axes = pp.axes;
+        if (!m.is_default()) s->axes.insert(s->axes.begin(), m.path);
+        if (!b.is_default()) s->axes.push_back(b.path);
+        Run r = make_run("model", s);
+        r.name = short_label(r.spec.at("plan")) + (b.value == "ref" ? "" : " @" + b.value) + " / " + m.value;
+        r.origin = path;
+        r.resource = "model:" + m.value;
+        runs.push_back(std::move(r));
+      }
   }
   return runs;
 }
@@ -340,6 +399,11 @@ json ModelExecutor::execute(const Run& run, ExecContext& ctx) const {
 
 constexpr int kPlanW = 30;
 
+// " @cpu" for a run on another backend than ref (ref runs have no "backend" key).
+std::string backend_suffix(const json& spec) {
+  return spec.contains("backend") ? " @" + spec["backend"].get<std::string>() : std::string();
+}
+
 std::string ModelExecutor::table_header() const {
   std::ostringstream os;
   os << std::left << std::setw(kPlanW) << "plan" << std::right << std::setw(7) << "b/w" << std::setw(10) << "ppl"
@@ -351,7 +415,10 @@ std::string ModelExecutor::table_header() const {
 std::string ModelExecutor::table_row(const json& r) const {
   const json& spec = r.at("spec");
   std::string name = short_label(spec.at("plan"));
-  if (name.size() > static_cast<size_t>(kPlanW - 1)) name = name.substr(0, kPlanW - 2) + "~";
+  const std::string suffix = backend_suffix(spec);  // kept whole: the plan label is cut instead
+  const size_t room = static_cast<size_t>(kPlanW - 1) - suffix.size();
+  if (name.size() > room) name = name.substr(0, room - 1) + "~";
+  name += suffix;
   const json& m = r.at("metrics");
   json top1 = json_at(m, "/top1");
   if (top1.is_number()) top1 = 100.0 * top1.get<double>();
@@ -434,7 +501,7 @@ std::string ModelExecutor::table_summary(const std::vector<json>& entries) const
     const std::string key = "model " + spec.value("model", std::string()) + ", protocol " +
                             (pname.is_string() ? pname.get<std::string>() : std::string("?")) + ", " +
                             (nw.is_number() ? std::to_string(nw.get<int64_t>()) : std::string("?")) + " windows";
-    groups[key].push_back({short_label(spec.at("plan")), kl.get<double>(), json_at(m, "/kl/se").get<double>(),
+    groups[key].push_back({short_label(spec.at("plan")) + backend_suffix(spec), kl.get<double>(), json_at(m, "/kl/se").get<double>(),
                            json_at(m, "/delta_ppl").get<double>(),
                            ppl.get<double>() * json_at(m, "/delta_mean_nll_se").get<double>(),
                            json_at(m, "/top1").get<double>()});

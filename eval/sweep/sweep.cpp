@@ -71,6 +71,7 @@ void add_model_keys(const SweepOptions& o, json& e) {
     for (const auto& s : o.activations) a.push_back(s == "none" ? json(nullptr) : json(s));
     e["activations"] = a;
   }
+  if (!o.backends.empty()) e["backends"] = o.backends;
   if (o.max_windows >= 0) e["max_windows"] = o.max_windows;
   e["lambada"] = o.lambada;
   e["blame_windows"] = o.blame_windows;

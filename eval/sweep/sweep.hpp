@@ -33,7 +33,7 @@ struct SweepOptions {
   std::vector<int64_t> bits;             // empty: each scheme's default (range-checked with the config: axes.hpp)
   std::vector<int64_t> group_sizes;      // empty: each scheme's default; 0 = per row, −1 = per tensor
   std::vector<quant::Mapping> mappings;  // empty: symmetric
-  std::vector<std::string> backends;     // empty: cpu
+  std::vector<std::string> backends;     // empty: cpu (tensor runs), ref (model runs)
   quant::RangeMethod range = quant::RangeMethod::minmax;
   double clip_ratio = 1.0;
   double clip_percentile = 99.99;
