@@ -6,18 +6,19 @@
 # of 512 (configs/protocol-wikitext2-512-first4.json) twice: cold (empty fp-reference cache) and warm (the cache
 # the cold run filled). Writes the raw outputs to build/perf/<label>-{cold,warm}.{json,time} and appends a section
 # to the report.
-#   [QEVAL=path/to/qeval] scripts/perf/memory.sh [LABEL] [REPORT]     (defaults: "current", reports/perf/memory.md)
+#   [QEVAL=path/to/qeval] [PRESET=460m|7b] scripts/perf/memory.sh [LABEL] [REPORT]     (defaults: "current", reports/perf/memory.md)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 label=${1:-current}
 report=${2:-reports/perf/memory.md}
 qeval=${QEVAL:-build/eval/cli/qeval}  # QEVAL=<copy of main's binary> measures the "before" in the same sitting
 gen=build/tests/eval_model/qeval_make_random_gguf
-model=build/random-460m.gguf
+preset=${PRESET:-460m}  # PRESET=7b: Llama-2-7B's block, 2 layers (per-layer cost)
+model=build/random-$preset.gguf
 for b in "$qeval" "$gen"; do
   [[ -x $b ]] || { echo "memory.sh: $b missing — cmake --build build --target qeval qeval_make_random_gguf" >&2; exit 2; }
 done
-[[ -f $model ]] || "$gen" --preset 460m --out "$model"
+[[ -f $model ]] || "$gen" --preset "$preset" --out "$model"
 mkdir -p build/perf "$(dirname "$report")"
 cache=build/perf/cache-$label
 rm -rf "$cache"
