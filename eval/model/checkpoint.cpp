@@ -1,10 +1,14 @@
 // eval/model/checkpoint.cpp — format dispatch, checkpoint validation (config + required tensors), errors, hashes.
 #include "eval/model/checkpoint.hpp"
 
+#include <sys/stat.h>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 
 #include "eval/model/checkpoint_internal.hpp"
 #include "eval/model/mapped_file.hpp"
@@ -123,9 +127,28 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
 
 void validate_checkpoint(const Checkpoint& cp) { validate_checkpoint_impl(cp, true); }
 
-std::string sha256_file_hex(const std::string& path) {
+namespace {
+std::string sha256_mapped(const std::string& path) {
   const MappedFile m(path);
   return "sha256:" + sha256_hex(m.data(), m.size());
+}
+}  // namespace
+
+std::string sha256_file_hex(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return sha256_mapped(path);  // MappedFile names the problem
+  static std::mutex mu;
+  static std::map<std::string, std::string> cache;
+  const std::string key = path + "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
+                          std::to_string(st.st_mtim.tv_nsec);
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  std::string hex = sha256_mapped(path);
+  std::lock_guard<std::mutex> lk(mu);
+  return cache.emplace(key, std::move(hex)).first->second;
 }
 
 Checkpoint load_checkpoint(const std::string& path) {

@@ -124,6 +124,7 @@ void save_gguf_f32(const Checkpoint& cp, const std::string& path);
 void save_safetensors(const Checkpoint& cp, const std::string& dir);
 
 // SHA-256 of a file / of bytes, as "sha256:<64 hex digits>".
+// Cached per process by (path, size, mtime): a model file is hashed once however many runs load or plan it.
 std::string sha256_file_hex(const std::string& path);
 
 }  // namespace qeval::model

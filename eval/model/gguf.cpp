@@ -527,17 +527,25 @@ Checkpoint gguf_to_checkpoint(const GgufFile& f) {
   return cp;
 }
 
-Checkpoint load_gguf_bytes(const uint8_t* data, size_t size, const std::string& name) {
-  const GgufFile f = parse_gguf(data, size, name);
-  Checkpoint cp = gguf_to_checkpoint(f);
+namespace {
+Checkpoint unhashed_checkpoint(const uint8_t* data, size_t size, const std::string& name) {
+  Checkpoint cp = gguf_to_checkpoint(parse_gguf(data, size, name));
   cp.path = name;
+  return cp;
+}
+}  // namespace
+
+Checkpoint load_gguf_bytes(const uint8_t* data, size_t size, const std::string& name) {
+  Checkpoint cp = unhashed_checkpoint(data, size, name);
   cp.content_hash = "sha256:" + sha256_hex(data, size);
   return cp;
 }
 
 Checkpoint load_gguf(const std::string& path) {
   const MappedFile m(path);
-  return load_gguf_bytes(m.data(), m.size(), path);
+  Checkpoint cp = unhashed_checkpoint(m.data(), m.size(), path);
+  cp.content_hash = sha256_file_hex(path);  // the file's bytes; hashed once per process (cached)
+  return cp;
 }
 
 // ---------------------------------------------------------------------------------------------- writer

@@ -59,7 +59,10 @@ void check_config(const ModelConfig& c, const std::string& where) {
   if (!(c.rms_eps >= 0)) bad("rms_eps must be ≥ 0");
 }
 
-at::Tensor tensor_from(const Checkpoint& ck, const std::string& name, std::vector<int64_t> shape) {
+// The tensor `name` of ck with the given shape: a copy, or — when `keep` is set — a view of ck's data that keeps
+// ck alive (the caller then owns nothing and must copy before modifying; LlamaModel::own_weights).
+at::Tensor tensor_from(const Checkpoint& ck, const std::string& name, std::vector<int64_t> shape,
+                       const std::shared_ptr<const Checkpoint>& keep) {
   auto it = ck.tensors.find(name);
   if (it == ck.tensors.end())
     throw std::invalid_argument(ck.path + ": tensor '" + name + "' missing (needed by the Llama forward)");
@@ -78,7 +81,9 @@ at::Tensor tensor_from(const Checkpoint& ck, const std::string& name, std::vecto
   if (static_cast<int64_t>(t.data.size()) != n)
     throw std::invalid_argument(ck.path + ": tensor '" + name + "' holds " + std::to_string(t.data.size()) +
                                 " values for " + std::to_string(n) + " elements");
-  return at::from_blob(const_cast<float*>(t.data.data()), shape, at::kFloat).clone();
+  float* data = const_cast<float*>(t.data.data());
+  if (keep) return at::from_blob(data, shape, [keep](void*) {}, at::TensorOptions().dtype(at::kFloat));
+  return at::from_blob(data, shape, at::kFloat).clone();
 }
 
 LinearLayer make_linear(std::string name, at::Tensor w) {
@@ -91,7 +96,11 @@ LinearLayer make_linear(std::string name, at::Tensor w) {
 
 }  // namespace
 
-LlamaModel::LlamaModel(const Checkpoint& ck)
+LlamaModel::LlamaModel(const Checkpoint& ck) : LlamaModel(ck, nullptr) {}
+
+LlamaModel::LlamaModel(std::shared_ptr<const Checkpoint> ck) : LlamaModel(*ck, ck) { shares_weights_ = true; }
+
+LlamaModel::LlamaModel(const Checkpoint& ck, const std::shared_ptr<const Checkpoint>& keep)
     : cfg_(ck.config), content_hash_(ck.content_hash), backend_(make_ref_backend()) {
   if (cfg_.arch != "llama")
     throw std::invalid_argument(ck.path + ": architecture '" + cfg_.arch +
@@ -101,28 +110,28 @@ LlamaModel::LlamaModel(const Checkpoint& ck)
   c10::InferenceMode guard(false);
   const int64_t D = cfg_.d_model, hd = cfg_.head_dim(), H = cfg_.n_heads, KV = cfg_.n_kv_heads, F = cfg_.d_ff,
                 V = cfg_.vocab_size;
-  tok_embd_ = tensor_from(ck, "token_embd.weight", {V, D});
-  output_norm_ = tensor_from(ck, "output_norm.weight", {D});
+  tok_embd_ = tensor_from(ck, "token_embd.weight", {V, D}, keep);
+  output_norm_ = tensor_from(ck, "output_norm.weight", {D}, keep);
   blocks_.resize(static_cast<size_t>(cfg_.n_layers));
   for (int64_t i = 0; i < cfg_.n_layers; ++i) {
     const std::string p = "blk." + std::to_string(i) + ".";
     LlamaBlock& b = blocks_[static_cast<size_t>(i)];
-    b.attn_norm = tensor_from(ck, p + "attn_norm.weight", {D});
-    b.ffn_norm = tensor_from(ck, p + "ffn_norm.weight", {D});
-    b.attn_q = make_linear(p + "attn_q", tensor_from(ck, p + "attn_q.weight", {H * hd, D}));
-    b.attn_k = make_linear(p + "attn_k", tensor_from(ck, p + "attn_k.weight", {KV * hd, D}));
-    b.attn_v = make_linear(p + "attn_v", tensor_from(ck, p + "attn_v.weight", {KV * hd, D}));
-    b.attn_output = make_linear(p + "attn_output", tensor_from(ck, p + "attn_output.weight", {D, H * hd}));
-    b.ffn_gate = make_linear(p + "ffn_gate", tensor_from(ck, p + "ffn_gate.weight", {F, D}));
-    b.ffn_up = make_linear(p + "ffn_up", tensor_from(ck, p + "ffn_up.weight", {F, D}));
-    b.ffn_down = make_linear(p + "ffn_down", tensor_from(ck, p + "ffn_down.weight", {D, F}));
+    b.attn_norm = tensor_from(ck, p + "attn_norm.weight", {D}, keep);
+    b.ffn_norm = tensor_from(ck, p + "ffn_norm.weight", {D}, keep);
+    b.attn_q = make_linear(p + "attn_q", tensor_from(ck, p + "attn_q.weight", {H * hd, D}, keep));
+    b.attn_k = make_linear(p + "attn_k", tensor_from(ck, p + "attn_k.weight", {KV * hd, D}, keep));
+    b.attn_v = make_linear(p + "attn_v", tensor_from(ck, p + "attn_v.weight", {KV * hd, D}, keep));
+    b.attn_output = make_linear(p + "attn_output", tensor_from(ck, p + "attn_output.weight", {D, H * hd}, keep));
+    b.ffn_gate = make_linear(p + "ffn_gate", tensor_from(ck, p + "ffn_gate.weight", {F, D}, keep));
+    b.ffn_up = make_linear(p + "ffn_up", tensor_from(ck, p + "ffn_up.weight", {F, D}, keep));
+    b.ffn_down = make_linear(p + "ffn_down", tensor_from(ck, p + "ffn_down.weight", {D, F}, keep));
   }
   const bool has_output = ck.tensors.count("output.weight") != 0;
   if (!cfg_.tied_embeddings && !has_output)
     throw std::invalid_argument(ck.path + ": tensor 'output.weight' missing and the config does not say the "
                                 "embeddings are tied");
   // A GGUF that stores output.weight is used as stored even if it equals token_embd.
-  output_ = make_linear("output", has_output ? tensor_from(ck, "output.weight", {V, D}) : tok_embd_);
+  output_ = make_linear("output", has_output ? tensor_from(ck, "output.weight", {V, D}, keep) : tok_embd_);
   if (has_output) cfg_.tied_embeddings = false;
   if (content_hash_.empty()) recompute_content_hash();
 }
@@ -201,7 +210,29 @@ std::vector<at::Tensor> LlamaModel::parameters() {
   return out;
 }
 
+void LlamaModel::own_weights() {
+  if (!shares_weights_) return;
+  c10::InferenceMode guard(false);
+  std::map<const void*, at::Tensor> copies;  // keeps aliases aliased (tied output = token_embd)
+  auto own = [&](at::Tensor& t) {
+    auto [it, fresh] = copies.try_emplace(t.unsafeGetTensorImpl());
+    if (fresh) it->second = t.clone();
+    t = it->second;
+  };
+  own(tok_embd_);
+  own(output_norm_);
+  for (auto& b : blocks_) own(b.attn_norm), own(b.ffn_norm);
+  for (const auto& n : linear_names()) {
+    LinearLayer& l = linear_layer(n);
+    const bool fp = l.effective.is_same(l.weight);
+    own(l.weight);
+    if (fp) l.effective = l.weight;
+  }
+  shares_weights_ = false;
+}
+
 void LlamaModel::set_training(bool on) {
+  if (on) own_weights();
   if (on && (plan_.weight || [&] {
                 for (const auto& o : plan_.overrides)
                   if (o.weight) return true;

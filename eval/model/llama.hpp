@@ -106,6 +106,9 @@ class LlamaModel {
   // Copies the checkpoint's fp32 tensors (the checkpoint may be dropped afterwards). Throws
   // std::invalid_argument when the architecture is not Llama-family or a tensor is missing/misshaped.
   explicit LlamaModel(const Checkpoint& ckpt);
+  // Shares the checkpoint's fp32 data instead of copying it (the tensors keep `ckpt` alive). Copy-on-write: code
+  // that modifies weights in place (a migration fold, training) calls own_weights() first.
+  explicit LlamaModel(std::shared_ptr<const Checkpoint> ckpt);
   // A randomly initialized model (training, tests): weights N(0, init_std²) from qeval::Rng(seed), norms 1.
   // init_std ≤ 0 → 1/sqrt(d_model) for matrices. content_hash = "random:<xxh64 of the weights>".
   LlamaModel(const ModelConfig& cfg, uint64_t seed, double init_std = 0.0);
@@ -134,7 +137,10 @@ class LlamaModel {
   int64_t current_seq_len() const { return cur_seq_len_; }
 
   // Training support.
-  void set_training(bool on);
+  void set_training(bool on);  // on: own_weights() first
+  // Gives the model its own copy of every parameter when it shares a checkpoint's data (no-op otherwise).
+  void own_weights();
+  bool shares_weights() const { return shares_weights_; }
   bool training() const { return training_; }
   // Every parameter once (tied: token_embd once), named with GGUF names (".weight" included).
   std::vector<std::pair<std::string, at::Tensor>> named_parameters();
@@ -187,6 +193,7 @@ class LlamaModel {
   at::Tensor apply_rope(const at::Tensor& x);
 
  private:
+  LlamaModel(const Checkpoint& ck, const std::shared_ptr<const Checkpoint>& keep);
   void init_layers();
   at::Tensor rmsnorm(const at::Tensor& x, const at::Tensor& w) const;
   at::Tensor matmul(const at::Tensor& a, const at::Tensor& b) const;    // at::matmul(a, b) in the reassociation_ order
@@ -203,6 +210,7 @@ class LlamaModel {
   std::vector<LlamaBlock> blocks_;
   LinearLayer output_;      // weight aliases tok_embd_ when tied
   bool training_ = false;
+  bool shares_weights_ = false;
   bool bypass_plan_ = false;
   Reassociation reassociation_ = Reassociation::native;
   std::shared_ptr<const LinearBackend> backend_;

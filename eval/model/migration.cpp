@@ -68,6 +68,7 @@ std::string fold_migration(LlamaModel& m, int64_t block, InputGroup g, const std
     if (!(s[j] > 0.0f) || !std::isfinite(s[j]) || !std::isfinite(1.0f / s[j]))
       throw std::invalid_argument("fold_migration: s[" + std::to_string(j) + "] = " + std::to_string(s[j]) +
                                   " must be finite and > 0 (with a finite reciprocal)");
+  m.own_weights();  // copy-on-write: the fold modifies weights a shared checkpoint still holds
   c10::InferenceMode guard(false);
   at::NoGradGuard no_grad;
   const at::Tensor sv = at::from_blob(const_cast<float*>(s.data()), {in}, at::kFloat).clone();

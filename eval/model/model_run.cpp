@@ -66,9 +66,14 @@ nlohmann::json diff_stats(const std::vector<double>& d, int64_t per_window, doub
   return {{"delta", scale * st.mean_nll}, {"se", scale * std::max(st.se_nll, st.se_nll_window)}};
 }
 
+// The loaded checkpoint as a shared pointer that keeps its Loaded alive (for LlamaModel's sharing constructor).
+std::shared_ptr<const Checkpoint> shared_checkpoint(const std::shared_ptr<const ModelRunContext::Loaded>& l) {
+  return std::shared_ptr<const Checkpoint>(l, &l->ck);
+}
+
 // What the reassociation twin needs of the run it shadows.
 struct TwinInputs {
-  const ModelRunContext::Loaded& loaded;
+  const std::shared_ptr<const ModelRunContext::Loaded>& loaded;
   const Evaluator& ev;
   const QuantPlan& plan;
   const CalibrationWindows* calib;
@@ -84,7 +89,7 @@ struct TwinInputs {
 // token by token (model_run.hpp, "twin").
 nlohmann::json run_twin(const TwinInputs& in, ModelRunContext& ctx) {
   const double t0 = now_s();
-  LlamaModel t(in.loaded.ck);
+  LlamaModel t(shared_checkpoint(in.loaded));
   t.set_reassociation(Reassociation::split_k);
   t.set_backend(make_linear_backend(in.backend));
   const auto ref_t = in.ev.reference(t, ctx.cache_dir());
@@ -331,7 +336,8 @@ void load(Run& r) {
   r.loaded = r.timed("load_s", [&] { return r.ctx.model(r.spec.model); });
   const Protocol proto = protocol_of(r.spec.protocol, r.ctx.root());
   r.ev = r.timed("protocol_tokenize_s", [&] { return r.ctx.evaluator(*r.loaded, proto); });
-  r.q = r.timed("model_copy_s", [&] { return std::make_unique<LlamaModel>(r.loaded->ck); });
+  // shares the loaded fp32 weights (copy-on-write: a migration fold copies first), so no second copy of the model
+  r.q = r.timed("model_copy_s", [&] { return std::make_unique<LlamaModel>(shared_checkpoint(r.loaded)); });
   // q is still fp: its content hash is the checkpoint's.
   r.ref = r.timed("reference_s", [&] { return r.ev->reference(*r.q, r.ctx.cache_dir()); });
 }
@@ -506,7 +512,7 @@ nlohmann::json exceeded_json(const EvalResult& a, const nlohmann::json& b) {
 // ref with split_k, the noise), both compared with exact log-softmaxes (Evaluator::evaluate_pair).
 nlohmann::json agreement_json(Run& r, const QuantizedModel& qm, const QuantizeOptions& qo, const EvalOptions& eo) {
   const double t0 = now_s();
-  LlamaModel ref(r.loaded->ck), twin(r.loaded->ck);
+  LlamaModel ref(shared_checkpoint(r.loaded)), twin(shared_checkpoint(r.loaded));  // copy-on-write: shared weights
   twin.set_reassociation(Reassociation::split_k);
   const QuantizedModel qr = quantize_model(ref, r.plan, r.calib.get(), qo);
   (void)quantize_model(twin, r.plan, r.calib.get(), qo);
@@ -612,7 +618,7 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
   }
   res["twin"] = nullptr;
   if (ctx.reassociation_twin) {
-    res["twin"] = run_twin({*r.loaded, *r.ev, r.plan, r.calib.get(), qo, eo, e, *r.ref, qm, spec.backend}, ctx);
+    res["twin"] = run_twin({r.loaded, *r.ev, r.plan, r.calib.get(), qo, eo, e, *r.ref, qm, spec.backend}, ctx);
     r.timings["twin_s"] = res["twin"]["seconds"];
   }
   r.timings["total_s"] = now_s() - t_start;

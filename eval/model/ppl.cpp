@@ -6,6 +6,12 @@
 #include <c10/core/InferenceMode.h>
 
 #include <xxhash.h>
+#if __has_include(<torch/version.h>)
+#include <torch/version.h>  // TORCH_VERSION, for the reference cache key
+#endif
+#ifndef TORCH_VERSION
+#define TORCH_VERSION "unknown"
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -315,9 +321,25 @@ Evaluator::Evaluator(Protocol p, Windows w) : p_(std::move(p)), w_(std::move(w))
                                 ", the protocol says " + std::to_string(p_.n_ctx));
 }
 
+namespace {
+// "fpref-<first 16 hex of the running executable's SHA-256>-torch<version>": the build that computes a reference.
+const std::string& build_identity() {
+  static const std::string id = [] {
+    std::string exe = "unknown";
+    try {
+      exe = sha256_file_hex("/proc/self/exe").substr(7, 16);
+    } catch (const std::exception&) {
+      // no /proc (not Linux): the torch version and format version still key the cache
+    }
+    return "fpref-" + exe + "-torch" + TORCH_VERSION;
+  }();
+  return id;
+}
+}  // namespace
+
 std::string Evaluator::reference_key(const LlamaModel& fp) const {
   std::string s = p_.to_json().dump() + "|" + w_.stream_hash + "|" + fp.content_hash() + "|qfpref-v" +
-                  std::to_string(FpReference::kFormatVersion);
+                  std::to_string(FpReference::kFormatVersion) + "|" + build_identity();
   // A reference computed in another summation order is another reference (the native key stays as it was).
   if (fp.reassociation() != Reassociation::native) s += std::string("|") + to_string(fp.reassociation());
   return hex16(XXH64(s.data(), s.size(), 0));

@@ -14,7 +14,8 @@
 //
 // The fp reference (FpReference) is computed once per (protocol, token stream, model) and cached in memory
 // (process-wide) and on disk (<cache_dir>/<key>.qfpref, key = xxh64 of protocol JSON + token-stream hash +
-// model content hash + format version), so a sweep never recomputes the baseline. Per scored token it stores
+// model content hash + format version + "fpref-<executable sha256, 16 hex>-torch<LibTorch version>", so a rebuilt
+// binary or another LibTorch never reuses logits another build computed), so a sweep never recomputes the baseline. Per scored token it stores
 // the exact fp NLL (double), the exact argmax, and the full log-softmax over the vocabulary quantized to
 // uint16: lp_max = max_i log p_i, step = (lp_max − max(lp_min, lp_max − R)) / 65535 with R = kl_range_nats
 // (default 40), u_i = round((lp_max − log p_i)/step) clamped to 65535. Decoding gives log p'_i = lp_max − u_i·step,

@@ -6,7 +6,9 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include "eval/model/fingerprint.hpp"
 #include "eval/model/model_util.hpp"
@@ -158,6 +160,30 @@ void quantize_calibrated(LlamaModel& m, const stages::ResolvedPlan& rp, const Ca
   timings = {{"embed_s", cal.embed_s}, {"capture_s", cal.capture_s}, {"propagate_s", cal.propagate_s}};
 }
 
+// This machine's single-thread memcpy bandwidth in GB/s (best of 3 copies of 64 MiB, pages touched first): the
+// yardstick for the quantize stage's throughput (issue 15: quantize at ≥ 50 % of memcpy), measured in the run.
+double memcpy_gbps() {
+  constexpr size_t kBytes = size_t{64} << 20;
+  std::vector<char> src(kBytes, 1), dst(kBytes, 0);
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < 3; ++i) {
+    const double t0 = now_s();
+    std::memcpy(dst.data(), src.data(), kBytes);
+    best = std::min(best, now_s() - t0);
+  }
+  return dst[kBytes / 2] == 1 && best > 0 ? static_cast<double>(kBytes) / best / 1e9 : 0.0;
+}
+
+// Throughput of the quantize stage: fp32 bytes of the weights it quantized per second of install time.
+void throughput_timings(const QuantizedModel& out, double quantize_s, nlohmann::json& timings) {
+  double bytes = 0;
+  for (const auto& l : out.layers)
+    if (l.role != "act") bytes += 4.0 * static_cast<double>(l.rows) * static_cast<double>(l.cols);
+  timings["weight_gb"] = bytes / 1e9;
+  timings["quantize_gbps"] = quantize_s > 0 ? bytes / quantize_s / 1e9 : 0.0;
+  timings["memcpy_gbps"] = memcpy_gbps();
+}
+
 }  // namespace
 
 QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const CalibrationWindows* calib,
@@ -181,6 +207,7 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
   out.schemes = set.all();
   timings["search_s"] = t.search;
   timings["quantize_s"] = t.quantize;
+  throughput_timings(out, t.quantize, timings);
   timings["total_s"] = now_s() - t_start;
   out.timings = timings;
   return out;

@@ -67,23 +67,8 @@ const std::vector<std::string> kModelKeys = {"kind",        "name",          "mo
 const std::vector<const char*> kExtraKeys = {"calibration", "lambada", "blame_windows", "max_windows",
                                              "awq_reference_overrides"};
 
-// SHA-256 of a file, cached per (path, size, mtime) so planning many runs on one model hashes it once.
-std::string file_sha256(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error(path + ": no such file");
-  static std::mutex mu;
-  static std::map<std::string, std::string> cache;
-  const std::string key = path + "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtime);
-  {
-    std::lock_guard<std::mutex> lk(mu);
-    auto it = cache.find(key);
-    if (it != cache.end()) return it->second;
-  }
-  const std::string hex = model::sha256_file_hex(path);
-  std::lock_guard<std::mutex> lk(mu);
-  cache[key] = hex;
-  return hex;
-}
+// SHA-256 of a file (sha256_file_hex caches it per path, size and mtime: many runs on one model hash it once).
+std::string file_sha256(const std::string& path) { return model::sha256_file_hex(path); }
 
 json read_project_json(const std::string& root, const std::string& file, const std::string& at) {
   return at_path(at, [&] { return load_json_file(resolve_path(root, file), "file"); });

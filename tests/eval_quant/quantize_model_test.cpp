@@ -49,6 +49,42 @@ void fold_everything(LlamaModel& m, uint64_t seed, bool pow2) {
     }
 }
 
+// ---- shared weights (issue 15) ----------------------------------------------------------------------------------
+
+const float* data_of(const at::Tensor& t) { return t.data_ptr<float>(); }
+
+// LlamaModel(shared_ptr<const Checkpoint>) uses the checkpoint's fp32 data in place: the same forward as a copy,
+// no second copy of the weights, and a migration fold (which modifies weights in place) copies first so the
+// checkpoint — shared with other runs — is never changed. The tied output keeps aliasing token_embd.
+TEST(SharedWeights, ShareTheCheckpointUntilAFoldCopiesIt) {
+  for (const std::string file : {"/tests/data/gguf/tiny_llama.gguf", "/tests/data/gguf/tiny_llama_tied.gguf"}) {
+    SCOPED_TRACE(file);
+    auto ck = std::make_shared<const Checkpoint>(load_checkpoint(std::string(QEVAL_SOURCE_DIR) + file));
+    const std::vector<float> q0 = ck->tensors.at("blk.0.attn_q.weight").data;
+    LlamaModel copy(*ck), shared(ck);
+    EXPECT_FALSE(copy.shares_weights());
+    ASSERT_TRUE(shared.shares_weights());
+    EXPECT_EQ(data_of(shared.linear_layer("blk.0.attn_q").weight), ck->tensors.at("blk.0.attn_q.weight").data.data());
+    EXPECT_NE(data_of(copy.linear_layer("blk.0.attn_q").weight), ck->tensors.at("blk.0.attn_q.weight").data.data());
+    const at::Tensor t = toks(2, 24, ck->config.vocab_size, 3);
+    EXPECT_TRUE(at::equal(shared.forward(t), copy.forward(t)));  // same values, same order of operations
+    fold_everything(shared, 7, /*pow2=*/false);
+    fold_everything(copy, 7, /*pow2=*/false);
+    EXPECT_FALSE(shared.shares_weights());
+    EXPECT_EQ(ck->tensors.at("blk.0.attn_q.weight").data, q0);  // the checkpoint is untouched
+    EXPECT_NE(data_of(shared.linear_layer("blk.0.attn_q").weight), ck->tensors.at("blk.0.attn_q.weight").data.data());
+    EXPECT_TRUE(at::equal(shared.forward(t), copy.forward(t)));  // folded the same way
+    const LinearLayer& out = shared.linear_layer("output");
+    EXPECT_TRUE(out.effective.is_same(out.weight));
+    if (ck->config.tied_embeddings) {
+      for (auto& [name, p] : shared.named_parameters())
+        if (name == "token_embd.weight") {
+          EXPECT_EQ(data_of(p), data_of(out.weight));
+        }
+    }
+  }
+}
+
 // ---- folding ----------------------------------------------------------------------------------------------------
 
 // With s = powers of two every fold is an exact exponent shift: the norm weight w/s, the weight column w·s, the

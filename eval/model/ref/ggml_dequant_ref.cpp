@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "eval/model/ggml_types.hpp"
 #include "eval/model/ref/block_io.hpp"
@@ -64,7 +65,14 @@ void dequantize_row_f32(const uint8_t* src, float* dst, int64_t n) {
 }
 
 void dequantize_row_f16(const uint8_t* src, float* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(le16(src + 2 * i));
+  // A table of fp16_to_fp32 over all 65536 codes (256 KiB, built once): the same values, without the per-value
+  // ldexp that made loading an F16 model cost seconds per GB (issue 15).
+  static const std::vector<float> table = [] {
+    std::vector<float> t(65536);
+    for (uint32_t h = 0; h < 65536; ++h) t[h] = fp16_to_fp32(static_cast<uint16_t>(h));
+    return t;
+  }();
+  for (int64_t i = 0; i < n; ++i) dst[i] = table[le16(src + 2 * i)];
 }
 
 void dequantize_row_bf16(const uint8_t* src, float* dst, int64_t n) {
