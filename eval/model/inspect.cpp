@@ -210,11 +210,6 @@ void st_findings(const json& config, const std::string& config_path, const std::
   for (const auto& t : r.tensors)
     if (t.type != "F32" && t.type != "F16" && t.type != "BF16") bad_dtype.push_back(t.name + " (" + t.type + ")");
   if (!bad_dtype.empty()) add(r, Level::unsupported, "dtype(s) other than F32/F16/BF16: " + name_list(bad_dtype));
-  if (config.contains("rope_parameters") && !config.contains("rope_theta")) {
-    add(r, Level::warning,
-        "config.json has transformers 5's 'rope_parameters' " + json_for_message(config["rope_parameters"]) +
-            ", which qeval's config reader does not read (it takes rope_theta, default 10000, and rope_scaling)");
-  }
   ModelConfig cfg;
   try {
     cfg = hf_llama_config(config, config_path);
@@ -232,7 +227,7 @@ void st_findings(const json& config, const std::string& config_path, const std::
     }
   }
   if (!unread.empty()) {
-    add(r, Level::unsupported, std::to_string(unread.size()) + " tensor(s) with no place in a Llama checkpoint: " +
+    add(r, Level::unsupported, std::to_string(unread.size()) + " tensor(s) with no place in a supported checkpoint: " +
                                    name_list(unread));
   }
   validate_shapes(r, cfg, shapes);

@@ -52,7 +52,7 @@ void check_config(const ModelConfig& c, const std::string& where) {
     bad("n_layers, d_model, n_heads, d_ff and vocab_size must be positive");
   if (c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0)
     bad("n_kv_heads (" + std::to_string(c.n_kv_heads) + ") must divide n_heads (" + std::to_string(c.n_heads) + ")");
-  if (c.d_model % c.n_heads != 0)
+  if (c.head_dim_explicit == 0 && c.d_model % c.n_heads != 0)
     bad("n_heads (" + std::to_string(c.n_heads) + ") must divide d_model (" + std::to_string(c.d_model) + ")");
   if (c.head_dim() % 2 != 0) bad("head_dim " + std::to_string(c.head_dim()) + " must be even for RoPE");
   if (!(c.rope_theta > 0)) bad("rope_theta must be positive");
@@ -89,14 +89,32 @@ LinearLayer make_linear(std::string name, at::Tensor w) {
   return l;
 }
 
+// An optional family tensor (a bias, a q/k norm): undefined when the checkpoint has none.
+at::Tensor optional_tensor(const Checkpoint& ck, const std::string& name, std::vector<int64_t> shape) {
+  return ck.tensors.count(name) ? tensor_from(ck, name, std::move(shape)) : at::Tensor();
+}
+
+bool supported_arch(const std::string& a) { return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3"; }
+
+// Biases and q/k norms of block i, where the checkpoint has them.
+void load_family_tensors(const Checkpoint& ck, int64_t i, LlamaBlock& b) {
+  const ModelConfig& c = ck.config;
+  const std::string p = "blk." + std::to_string(i) + ".";
+  for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up, &b.ffn_down})
+    l->bias = optional_tensor(ck, l->name + ".bias", {l->weight.size(0)});
+  if (c.attn_qk_norm) {
+    b.attn_q_norm = tensor_from(ck, p + "attn_q_norm.weight", {c.head_dim()});
+    b.attn_k_norm = tensor_from(ck, p + "attn_k_norm.weight", {c.head_dim()});
+  }
+}
+
 }  // namespace
 
 LlamaModel::LlamaModel(const Checkpoint& ck)
     : cfg_(ck.config), content_hash_(ck.content_hash), backend_(make_ref_backend()) {
-  if (cfg_.arch != "llama")
-    throw std::invalid_argument(ck.path + ": architecture '" + cfg_.arch +
-                                "' is not supported by the Llama forward (supported: llama — Llama, SmolLM, "
-                                "TinyLlama and other checkpoints GGUF labels \"llama\")");
+  if (!supported_arch(cfg_.arch))
+    throw std::invalid_argument(ck.path + ": architecture '" + cfg_.arch + "' is not supported by the forward (supported: " +
+                                kSupportedArchs + ")");
   check_config(cfg_, ck.path);
   c10::InferenceMode guard(false);
   const int64_t D = cfg_.d_model, hd = cfg_.head_dim(), H = cfg_.n_heads, KV = cfg_.n_kv_heads, F = cfg_.d_ff,
@@ -116,6 +134,7 @@ LlamaModel::LlamaModel(const Checkpoint& ck)
     b.ffn_gate = make_linear(p + "ffn_gate", tensor_from(ck, p + "ffn_gate.weight", {F, D}));
     b.ffn_up = make_linear(p + "ffn_up", tensor_from(ck, p + "ffn_up.weight", {F, D}));
     b.ffn_down = make_linear(p + "ffn_down", tensor_from(ck, p + "ffn_down.weight", {D, F}));
+    load_family_tensors(ck, i, b);
   }
   const bool has_output = ck.tensors.count("output.weight") != 0;
   if (!cfg_.tied_embeddings && !has_output)
@@ -189,6 +208,11 @@ std::vector<std::pair<std::string, at::Tensor>> LlamaModel::named_parameters() {
       out.emplace_back(l->name + ".weight", l->weight);
     out.emplace_back(p + "ffn_norm.weight", b.ffn_norm);
     for (LinearLayer* l : {&b.ffn_gate, &b.ffn_up, &b.ffn_down}) out.emplace_back(l->name + ".weight", l->weight);
+    // Family tensors after the Llama ones (a Llama's list, and so its content hash, is unchanged).
+    for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up, &b.ffn_down})
+      if (l->bias.defined()) out.emplace_back(l->name + ".bias", l->bias);
+    if (b.attn_q_norm.defined()) out.emplace_back(p + "attn_q_norm.weight", b.attn_q_norm);
+    if (b.attn_k_norm.defined()) out.emplace_back(p + "attn_k_norm.weight", b.attn_k_norm);
   }
   out.emplace_back("output_norm.weight", output_norm_);
   if (!cfg_.tied_embeddings) out.emplace_back("output.weight", output_.weight);
@@ -399,12 +423,13 @@ at::Tensor LlamaModel::linear(LinearLayer& layer, const at::Tensor& x) {
     at::Tensor c = x2.detach();
     capture_->record(layer.name, c.data_ptr<float>(), c.size(0), c.size(1));
   }
-  if (bypass_plan_ || !layer.prepared || training_) return fp_linear(layer, x2).view(out_shape);
+  const auto with_bias = [&](const at::Tensor& y) { return layer.bias.defined() ? y + layer.bias : y; };
+  if (bypass_plan_ || !layer.prepared || training_) return with_bias(fp_linear(layer, x2)).view(out_shape);
   // The seam: a quantized layer is computed by the backend.
   at::Tensor seen;
   const at::Tensor y = quantized_product(layer, x2, observer_ ? &seen : nullptr);
   if (observer_) observer_(layer, seen, y);
-  return y.view(out_shape);
+  return with_bias(y).view(out_shape);
 }
 
 at::Tensor LlamaModel::quantized_product(const LinearLayer& layer, const at::Tensor& x, at::Tensor* input_seen) const {
@@ -456,6 +481,25 @@ at::Tensor LlamaModel::rmsnorm(const at::Tensor& x, const at::Tensor& w) const {
   return x * at::rsqrt(ss.div_(static_cast<double>(d)) + cfg_.rms_eps) * w;
 }
 
+namespace {
+
+// θ_i = base^(−2i/head_dim), in double; with llama3 scaling (transformers' _compute_llama3_parameters, llama.cpp's
+// rope_freqs): wavelength λ = 2π/θ; λ < L/high_freq_factor keeps θ, λ > L/low_freq_factor takes θ/factor, between
+// them s = (L/λ − low)/(high − low) mixes (1 − s)·θ/factor + s·θ (L = original_max_position_embeddings).
+// Worked case (the llama3 fixture: base 5·10⁵, head_dim 16, L 32, factor 8, low 1, high 4): i = 0 (λ = 6.28 < 8)
+// keeps θ = 1; i = 1 (θ = 0.1935, λ = 32.5 > 32) → θ/8.
+double rope_frequency(const ModelConfig& c, int64_t i) {
+  const double theta = std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim()));
+  if (c.rope_scaling != "llama3") return theta;
+  const double pi = 3.14159265358979323846, wavelen = 2 * pi / theta, L = static_cast<double>(c.rope_original_context);
+  if (wavelen < L / c.rope_high_freq_factor) return theta;
+  if (wavelen > L / c.rope_low_freq_factor) return theta / c.rope_factor;
+  const double s = (L / wavelen - c.rope_low_freq_factor) / (c.rope_high_freq_factor - c.rope_low_freq_factor);
+  return (1 - s) * theta / c.rope_factor + s * theta;
+}
+
+}  // namespace
+
 std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T) {
   auto it = rope_cache_.find(T);
   if (it != rope_cache_.end()) return it->second;
@@ -465,8 +509,7 @@ std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T) {
   float* cp = c.data_ptr<float>();
   float* sp = s.data_ptr<float>();
   for (int64_t i = 0; i < half; ++i) {
-    // θ_i = base^(−2i/head_dim), in double.
-    const double theta = std::pow(cfg_.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(cfg_.head_dim()));
+    const double theta = rope_frequency(cfg_, i);
     for (int64_t p = 0; p < T; ++p) {
       const double a = static_cast<double>(p) * theta;
       cp[p * half + i] = static_cast<float>(std::cos(a));
@@ -509,8 +552,12 @@ void fake_quantize_kv_cache(const schemes::Scheme& s, at::Tensor& keys, at::Tens
 at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim();
   const int64_t rep = H / KV;
-  at::Tensor q = apply_rope(linear(blk.attn_q, x).view({B, T, H, hd}));
-  at::Tensor k = apply_rope(linear(blk.attn_k, x).view({B, T, KV, hd}));
+  at::Tensor q = linear(blk.attn_q, x).view({B, T, H, hd});
+  at::Tensor k = linear(blk.attn_k, x).view({B, T, KV, hd});
+  if (blk.attn_q_norm.defined()) q = rmsnorm(q, blk.attn_q_norm);  // Qwen3: per head, before RoPE
+  if (blk.attn_k_norm.defined()) k = rmsnorm(k, blk.attn_k_norm);
+  q = apply_rope(q);
+  k = apply_rope(k);
   at::Tensor v = linear(blk.attn_v, x).view({B, T, KV, hd});
 
   const bool kv_quant = kv_scheme_ && !bypass_plan_;
@@ -540,11 +587,13 @@ at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x
   const at::Tensor vh = v.permute({0, 2, 1, 3});
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   at::Tensor scores = matmul(qh, kh.transpose(-1, -2)).mul_(scale).view({B, KV, rep, T, T});
-  // Causal mask: position t sees 0..t.
+  // Causal mask: position t sees 0..t; on a sliding layer only t − W < s ≤ t (W = sliding_window).
   at::Tensor mask;
   {
     c10::InferenceMode g(false);
-    mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).triu(1);
+    const at::Tensor inf = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat);
+    mask = inf.triu(1);
+    if (cfg_.is_sliding(layer) && cfg_.sliding_window < T) mask = mask + inf.tril(-cfg_.sliding_window);
   }
   at::Tensor p = at::softmax(scores + mask, -1).view({B, KV, rep * T, T});
   at::Tensor o = matmul(p, vh)                        // [B, KV, rep·T, hd]
