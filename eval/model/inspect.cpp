@@ -221,7 +221,12 @@ void st_findings(const json& config, const std::string& config_path, const std::
   for (size_t i = 0; i < r.tensors.size(); ++i) {
     try {
       const auto mp = hf_to_canonical(r.tensors[i].name, where[i].second);
-      if (mp && !(mp->canonical == "output.weight" && cfg.tied_embeddings)) shapes[mp->canonical] = r.tensors[i].shape;
+      if (!mp || (mp->canonical == "output.weight" && cfg.tied_embeddings)) continue;
+      const std::vector<int64_t>& shape = r.tensors[i].shape;
+      for (const HfPart& p : hf_parts(*mp, cfg, shape.empty() ? 0 : shape[0], where[i].second, r.tensors[i].name)) {
+        shapes[p.canonical] = shape;
+        if (!shape.empty()) shapes[p.canonical][0] = p.rows;
+      }
     } catch (const CheckpointError&) {
       unread.push_back(r.tensors[i].name);
     }

@@ -94,7 +94,9 @@ at::Tensor optional_tensor(const Checkpoint& ck, const std::string& name, std::v
   return ck.tensors.count(name) ? tensor_from(ck, name, std::move(shape)) : at::Tensor();
 }
 
-bool supported_arch(const std::string& a) { return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3"; }
+bool supported_arch(const std::string& a) {
+  return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3";
+}
 
 // Biases and q/k norms of block i, where the checkpoint has them.
 void load_family_tensors(const Checkpoint& ck, int64_t i, LlamaBlock& b) {

@@ -8,7 +8,8 @@
 // Families (ModelConfig's family features, checkpoint.hpp), each off for a plain Llama: a bias after any linear layer
 // (Qwen2's q/k/v); q/k RMSNorm over each head before RoPE (Qwen3); head_dim ≠ d_model / n_heads (Qwen3); a sliding
 // window on the layers config.layer_sliding marks (Mistral: query t sees keys t − W < s ≤ t); llama3 RoPE frequency
-// scaling (Llama 3.1+). Supported architectures: kSupportedArchs.
+// scaling (Llama 3.1+). Phi-3's fused qkv_proj / gate_up_proj are split into q, k, v / gate, up when loaded (the
+// product is the same rows; a per-tensor scheme then sees each part as its own tensor). Supported: kSupportedArchs.
 // Attention: grouped-query (query head h reads key/value head h / (n_heads / n_kv_heads), the
 // llama.cpp / Hugging Face repeat_kv convention), causal, scores scaled by 1/sqrt(head_dim), softmax in fp32.
 // RoPE: GGUF "normal" mode (checkpoint.hpp): adjacent pairs (x[2i], x[2i+1]) of each head rotate by
@@ -227,7 +228,7 @@ class LlamaModel {
 void fake_quantize_kv_cache(const schemes::Scheme& s, at::Tensor& keys, at::Tensor& values, int64_t T);
 
 // The ModelConfig::arch values the forward runs (and how an error lists them).
-inline constexpr const char* kSupportedArchs = "llama, mistral, qwen2, qwen3";
+inline constexpr const char* kSupportedArchs = "llama, mistral, qwen2, qwen3, phi3";
 
 // xxh64 of a float buffer, as 16 hex digits (content hashes of weights).
 std::string xxh64_hex(const void* data, size_t bytes, uint64_t seed = 0);

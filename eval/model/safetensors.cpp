@@ -256,10 +256,15 @@ std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string
           {"mlp.up_proj.bias", {"ffn_up", RopePermute::none}},
           {"mlp.down_proj.bias", {"ffn_down", RopePermute::none}},
           {"self_attn.q_norm.weight", {"attn_q_norm", RopePermute::head}},
-          {"self_attn.k_norm.weight", {"attn_k_norm", RopePermute::head}}};
+          {"self_attn.k_norm.weight", {"attn_k_norm", RopePermute::head}},
+          {"self_attn.qkv_proj.weight", {"attn_qkv", RopePermute::none}},
+          {"mlp.gate_up_proj.weight", {"ffn_gate_up", RopePermute::none}}};
       if (const auto it = kBlk.find(rest); it != kBlk.end()) {
+        const HfFused fused = it->second.first == "attn_qkv"      ? HfFused::qkv
+                              : it->second.first == "ffn_gate_up" ? HfFused::gate_up
+                                                                  : HfFused::none;
         return HfMapping{"blk." + std::to_string(layer) + "." + it->second.first + tensor_suffix(rest), it->second.second,
-                         layer};
+                         layer, fused};
       }
     }
   }
@@ -330,6 +335,27 @@ void permute_rows_gguf_to_hf(TensorF32& t, int64_t n_head, const std::string& fi
   permute_rows(t, n_head, false, file, name);
 }
 
+std::vector<HfPart> hf_parts(const HfMapping& m, const ModelConfig& c, int64_t rows, const std::string& file,
+                             const std::string& hf_name) {
+  if (m.fused == HfFused::none) return {HfPart{m.canonical, 0, rows, m.permute}};
+  const std::string b = "blk." + std::to_string(m.layer) + ".";
+  const int64_t hd = c.head_dim(), q = c.n_heads * hd, kv = c.n_kv_heads * hd;
+  std::vector<HfPart> parts;
+  if (m.fused == HfFused::qkv) {
+    parts = {{b + "attn_q.weight", 0, q, RopePermute::q}, {b + "attn_k.weight", q, kv, RopePermute::k},
+             {b + "attn_v.weight", q + kv, kv, RopePermute::none}};
+  } else {
+    parts = {{b + "ffn_gate.weight", 0, c.d_ff, RopePermute::none}, {b + "ffn_up.weight", c.d_ff, c.d_ff, RopePermute::none}};
+  }
+  const int64_t want = parts.back().row_begin + parts.back().rows;
+  if (rows != want)
+    throw CheckpointError(file, "tensor '" + hf_name + "'",
+                          std::to_string(rows) + " rows, the config makes " + std::to_string(want) +
+                              (m.fused == HfFused::qkv ? " = (num_attention_heads + 2·num_key_value_heads)·head_dim"
+                                                       : " = 2·intermediate_size"));
+  return parts;
+}
+
 // ------------------------------------------------------------------------------------ config.json
 
 namespace {
@@ -392,7 +418,8 @@ const std::vector<std::pair<std::string, std::string>>& hf_families() {
   static const std::vector<std::pair<std::string, std::string>> k = {{"LlamaForCausalLM", "llama"},
                                                                      {"MistralForCausalLM", "mistral"},
                                                                      {"Qwen2ForCausalLM", "qwen2"},
-                                                                     {"Qwen3ForCausalLM", "qwen3"}};
+                                                                     {"Qwen3ForCausalLM", "qwen3"},
+                                                                     {"Phi3ForCausalLM", "phi3"}};
   return k;
 }
 
@@ -427,6 +454,10 @@ void hf_rope(const ConfigReader& r, ModelConfig& m) {
   if (params && !params->is_object()) r.fail(key, "must be an object, got " + json_for_message(*params));
   m.rope_theta = params && params->contains("rope_theta") ? ConfigReader{*params, r.file, key}.real("rope_theta", true, 0)
                                                           : r.real("rope_theta", false, 10000.0);
+  const json* prf = params && params->contains("partial_rotary_factor") ? &(*params)["partial_rotary_factor"]
+                                                                       : r.find("partial_rotary_factor");
+  if (prf && !(prf->is_number() && prf->get<double>() == 1.0))
+    r.fail(params ? key : "partial_rotary_factor", "partial rotary embedding " + json_for_message(*prf) + " is not supported (1.0 only)");
   const json* sc = params ? params : r.find("rope_scaling");
   if (!sc) return;
   if (!sc->is_object()) r.fail(key, "must be an object, got " + json_for_message(*sc));
@@ -532,6 +563,26 @@ std::string file_sha(const MappedFile& m) { return sha256_hex(m.data(), m.size()
 
 }  // namespace
 
+namespace {
+
+// Puts an HF tensor into the checkpoint under its canonical name(s): fused matrices split, q/k rows permuted.
+void add_hf_tensor(Checkpoint& cp, const HfMapping& mp, TensorF32 t, const std::string& file, const std::string& name) {
+  for (const HfPart& p : hf_parts(mp, cp.config, t.rows(), file, name)) {
+    TensorF32 part;
+    part.shape = t.shape;
+    part.shape[0] = p.rows;
+    part.orig_type = t.orig_type;
+    const int64_t cols = t.numel() / std::max<int64_t>(t.rows(), 1);
+    part.data.assign(t.data.begin() + p.row_begin * cols, t.data.begin() + (p.row_begin + p.rows) * cols);
+    if (p.permute == RopePermute::q) permute_rows_hf_to_gguf(part, cp.config.n_heads, file, name);
+    if (p.permute == RopePermute::k) permute_rows_hf_to_gguf(part, cp.config.n_kv_heads, file, name);
+    if (p.permute == RopePermute::head) permute_rows_hf_to_gguf(part, 1, file, name);
+    cp.tensors.emplace(p.canonical, std::move(part));
+  }
+}
+
+}  // namespace
+
 Checkpoint load_safetensors(const std::string& path) {
   std::error_code ec;
   std::string dir, index_path;
@@ -623,11 +674,7 @@ Checkpoint load_safetensors(const std::string& path) {
                                   std::to_string(cp.config.n_layers));
       }
       if (mp->canonical == "output.weight" && cp.config.tied_embeddings) continue;  // tied: lm_head = embed_tokens
-      TensorF32 t = read_safetensors_tensor(st, e);
-      if (mp->permute == RopePermute::q) permute_rows_hf_to_gguf(t, cp.config.n_heads, sp, e.name);
-      if (mp->permute == RopePermute::k) permute_rows_hf_to_gguf(t, cp.config.n_kv_heads, sp, e.name);
-      if (mp->permute == RopePermute::head) permute_rows_hf_to_gguf(t, 1, sp, e.name);
-      cp.tensors.emplace(mp->canonical, std::move(t));
+      add_hf_tensor(cp, *mp, read_safetensors_tensor(st, e), sp, e.name);
     }
   }
   for (const auto& [tname, sn] : weight_map) {

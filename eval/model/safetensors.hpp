@@ -46,11 +46,24 @@ TensorF32 read_safetensors_tensor(const SafetensorsFile& f, const SafetensorsEnt
 // Hugging Face names (Llama, Mistral, Qwen2, Qwen3) → canonical names.
 // q/k: the RoPE row permutation per query / KV head (weights and biases); head: within one head (q/k norm weights).
 enum class RopePermute { none, q, k, head };
+// Phi-3's fused matrices: qkv_proj = [q; k; v] rows, gate_up_proj = [gate; up] rows — split into canonical parts.
+enum class HfFused { none, qkv, gate_up };
 struct HfMapping {
-  std::string canonical;
+  std::string canonical;  // for a fused tensor: blk.{i}.attn_qkv.weight / blk.{i}.ffn_gate_up.weight (llama.cpp's)
   RopePermute permute = RopePermute::none;
   int64_t layer = -1;  // block index, -1 for non-block tensors
+  HfFused fused = HfFused::none;
 };
+// One canonical tensor cut from an HF tensor: rows [row_begin, row_begin + rows).
+struct HfPart {
+  std::string canonical;
+  int64_t row_begin = 0, rows = 0;
+  RopePermute permute = RopePermute::none;
+};
+// The parts of an HF tensor of `rows` rows: itself, or a fused matrix's pieces by the config's sizes (a row count
+// that disagrees names the config fields: CheckpointError(file, "tensor '<hf_name>'")).
+std::vector<HfPart> hf_parts(const HfMapping& m, const ModelConfig& c, int64_t rows, const std::string& file,
+                             const std::string& hf_name);
 // nullopt for tensors that carry no weights (rotary_emb.inv_freq); throws CheckpointError(file, name) for
 // names that are not part of a Llama checkpoint.
 std::optional<HfMapping> hf_to_canonical(const std::string& hf_name, const std::string& file);

@@ -1,4 +1,4 @@
-// tests/eval_forward/families_test.cpp — the family forwards (Qwen2, Mistral, Llama 3, Qwen3) against Hugging Face's fp32 logits.
+// tests/eval_forward/families_test.cpp — the family forwards (Qwen2, Mistral, Llama 3, Qwen3, Phi-3) against Hugging Face's fp32 logits.
 //
 // Fixtures: tests/data/families/<family> (scripts/testdata/make_family_fixtures.py: tiny random checkpoints built by
 // transformers 5.25 / torch 2.15, bf16 weights, HF's fp32 eager logits on two 24-token sequences in logits.npy).
@@ -91,6 +91,7 @@ TEST(Families, Llama3RopeScalingMatchesHf) {
   expect_matches_hf("llama3");
 }
 TEST(Families, Qwen3QkNormMatchesHf) { expect_matches_hf("qwen3"); }
+TEST(Families, Phi3FusedQkvAndGateUpMatchesHf) { expect_matches_hf("phi3"); }
 
 // transformers before 5 wrote rope_theta + rope_scaling ({"rope_type" | "type": "llama3", …}); both layouts give the
 // same config and therefore bit-identical logits.
@@ -136,6 +137,10 @@ TEST(Families, BadConfigNamesTheField) {
   expect_error([](nlohmann::json& c) { c["architectures"] = {"LlamaForCausalLM"}; }, "qwen2", "attention_bias");
   expect_error([](nlohmann::json& c) { c["rope_parameters"]["rope_type"] = "yarn"; }, "llama3", "rope_parameters");
   expect_error([](nlohmann::json& c) { c["layer_types"] = {"full_attention"}; }, "qwen2", "layer_types");
+  expect_error([](nlohmann::json& c) { c["num_key_value_heads"] = 1; }, "phi3",
+               "qkv_proj.weight': 128 rows, the config makes 96 = (num_attention_heads + 2·num_key_value_heads)·head_dim");
+  expect_error([](nlohmann::json& c) { c["rope_parameters"]["partial_rotary_factor"] = 0.5; }, "phi3",
+               "partial rotary embedding 0.5 is not supported");
 }
 
 // The quantization hooks on a family with biases: 4-bit RTN on every linear layer of Qwen2. The quantized forward
