@@ -204,6 +204,17 @@ void st_metadata(const json& config, const StLayout& l, InspectReport& r) {
   }
 }
 
+// The canonical tensor(s) an HF tensor becomes (fused ones split), with their shapes.
+void add_canonical_shapes(const InspectTensor& t, const std::string& file, const ModelConfig& cfg,
+                          std::map<std::string, std::vector<int64_t>>& shapes) {
+  const auto mp = hf_to_canonical(t.name, file);
+  if (!mp || (mp->canonical == "output.weight" && cfg.tied_embeddings)) return;
+  for (const HfPart& p : hf_parts(*mp, cfg, t.shape.empty() ? 0 : t.shape[0], file, t.name)) {
+    shapes[p.canonical] = t.shape;
+    if (!t.shape.empty()) shapes[p.canonical][0] = p.rows;
+  }
+}
+
 void st_findings(const json& config, const std::string& config_path, const std::vector<std::pair<std::string, std::string>>& where,
                  InspectReport& r) {
   std::vector<std::string> bad_dtype, unread;
@@ -220,13 +231,7 @@ void st_findings(const json& config, const std::string& config_path, const std::
   std::map<std::string, std::vector<int64_t>> shapes;
   for (size_t i = 0; i < r.tensors.size(); ++i) {
     try {
-      const auto mp = hf_to_canonical(r.tensors[i].name, where[i].second);
-      if (!mp || (mp->canonical == "output.weight" && cfg.tied_embeddings)) continue;
-      const std::vector<int64_t>& shape = r.tensors[i].shape;
-      for (const HfPart& p : hf_parts(*mp, cfg, shape.empty() ? 0 : shape[0], where[i].second, r.tensors[i].name)) {
-        shapes[p.canonical] = shape;
-        if (!shape.empty()) shapes[p.canonical][0] = p.rows;
-      }
+      add_canonical_shapes(r.tensors[i], where[i].second, cfg, shapes);
     } catch (const CheckpointError&) {
       unread.push_back(r.tensors[i].name);
     }

@@ -218,6 +218,9 @@ TensorF32 read_safetensors_tensor(const SafetensorsFile& f, const SafetensorsEnt
 // ------------------------------------------------------------------------------------ HF Llama mapping
 
 namespace {
+HfFused fused_kind(const std::string& kind) {
+  return kind == "attn_qkv" ? HfFused::qkv : kind == "ffn_gate_up" ? HfFused::gate_up : HfFused::none;
+}
 std::string tensor_suffix(const std::string& n) {
   return n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0 ? ".bias" : ".weight";
 }
@@ -260,11 +263,8 @@ std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string
           {"self_attn.qkv_proj.weight", {"attn_qkv", RopePermute::none}},
           {"mlp.gate_up_proj.weight", {"ffn_gate_up", RopePermute::none}}};
       if (const auto it = kBlk.find(rest); it != kBlk.end()) {
-        const HfFused fused = it->second.first == "attn_qkv"      ? HfFused::qkv
-                              : it->second.first == "ffn_gate_up" ? HfFused::gate_up
-                                                                  : HfFused::none;
         return HfMapping{"blk." + std::to_string(layer) + "." + it->second.first + tensor_suffix(rest), it->second.second,
-                         layer, fused};
+                         layer, fused_kind(it->second.first)};
       }
     }
   }
@@ -447,6 +447,15 @@ void hf_rope_llama3(const ConfigReader& s, ModelConfig& m) {
     s.fail("factor", "llama3 scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0");
 }
 
+// partial_rotary_factor (Phi-3, in rope_parameters or at the top level) must be 1: every dimension rotates.
+void check_full_rotary(const ConfigReader& r, const json* params, const std::string& key) {
+  const json* prf = params && params->contains("partial_rotary_factor") ? &(*params)["partial_rotary_factor"]
+                                                                       : r.find("partial_rotary_factor");
+  if (prf && !(prf->is_number() && prf->get<double>() == 1.0))
+    r.fail(params ? key : "partial_rotary_factor",
+           "partial rotary embedding " + json_for_message(*prf) + " is not supported (1.0 only)");
+}
+
 // RoPE: transformers 5's rope_parameters {rope_theta, rope_type, …} or the older rope_theta + rope_scaling.
 void hf_rope(const ConfigReader& r, ModelConfig& m) {
   const json* params = r.find("rope_parameters");
@@ -454,10 +463,7 @@ void hf_rope(const ConfigReader& r, ModelConfig& m) {
   if (params && !params->is_object()) r.fail(key, "must be an object, got " + json_for_message(*params));
   m.rope_theta = params && params->contains("rope_theta") ? ConfigReader{*params, r.file, key}.real("rope_theta", true, 0)
                                                           : r.real("rope_theta", false, 10000.0);
-  const json* prf = params && params->contains("partial_rotary_factor") ? &(*params)["partial_rotary_factor"]
-                                                                       : r.find("partial_rotary_factor");
-  if (prf && !(prf->is_number() && prf->get<double>() == 1.0))
-    r.fail(params ? key : "partial_rotary_factor", "partial rotary embedding " + json_for_message(*prf) + " is not supported (1.0 only)");
+  check_full_rotary(r, params, key);
   const json* sc = params ? params : r.find("rope_scaling");
   if (!sc) return;
   if (!sc->is_object()) r.fail(key, "must be an object, got " + json_for_message(*sc));
