@@ -76,6 +76,10 @@ void validate_family_tensors(const Checkpoint& cp, int64_t i, const Expect& expe
     expect(b + "attn_q_norm.weight", {hd});
     expect(b + "attn_k_norm.weight", {hd});
   }
+  if (c.post_norms) {
+    expect(b + "post_attention_norm.weight", {c.d_model});
+    expect(b + "post_ffw_norm.weight", {c.d_model});
+  }
   const std::pair<const char*, int64_t> outs[] = {{"attn_q", c.n_heads * hd}, {"attn_k", c.n_kv_heads * hd},
                                                   {"attn_v", c.n_kv_heads * hd}, {"attn_output", c.d_model},
                                                   {"ffn_gate", c.d_ff}, {"ffn_up", c.d_ff}, {"ffn_down", c.d_model}};

@@ -50,7 +50,7 @@ namespace qeval::model {
 
 struct ModelConfig {
   std::string arch;          // "llama" (GGUF general.architecture; HF LlamaForCausalLM → "llama"); HF families:
-                             // "mistral", "qwen2", "qwen3" (config.json model_type)
+                             // "mistral", "qwen2", "qwen3", "phi3", "gemma2" (config.json model_type)
   int64_t n_layers = 0;      // {arch}.block_count | num_hidden_layers
   int64_t d_model = 0;       // {arch}.embedding_length | hidden_size
   int64_t n_heads = 0;       // {arch}.attention.head_count | num_attention_heads
@@ -82,6 +82,17 @@ struct ModelConfig {
   std::string rope_scaling = "none";  // "none" | "llama3"
   double rope_factor = 1.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
   int64_t rope_original_context = 0;
+
+  // Gemma 2: norms stored as w and applied as 1 + w (the safetensors loader adds the 1, as llama.cpp's converter
+  // does, so canonical norm weights are always multipliers); GeGLU with tanh-GELU; embeddings × embed_scale
+  // (fp32 sqrt(hidden_size)); scores × attn_scale (query_pre_attn_scalar^−½); soft-capping c·tanh(x/c) of the
+  // attention scores (before the mask) and of the logits; post-norms on the attention and FFN outputs before the
+  // residual add (blk.{i}.post_attention_norm.weight, blk.{i}.post_ffw_norm.weight, llama.cpp's names).
+  std::string ffn_act = "silu";  // "silu" | "gelu_tanh"
+  double embed_scale = 0.0;      // 0: none
+  double attn_scale = 0.0;       // 0: 1/sqrt(head_dim)
+  double attn_softcap = 0.0, final_softcap = 0.0;  // 0: none
+  bool post_norms = false;
 
   int64_t head_dim() const { return head_dim_explicit > 0 ? head_dim_explicit : n_heads > 0 ? d_model / n_heads : 0; }
   bool is_sliding(int64_t layer) const {

@@ -95,7 +95,7 @@ at::Tensor optional_tensor(const Checkpoint& ck, const std::string& name, std::v
 }
 
 bool supported_arch(const std::string& a) {
-  return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3";
+  return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3" || a == "gemma2";
 }
 
 // Biases and q/k norms of block i, where the checkpoint has them.
@@ -108,7 +108,14 @@ void load_family_tensors(const Checkpoint& ck, int64_t i, LlamaBlock& b) {
     b.attn_q_norm = tensor_from(ck, p + "attn_q_norm.weight", {c.head_dim()});
     b.attn_k_norm = tensor_from(ck, p + "attn_k_norm.weight", {c.head_dim()});
   }
+  if (c.post_norms) {
+    b.post_attn_norm = tensor_from(ck, p + "post_attention_norm.weight", {c.d_model});
+    b.post_ffw_norm = tensor_from(ck, p + "post_ffw_norm.weight", {c.d_model});
+  }
 }
+
+// c·tanh(x/c), in place (soft-capping; c = 0: none).
+at::Tensor soft_cap(at::Tensor x, double c) { return c > 0 ? x.div_(c).tanh_().mul_(c) : x; }
 
 }  // namespace
 
@@ -215,6 +222,8 @@ std::vector<std::pair<std::string, at::Tensor>> LlamaModel::named_parameters() {
       if (l->bias.defined()) out.emplace_back(l->name + ".bias", l->bias);
     if (b.attn_q_norm.defined()) out.emplace_back(p + "attn_q_norm.weight", b.attn_q_norm);
     if (b.attn_k_norm.defined()) out.emplace_back(p + "attn_k_norm.weight", b.attn_k_norm);
+    if (b.post_attn_norm.defined()) out.emplace_back(p + "post_attention_norm.weight", b.post_attn_norm);
+    if (b.post_ffw_norm.defined()) out.emplace_back(p + "post_ffw_norm.weight", b.post_ffw_norm);
   }
   out.emplace_back("output_norm.weight", output_norm_);
   if (!cfg_.tied_embeddings) out.emplace_back("output.weight", output_.weight);
@@ -551,6 +560,22 @@ void fake_quantize_kv_cache(const schemes::Scheme& s, at::Tensor& keys, at::Tens
   }
 }
 
+// Scaled, soft-capped (Gemma 2), masked scores [B, KV, rep, T, T] of qh [B, KV, rep·T, hd] against kh [B, KV, T, hd].
+at::Tensor LlamaModel::attention_scores(int layer, const at::Tensor& qh, const at::Tensor& kh, int64_t T) const {
+  const double scale = cfg_.attn_scale > 0 ? cfg_.attn_scale : 1.0 / std::sqrt(static_cast<double>(cfg_.head_dim()));
+  at::Tensor scores = matmul(qh, kh.transpose(-1, -2)).mul_(scale);
+  scores = soft_cap(scores, cfg_.attn_softcap).view({qh.size(0), qh.size(1), qh.size(2) / T, T, T});
+  // Causal mask: position t sees 0..t; on a sliding layer only t − W < s ≤ t (W = sliding_window).
+  at::Tensor mask;
+  {
+    c10::InferenceMode g(false);
+    const at::Tensor inf = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat);
+    mask = inf.triu(1);
+    if (cfg_.is_sliding(layer) && cfg_.sliding_window < T) mask = mask + inf.tril(-cfg_.sliding_window);
+  }
+  return scores + mask;
+}
+
 at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim();
   const int64_t rep = H / KV;
@@ -587,17 +612,7 @@ at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x
   const at::Tensor qh = q.permute({0, 2, 1, 3}).contiguous().view({B, KV, rep * T, hd});
   const at::Tensor kh = k.permute({0, 2, 1, 3});  // [B, KV, T, hd]
   const at::Tensor vh = v.permute({0, 2, 1, 3});
-  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  at::Tensor scores = matmul(qh, kh.transpose(-1, -2)).mul_(scale).view({B, KV, rep, T, T});
-  // Causal mask: position t sees 0..t; on a sliding layer only t − W < s ≤ t (W = sliding_window).
-  at::Tensor mask;
-  {
-    c10::InferenceMode g(false);
-    const at::Tensor inf = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat);
-    mask = inf.triu(1);
-    if (cfg_.is_sliding(layer) && cfg_.sliding_window < T) mask = mask + inf.tril(-cfg_.sliding_window);
-  }
-  at::Tensor p = at::softmax(scores + mask, -1).view({B, KV, rep * T, T});
+  at::Tensor p = at::softmax(attention_scores(layer, qh, kh, T), -1).view({B, KV, rep * T, T});
   at::Tensor o = matmul(p, vh)                        // [B, KV, rep·T, hd]
                      .view({B, H, T, hd})
                      .permute({0, 2, 1, 3})
@@ -616,7 +631,8 @@ at::Tensor LlamaModel::embed_impl(const at::Tensor& tokens) {
     throw std::invalid_argument("LlamaModel::forward: token id " + std::to_string(lo < 0 ? lo : hi) +
                                 " outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) +
                                 ") — tokenizer and model do not match");
-  return at::embedding(tok_embd_, tok);  // [B, T, D]
+  const at::Tensor e = at::embedding(tok_embd_, tok);  // [B, T, D]
+  return cfg_.embed_scale > 0 ? e * cfg_.embed_scale : e;
 }
 
 at::Tensor LlamaModel::block_impl(int64_t l, const at::Tensor& x_in) {
@@ -628,11 +644,15 @@ at::Tensor LlamaModel::block_impl(int64_t l, const at::Tensor& x_in) {
                                 "]");
   cur_seq_len_ = x_in.size(1);
   LlamaBlock& b = blocks_[static_cast<size_t>(l)];
-  at::Tensor x = x_in + attention(static_cast<int>(l), b, rmsnorm(x_in, b.attn_norm));
+  at::Tensor a = attention(static_cast<int>(l), b, rmsnorm(x_in, b.attn_norm));
+  if (b.post_attn_norm.defined()) a = rmsnorm(a, b.post_attn_norm);
+  const at::Tensor x = x_in + a;
   const at::Tensor n2 = rmsnorm(x, b.ffn_norm);
   const at::Tensor g = linear(b.ffn_gate, n2);
   const at::Tensor u = linear(b.ffn_up, n2);
-  return x + linear(b.ffn_down, at::silu(g) * u);
+  at::Tensor f = linear(b.ffn_down, (cfg_.ffn_act == "gelu_tanh" ? at::gelu(g, "tanh") : at::silu(g)) * u);
+  if (b.post_ffw_norm.defined()) f = rmsnorm(f, b.post_ffw_norm);
+  return x + f;
 }
 
 at::Tensor LlamaModel::forward_hidden_impl(const at::Tensor& tokens) {
@@ -665,16 +685,21 @@ at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens) {
   return forward_hidden_impl(tokens);
 }
 
+at::Tensor LlamaModel::logits_of(const at::Tensor& hidden) {
+  at::Tensor y = linear(output_, hidden);
+  return cfg_.final_softcap > 0 ? at::tanh(y / cfg_.final_softcap) * cfg_.final_softcap : y;
+}
+
 at::Tensor LlamaModel::head(const at::Tensor& hidden) {
-  if (training_) return linear(output_, hidden);
+  if (training_) return logits_of(hidden);
   c10::InferenceMode guard;
-  return linear(output_, hidden);
+  return logits_of(hidden);
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& tokens) {
-  if (training_) return linear(output_, forward_hidden_impl(tokens));
+  if (training_) return logits_of(forward_hidden_impl(tokens));
   c10::InferenceMode guard;
-  return linear(output_, forward_hidden_impl(tokens));
+  return logits_of(forward_hidden_impl(tokens));
 }
 
 }  // namespace qeval::model

@@ -261,7 +261,9 @@ std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string
           {"self_attn.q_norm.weight", {"attn_q_norm", RopePermute::head}},
           {"self_attn.k_norm.weight", {"attn_k_norm", RopePermute::head}},
           {"self_attn.qkv_proj.weight", {"attn_qkv", RopePermute::none}},
-          {"mlp.gate_up_proj.weight", {"ffn_gate_up", RopePermute::none}}};
+          {"mlp.gate_up_proj.weight", {"ffn_gate_up", RopePermute::none}},
+          {"pre_feedforward_layernorm.weight", {"ffn_pre_norm", RopePermute::none}},
+          {"post_feedforward_layernorm.weight", {"post_ffw_norm", RopePermute::none}}};
       if (const auto it = kBlk.find(rest); it != kBlk.end()) {
         return HfMapping{"blk." + std::to_string(layer) + "." + it->second.first + tensor_suffix(rest), it->second.second,
                          layer, fused_kind(it->second.first)};
@@ -335,9 +337,32 @@ void permute_rows_gguf_to_hf(TensorF32& t, int64_t n_head, const std::string& fi
   permute_rows(t, n_head, false, file, name);
 }
 
+namespace {
+
+// Gemma's four norms per block: input_layernorm → attn_norm, post_attention_layernorm → post_attention_norm,
+// pre_feedforward_layernorm → ffn_norm, post_feedforward_layernorm → post_ffw_norm (llama.cpp's names). Other
+// families have no pre/post FFN norm.
+std::string family_canonical(const std::string& canonical, const ModelConfig& c, const std::string& file,
+                             const std::string& hf_name) {
+  const bool pre = canonical.find(".ffn_pre_norm.") != std::string::npos,
+             post = canonical.find(".post_ffw_norm.") != std::string::npos;
+  if (!c.post_norms) {
+    if (pre || post)
+      throw CheckpointError(file, "tensor '" + hf_name + "'", "a Gemma norm in a " + c.arch + " checkpoint");
+    return canonical;
+  }
+  const size_t dot = canonical.find('.', 4);
+  const std::string b = canonical.substr(0, dot + 1);
+  if (pre) return b + "ffn_norm.weight";
+  if (canonical == b + "ffn_norm.weight") return b + "post_attention_norm.weight";
+  return canonical;
+}
+
+}  // namespace
+
 std::vector<HfPart> hf_parts(const HfMapping& m, const ModelConfig& c, int64_t rows, const std::string& file,
                              const std::string& hf_name) {
-  if (m.fused == HfFused::none) return {HfPart{m.canonical, 0, rows, m.permute}};
+  if (m.fused == HfFused::none) return {HfPart{family_canonical(m.canonical, c, file, hf_name), 0, rows, m.permute}};
   const std::string b = "blk." + std::to_string(m.layer) + ".";
   const int64_t hd = c.head_dim(), q = c.n_heads * hd, kv = c.n_kv_heads * hd;
   std::vector<HfPart> parts;
@@ -419,7 +444,8 @@ const std::vector<std::pair<std::string, std::string>>& hf_families() {
                                                                      {"MistralForCausalLM", "mistral"},
                                                                      {"Qwen2ForCausalLM", "qwen2"},
                                                                      {"Qwen3ForCausalLM", "qwen3"},
-                                                                     {"Phi3ForCausalLM", "phi3"}};
+                                                                     {"Phi3ForCausalLM", "phi3"},
+                                                                     {"Gemma2ForCausalLM", "gemma2"}};
   return k;
 }
 
@@ -499,6 +525,21 @@ void hf_sliding(const ConfigReader& r, const std::string& family, ModelConfig& m
   m.layer_sliding = sliding;
 }
 
+// Gemma 2's config: hidden_activation gelu_pytorch_tanh, sqrt(hidden_size) embedding scale (in fp32, as HF's
+// normalizer tensor), query_pre_attn_scalar, soft-caps (null = none), pre+post norms.
+void hf_gemma2(const ConfigReader& r, ModelConfig& m) {
+  const json* act = r.find("hidden_activation") ? r.find("hidden_activation") : r.find("hidden_act");
+  if (!act || *act != "gelu_pytorch_tanh")
+    r.fail("hidden_activation", "activation " + (act ? json_for_message(*act) : std::string("absent")) +
+                                    " is not supported for Gemma 2 (gelu_pytorch_tanh only)");
+  m.ffn_act = "gelu_tanh";
+  m.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(m.d_model)));
+  m.attn_scale = 1.0 / std::sqrt(r.real("query_pre_attn_scalar", true, 0));
+  m.attn_softcap = r.real("attn_logit_softcapping", false, 0);
+  m.final_softcap = r.real("final_logit_softcapping", false, 0);
+  m.post_norms = true;
+}
+
 }  // namespace
 
 ModelConfig hf_llama_config(const json& c, const std::string& file) {
@@ -523,8 +564,11 @@ ModelConfig hf_llama_config(const json& c, const std::string& file) {
   m.attn_qk_norm = family == "qwen3";
   hf_rope(r, m);
   if (m.n_layers > 0 && m.n_layers <= (int64_t{1} << 20)) hf_sliding(r, family, m);
-  if (const json* act = r.find("hidden_act"); act && !(act->is_string() && act->get<std::string>() == "silu"))
+  if (family == "gemma2") {
+    hf_gemma2(r, m);
+  } else if (const json* act = r.find("hidden_act"); act && !(act->is_string() && act->get<std::string>() == "silu")) {
     r.fail("hidden_act", "activation " + json_for_message(*act) + " is not supported (silu only)");
+  }
   return m;
 }
 
@@ -583,6 +627,8 @@ void add_hf_tensor(Checkpoint& cp, const HfMapping& mp, TensorF32 t, const std::
     if (p.permute == RopePermute::q) permute_rows_hf_to_gguf(part, cp.config.n_heads, file, name);
     if (p.permute == RopePermute::k) permute_rows_hf_to_gguf(part, cp.config.n_kv_heads, file, name);
     if (p.permute == RopePermute::head) permute_rows_hf_to_gguf(part, 1, file, name);
+    if (cp.config.arch == "gemma2" && p.canonical.size() > 12 && p.canonical.find("norm.weight") == p.canonical.size() - 11)
+      for (float& v : part.data) v += 1.0f;  // Gemma applies 1 + w (exact for the fixtures' w = k/64)
     cp.tensors.emplace(p.canonical, std::move(part));
   }
 }

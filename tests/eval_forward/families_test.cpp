@@ -1,4 +1,4 @@
-// tests/eval_forward/families_test.cpp — the family forwards (Qwen2, Mistral, Llama 3, Qwen3, Phi-3) against Hugging Face's fp32 logits.
+// tests/eval_forward/families_test.cpp — the family forwards (Qwen2, Mistral, Llama 3, Qwen3, Phi-3, Gemma 2) against Hugging Face's fp32 logits.
 //
 // Fixtures: tests/data/families/<family> (scripts/testdata/make_family_fixtures.py: tiny random checkpoints built by
 // transformers 5.25 / torch 2.15, bf16 weights, HF's fp32 eager logits on two 24-token sequences in logits.npy).
@@ -10,7 +10,7 @@
 // errors add: S stages give ≤ S·u·√K relative, i.e. |Δlogit| ≤ S·u·√K·max|logit|, with
 //   u = 2⁻²⁴ (fp32 unit roundoff), K = 128 (the longest reduction: intermediate_size; d_model 64, head_dim ≤ 32,
 //   T = 24 are shorter), S = 11 per layer (norm, q/k/v, q/k norm or RoPE, scores, softmax, p·v, o, norm, gate/up,
-//   down) × 2 layers + 2 (final norm, head) = 24.
+//   down) × 2 layers + 2 (final norm, head) = 24 (Gemma 2: + 2 post-norms per layer + the final soft-cap = 29).
 // RoPE: HF forms the angle pos·θ in fp32 (relative error u per product, ≤ 24·u·θ absolute) where qeval rounds a
 // double angle once — one more u-sized stage, inside the S·u·√K budget (√K ≈ 11 > 1).
 // Worked number (qwen2, max|logit| 4.26): 24 · 5.96e-8 · 11.3 · 4.26 = 6.9e-5. A feature left out moves the logits by
@@ -64,7 +64,9 @@ at::Tensor fixture_ids(const std::string& family) {
 // The derived bound above: S·u·√K·max|logit|.
 double derived_tolerance(const ModelConfig& c, const at::Tensor& ref) {
   const double u = std::ldexp(1.0, -24), K = static_cast<double>(std::max({c.d_model, c.d_ff, c.head_dim(), int64_t{24}}));
-  const double S = 11.0 * static_cast<double>(c.n_layers) + 2.0;
+  // Gemma 2: two more norms per layer and the final soft-cap (tanh' ≤ 1: soft-capping does not amplify an error).
+  const double per_layer = 11.0 + (c.post_norms ? 2.0 : 0.0), S = per_layer * static_cast<double>(c.n_layers) + 2.0 +
+                                                                   (c.final_softcap > 0 ? 1.0 : 0.0);
   return S * u * std::sqrt(K) * ref.abs().max().item<double>();
 }
 
@@ -92,6 +94,7 @@ TEST(Families, Llama3RopeScalingMatchesHf) {
 }
 TEST(Families, Qwen3QkNormMatchesHf) { expect_matches_hf("qwen3"); }
 TEST(Families, Phi3FusedQkvAndGateUpMatchesHf) { expect_matches_hf("phi3"); }
+TEST(Families, Gemma2MatchesHf) { expect_matches_hf("gemma2"); }
 
 // transformers before 5 wrote rope_theta + rope_scaling ({"rope_type" | "type": "llama3", …}); both layouts give the
 // same config and therefore bit-identical logits.
@@ -132,8 +135,10 @@ TEST(Families, BadConfigNamesTheField) {
   expect_error([](nlohmann::json& c) { c["head_dim"] = 16; }, "qwen3", "head_dim");
   expect_error([](nlohmann::json& c) { c["num_key_value_heads"] = 4; }, "qwen2", "num_key_value_heads");
   expect_error([](nlohmann::json& c) { c["intermediate_size"] = 96; }, "mistral", "intermediate_size");
-  expect_error([](nlohmann::json& c) { c["architectures"] = {"Gemma2ForCausalLM"}; }, "qwen2",
-               "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM");
+  expect_error([](nlohmann::json& c) { c["architectures"] = {"Gemma3ForCausalLM"}; }, "qwen2",
+               "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, "
+               "Gemma2ForCausalLM");
+  expect_error([](nlohmann::json& c) { c["hidden_activation"] = "gelu"; }, "gemma2", "hidden_activation");
   expect_error([](nlohmann::json& c) { c["architectures"] = {"LlamaForCausalLM"}; }, "qwen2", "attention_bias");
   expect_error([](nlohmann::json& c) { c["rope_parameters"]["rope_type"] = "yarn"; }, "llama3", "rope_parameters");
   expect_error([](nlohmann::json& c) { c["layer_types"] = {"full_attention"}; }, "qwen2", "layer_types");
