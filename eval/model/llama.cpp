@@ -101,6 +101,7 @@ bool supported_arch(const std::string& a) {
 // Biases and q/k norms of block i, where the checkpoint has them.
 void load_family_tensors(const Checkpoint& ck, int64_t i, LlamaBlock& b) {
   const ModelConfig& c = ck.config;
+  if (c.source == "gguf") return;  // GGUF: Llama only, as before the families (its loader warns about extra tensors)
   const std::string p = "blk." + std::to_string(i) + ".";
   for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up, &b.ffn_down})
     l->bias = optional_tensor(ck, l->name + ".bias", {l->weight.size(0)});
@@ -124,6 +125,12 @@ LlamaModel::LlamaModel(const Checkpoint& ck)
   if (!supported_arch(cfg_.arch))
     throw std::invalid_argument(ck.path + ": architecture '" + cfg_.arch + "' is not supported by the forward (supported: " +
                                 kSupportedArchs + ")");
+  // The families are read from HF safetensors only: a GGUF of them keeps llama.cpp's conventions (NEOX RoPE rows for
+  // Qwen, Gemma's norms, fused Phi-3 tensors) that the GGUF reader does not translate yet.
+  if (cfg_.source == "gguf" && cfg_.arch != "llama")
+    throw std::invalid_argument(ck.path + ": GGUF architecture '" + cfg_.arch +
+                                "' is not supported by the forward yet (GGUF: llama; HF safetensors: " + kSupportedArchs +
+                                ") — load the Hugging Face checkpoint directory instead");
   check_config(cfg_, ck.path);
   c10::InferenceMode guard(false);
   const int64_t D = cfg_.d_model, hd = cfg_.head_dim(), H = cfg_.n_heads, KV = cfg_.n_kv_heads, F = cfg_.d_ff,
