@@ -16,7 +16,8 @@
 #endif
 
 // The subcommands, in --help order; eval/cli/cmd_<name>.cpp defines add_<name>_command (command.hpp).
-#define QEVAL_CLI_COMMANDS(X) X(sweep) X(list_schemes) X(report) X(diff) X(check) X(merge) X(devices) X(train) X(tune)
+#define QEVAL_CLI_COMMANDS(X) X(sweep) X(list_schemes) X(report) X(diff) X(check) X(merge) X(devices) X(train) X(tune) \
+  X(inspect) X(tokenize) X(logits)
 
 namespace qeval::cli {
 
@@ -51,6 +52,9 @@ void describe_app(CLI::App& app) {
       "  qeval check --baseline reports/baseline/ci.json cur.json\n"
       "  qeval merge part-*.json -o merged.json\n"
       "  qeval list-schemes\n"
+      "  qeval inspect model.gguf --json\n"
+      "  qeval tokenize --model model.gguf \"Hello world\"\n"
+      "  qeval logits --model ckpt_dir --ids 1,2,3 --out logits.safetensors\n"
       "Run 'qeval <subcommand> --help' for the subcommand's options.");
 }
 

@@ -37,7 +37,62 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
+// Which config fields make a canonical tensor's expected shape, named as the file's format names them (a shape that
+// disagrees with the weights then names the field to fix): "[num_attention_heads·head_dim, hidden_size]".
+struct ShapeFieldNames {
+  std::string D, F, H, KV, HD, V;
+  explicit ShapeFieldNames(const ModelConfig& c) {
+    const bool hf = c.source == "safetensors";
+    const std::string a = c.arch.empty() ? "{arch}" : c.arch;
+    D = hf ? "hidden_size" : a + ".embedding_length";
+    F = hf ? "intermediate_size" : a + ".feed_forward_length";
+    H = hf ? "num_attention_heads" : a + ".attention.head_count";
+    KV = hf ? "num_key_value_heads" : a + ".attention.head_count_kv";
+    V = hf ? "vocab_size" : "vocab size";
+    if (c.head_dim_explicit > 0) HD = hf ? "head_dim" : a + ".attention.key_length";
+    else HD = (hf ? "head_dim (" : "(") + D + "/" + H + ")";
+  }
+};
+
+std::string shape_fields(const std::string& tensor, const ModelConfig& c) {
+  const ShapeFieldNames n(c);
+  const auto has = [&](const char* k) { return tensor.find(k) != std::string::npos; };
+  if (has("token_embd") || tensor == "output.weight") return "[" + n.V + ", " + n.D + "]";
+  if (has("_norm.weight")) return "[" + (has("attn_q_norm") || has("attn_k_norm") ? n.HD : n.D) + "]";
+  std::pair<std::string, std::string> oi = {n.F, n.D};  // ffn_gate, ffn_up
+  if (has("attn_q.")) oi = {n.H + "·" + n.HD, n.D};
+  else if (has("attn_k.") || has("attn_v.")) oi = {n.KV + "·" + n.HD, n.D};
+  else if (has("attn_output")) oi = {n.D, n.H + "·" + n.HD};
+  else if (has("ffn_down")) oi = {n.D, n.F};
+  return "[" + oi.first + (has(".bias") ? "" : ", " + oi.second) + "]";
+}
+
 }  // namespace
+
+// The family extras of block i (checkpoint.hpp): q/k norms when the config has them, any bias with the shape of its
+// layer's output, and a sliding-window layer list that covers every block.
+template <class Expect>
+void validate_family_tensors(const Checkpoint& cp, int64_t i, const Expect& expect) {
+  const ModelConfig& c = cp.config;
+  const std::string b = "blk." + std::to_string(i) + ".";
+  const int64_t hd = c.head_dim();
+  if (c.attn_qk_norm) {
+    expect(b + "attn_q_norm.weight", {hd});
+    expect(b + "attn_k_norm.weight", {hd});
+  }
+  if (c.post_norms) {
+    expect(b + "post_attention_norm.weight", {c.d_model});
+    expect(b + "post_ffw_norm.weight", {c.d_model});
+  }
+  const std::pair<const char*, int64_t> outs[] = {{"attn_q", c.n_heads * hd}, {"attn_k", c.n_kv_heads * hd},
+                                                  {"attn_v", c.n_kv_heads * hd}, {"attn_output", c.d_model},
+                                                  {"ffn_gate", c.d_ff}, {"ffn_up", c.d_ff}, {"ffn_down", c.d_model}};
+  for (const auto& [name, out] : outs)
+    if (cp.tensors.count(b + name + ".bias")) expect(b + name + ".bias", {out});
+  if (i == 0 && c.sliding_window > 0 && c.layer_sliding.size() != static_cast<size_t>(c.n_layers))
+    throw CheckpointError(cp.path, "config.layer_sliding", std::to_string(c.layer_sliding.size()) + " entries for " +
+                                                               std::to_string(c.n_layers) + " layers");
+}
 
 void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
   const ModelConfig& c = cp.config;
@@ -52,7 +107,7 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
                                                    {"n_ctx_train", c.n_ctx_train}};
   for (const auto& [name, v] : sizes)
     if (v <= 0) cfg_err(name, "must be positive, got " + std::to_string(v));
-  if (c.d_model % c.n_heads != 0) {
+  if (c.head_dim_explicit == 0 && c.d_model % c.n_heads != 0) {
     cfg_err("n_heads", "d_model " + std::to_string(c.d_model) + " is not a multiple of n_heads " + std::to_string(c.n_heads));
   }
   if (c.n_kv_heads > c.n_heads || c.n_heads % c.n_kv_heads != 0) {
@@ -80,7 +135,7 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
     if (it->second.shape != shape) {
       throw CheckpointError(file, "tensor '" + name + "'",
                             "shape " + shape_str(it->second.shape) + " does not match the config, expected " +
-                                shape_str(shape));
+                                shape_str(shape) + " = " + shape_fields(name, c));
     }
   };
   expect("token_embd.weight", {c.vocab_size, d});
@@ -95,6 +150,7 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
     expect(b + "ffn_gate.weight", {c.d_ff, d});
     expect(b + "ffn_up.weight", {c.d_ff, d});
     expect(b + "ffn_down.weight", {d, c.d_ff});
+    validate_family_tensors(cp, i, expect);
   }
   expect("output_norm.weight", {d});
   if (c.tied_embeddings) {

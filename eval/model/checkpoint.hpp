@@ -18,6 +18,9 @@
 //   blk.{i}.ffn_down.weight        [d_model, d_ff]
 //   output_norm.weight             [d_model]
 //   output.weight                  [vocab_size, d_model]   — absent when tied_embeddings (use token_embd)
+// Family extras (ModelConfig's family features): blk.{i}.attn_{q,k,v,output}.bias and blk.{i}.ffn_{gate,up,down}.bias
+// ([out_features]; Qwen2's q/k/v, Llama's attention_bias / mlp_bias — q/k biases permuted like their rows),
+// blk.{i}.attn_q_norm.weight / attn_k_norm.weight ([head_dim], Qwen3, permuted like one head's rows).
 // Extra tensors a GGUF file carries (e.g. rope_freqs.weight) are kept under their own names.
 //
 // RoPE convention (important for the forward): the rows of attn_q / attn_k are in GGUF "llama" order, in
@@ -46,7 +49,8 @@
 namespace qeval::model {
 
 struct ModelConfig {
-  std::string arch;          // "llama" (GGUF general.architecture; HF LlamaForCausalLM → "llama")
+  std::string arch;          // "llama" (GGUF general.architecture; HF LlamaForCausalLM → "llama"); HF families:
+                             // "mistral", "qwen2", "qwen3", "phi3", "gemma2" (config.json model_type)
   int64_t n_layers = 0;      // {arch}.block_count | num_hidden_layers
   int64_t d_model = 0;       // {arch}.embedding_length | hidden_size
   int64_t n_heads = 0;       // {arch}.attention.head_count | num_attention_heads
@@ -60,7 +64,41 @@ struct ModelConfig {
   int64_t bos_id = -1, eos_id = -1;  // tokenizer.ggml.{bos,eos}_token_id | bos_token_id / eos_token_id
   std::string source;        // "gguf" or "safetensors"
 
-  int64_t head_dim() const { return n_heads > 0 ? d_model / n_heads : 0; }
+  // ---- family features (Hugging Face config.json; all off for a plain Llama) ----
+  // head_dim | config head_dim when it differs from d_model / n_heads (Qwen3: 128 with d_model 1024, 16 heads);
+  // 0 = d_model / n_heads.
+  int64_t head_dim_explicit = 0;
+  // Qwen3: RMSNorm over each head's head_dim values of q and k, after the projection and before RoPE
+  // (blk.{i}.attn_q_norm.weight, blk.{i}.attn_k_norm.weight, [head_dim], rows in the canonical RoPE order).
+  bool attn_qk_norm = false;
+  // Sliding-window attention (Mistral; Qwen2/3 with use_sliding_window; transformers' layer_types): a sliding
+  // layer's query at position t sees keys t − sliding_window < s ≤ t — sliding_window positions, itself
+  // included (transformers' sliding_window_overlay: kv_idx > q_idx − sliding_window). 0 = none.
+  int64_t sliding_window = 0;
+  std::vector<bool> layer_sliding;  // per layer (n_layers entries) when sliding_window > 0
+  // RoPE frequency scaling (rope_parameters / rope_scaling with rope_type "llama3"; see llama.cpp's
+  // rope_freqs and transformers' _compute_llama3_parameters): wavelengths above original_context / low_freq_factor
+  // are divided by `factor`, those below original_context / high_freq_factor kept, the band between interpolated.
+  std::string rope_scaling = "none";  // "none" | "llama3"
+  double rope_factor = 1.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
+  int64_t rope_original_context = 0;
+
+  // Gemma 2: norms stored as w and applied as 1 + w (the safetensors loader adds the 1, as llama.cpp's converter
+  // does, so canonical norm weights are always multipliers); GeGLU with tanh-GELU; embeddings × embed_scale
+  // (fp32 sqrt(hidden_size)); scores × attn_scale (query_pre_attn_scalar^−½); soft-capping c·tanh(x/c) of the
+  // attention scores (before the mask) and of the logits; post-norms on the attention and FFN outputs before the
+  // residual add (blk.{i}.post_attention_norm.weight, blk.{i}.post_ffw_norm.weight, llama.cpp's names).
+  std::string ffn_act = "silu";  // "silu" | "gelu_tanh"
+  double embed_scale = 0.0;      // 0: none
+  double attn_scale = 0.0;       // 0: 1/sqrt(head_dim)
+  double attn_softcap = 0.0, final_softcap = 0.0;  // 0: none
+  bool post_norms = false;
+
+  int64_t head_dim() const { return head_dim_explicit > 0 ? head_dim_explicit : n_heads > 0 ? d_model / n_heads : 0; }
+  bool is_sliding(int64_t layer) const {
+    return sliding_window > 0 && layer >= 0 && static_cast<size_t>(layer) < layer_sliding.size() &&
+           layer_sliding[static_cast<size_t>(layer)];
+  }
 };
 
 // One tensor, dequantized to fp32, row-major, shape in PyTorch order.

@@ -204,17 +204,23 @@ void st_metadata(const json& config, const StLayout& l, InspectReport& r) {
   }
 }
 
+// The canonical tensor(s) an HF tensor becomes (fused ones split), with their shapes.
+void add_canonical_shapes(const InspectTensor& t, const std::string& file, const ModelConfig& cfg,
+                          std::map<std::string, std::vector<int64_t>>& shapes) {
+  const auto mp = hf_to_canonical(t.name, file);
+  if (!mp || (mp->canonical == "output.weight" && cfg.tied_embeddings)) return;
+  for (const HfPart& p : hf_parts(*mp, cfg, t.shape.empty() ? 0 : t.shape[0], file, t.name)) {
+    shapes[p.canonical] = t.shape;
+    if (!t.shape.empty()) shapes[p.canonical][0] = p.rows;
+  }
+}
+
 void st_findings(const json& config, const std::string& config_path, const std::vector<std::pair<std::string, std::string>>& where,
                  InspectReport& r) {
   std::vector<std::string> bad_dtype, unread;
   for (const auto& t : r.tensors)
     if (t.type != "F32" && t.type != "F16" && t.type != "BF16") bad_dtype.push_back(t.name + " (" + t.type + ")");
   if (!bad_dtype.empty()) add(r, Level::unsupported, "dtype(s) other than F32/F16/BF16: " + name_list(bad_dtype));
-  if (config.contains("rope_parameters") && !config.contains("rope_theta")) {
-    add(r, Level::warning,
-        "config.json has transformers 5's 'rope_parameters' " + json_for_message(config["rope_parameters"]) +
-            ", which qeval's config reader does not read (it takes rope_theta, default 10000, and rope_scaling)");
-  }
   ModelConfig cfg;
   try {
     cfg = hf_llama_config(config, config_path);
@@ -225,14 +231,13 @@ void st_findings(const json& config, const std::string& config_path, const std::
   std::map<std::string, std::vector<int64_t>> shapes;
   for (size_t i = 0; i < r.tensors.size(); ++i) {
     try {
-      const auto mp = hf_to_canonical(r.tensors[i].name, where[i].second);
-      if (mp && !(mp->canonical == "output.weight" && cfg.tied_embeddings)) shapes[mp->canonical] = r.tensors[i].shape;
+      add_canonical_shapes(r.tensors[i], where[i].second, cfg, shapes);
     } catch (const CheckpointError&) {
       unread.push_back(r.tensors[i].name);
     }
   }
   if (!unread.empty()) {
-    add(r, Level::unsupported, std::to_string(unread.size()) + " tensor(s) with no place in a Llama checkpoint: " +
+    add(r, Level::unsupported, std::to_string(unread.size()) + " tensor(s) with no place in a supported checkpoint: " +
                                    name_list(unread));
   }
   validate_shapes(r, cfg, shapes);

@@ -52,7 +52,7 @@ void check_config(const ModelConfig& c, const std::string& where) {
     bad("n_layers, d_model, n_heads, d_ff and vocab_size must be positive");
   if (c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0)
     bad("n_kv_heads (" + std::to_string(c.n_kv_heads) + ") must divide n_heads (" + std::to_string(c.n_heads) + ")");
-  if (c.d_model % c.n_heads != 0)
+  if (c.head_dim_explicit == 0 && c.d_model % c.n_heads != 0)
     bad("n_heads (" + std::to_string(c.n_heads) + ") must divide d_model (" + std::to_string(c.d_model) + ")");
   if (c.head_dim() % 2 != 0) bad("head_dim " + std::to_string(c.head_dim()) + " must be even for RoPE");
   if (!(c.rope_theta > 0)) bad("rope_theta must be positive");
@@ -62,7 +62,7 @@ void check_config(const ModelConfig& c, const std::string& where) {
 // The tensor `name` of ck with the given shape: a copy, or — when `keep` is set — a view of ck's data that keeps
 // ck alive (the caller then owns nothing and must copy before modifying; LlamaModel::own_weights).
 at::Tensor tensor_from(const Checkpoint& ck, const std::string& name, std::vector<int64_t> shape,
-                       const std::shared_ptr<const Checkpoint>& keep) {
+                       const std::shared_ptr<const Checkpoint>& keep = nullptr) {
   auto it = ck.tensors.find(name);
   if (it == ck.tensors.end())
     throw std::invalid_argument(ck.path + ": tensor '" + name + "' missing (needed by the Llama forward)");
@@ -94,6 +94,35 @@ LinearLayer make_linear(std::string name, at::Tensor w) {
   return l;
 }
 
+// An optional family tensor (a bias, a q/k norm): undefined when the checkpoint has none.
+at::Tensor optional_tensor(const Checkpoint& ck, const std::string& name, std::vector<int64_t> shape) {
+  return ck.tensors.count(name) ? tensor_from(ck, name, std::move(shape)) : at::Tensor();
+}
+
+bool supported_arch(const std::string& a) {
+  return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3" || a == "gemma2";
+}
+
+// Biases and q/k norms of block i, where the checkpoint has them.
+void load_family_tensors(const Checkpoint& ck, int64_t i, LlamaBlock& b) {
+  const ModelConfig& c = ck.config;
+  if (c.source == "gguf") return;  // GGUF: Llama only, as before the families (its loader warns about extra tensors)
+  const std::string p = "blk." + std::to_string(i) + ".";
+  for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up, &b.ffn_down})
+    l->bias = optional_tensor(ck, l->name + ".bias", {l->weight.size(0)});
+  if (c.attn_qk_norm) {
+    b.attn_q_norm = tensor_from(ck, p + "attn_q_norm.weight", {c.head_dim()});
+    b.attn_k_norm = tensor_from(ck, p + "attn_k_norm.weight", {c.head_dim()});
+  }
+  if (c.post_norms) {
+    b.post_attn_norm = tensor_from(ck, p + "post_attention_norm.weight", {c.d_model});
+    b.post_ffw_norm = tensor_from(ck, p + "post_ffw_norm.weight", {c.d_model});
+  }
+}
+
+// c·tanh(x/c), in place (soft-capping; c = 0: none).
+at::Tensor soft_cap(at::Tensor x, double c) { return c > 0 ? x.div_(c).tanh_().mul_(c) : x; }
+
 }  // namespace
 
 LlamaModel::LlamaModel(const Checkpoint& ck) : LlamaModel(ck, nullptr) {}
@@ -102,10 +131,15 @@ LlamaModel::LlamaModel(std::shared_ptr<const Checkpoint> ck) : LlamaModel(*ck, c
 
 LlamaModel::LlamaModel(const Checkpoint& ck, const std::shared_ptr<const Checkpoint>& keep)
     : cfg_(ck.config), content_hash_(ck.content_hash), backend_(make_ref_backend()) {
-  if (cfg_.arch != "llama")
-    throw std::invalid_argument(ck.path + ": architecture '" + cfg_.arch +
-                                "' is not supported by the Llama forward (supported: llama — Llama, SmolLM, "
-                                "TinyLlama and other checkpoints GGUF labels \"llama\")");
+  if (!supported_arch(cfg_.arch))
+    throw std::invalid_argument(ck.path + ": architecture '" + cfg_.arch + "' is not supported by the forward (supported: " +
+                                kSupportedArchs + ")");
+  // The families are read from HF safetensors only: a GGUF of them keeps llama.cpp's conventions (NEOX RoPE rows for
+  // Qwen, Gemma's norms, fused Phi-3 tensors) that the GGUF reader does not translate yet.
+  if (cfg_.source == "gguf" && cfg_.arch != "llama")
+    throw std::invalid_argument(ck.path + ": GGUF architecture '" + cfg_.arch +
+                                "' is not supported by the forward yet (GGUF: llama; HF safetensors: " + kSupportedArchs +
+                                ") — load the Hugging Face checkpoint directory instead");
   check_config(cfg_, ck.path);
   c10::InferenceMode guard(false);
   const int64_t D = cfg_.d_model, hd = cfg_.head_dim(), H = cfg_.n_heads, KV = cfg_.n_kv_heads, F = cfg_.d_ff,
@@ -125,6 +159,7 @@ LlamaModel::LlamaModel(const Checkpoint& ck, const std::shared_ptr<const Checkpo
     b.ffn_gate = make_linear(p + "ffn_gate", tensor_from(ck, p + "ffn_gate.weight", {F, D}, keep));
     b.ffn_up = make_linear(p + "ffn_up", tensor_from(ck, p + "ffn_up.weight", {F, D}, keep));
     b.ffn_down = make_linear(p + "ffn_down", tensor_from(ck, p + "ffn_down.weight", {D, F}, keep));
+    load_family_tensors(ck, i, b);
   }
   const bool has_output = ck.tensors.count("output.weight") != 0;
   if (!cfg_.tied_embeddings && !has_output)
@@ -198,6 +233,13 @@ std::vector<std::pair<std::string, at::Tensor>> LlamaModel::named_parameters() {
       out.emplace_back(l->name + ".weight", l->weight);
     out.emplace_back(p + "ffn_norm.weight", b.ffn_norm);
     for (LinearLayer* l : {&b.ffn_gate, &b.ffn_up, &b.ffn_down}) out.emplace_back(l->name + ".weight", l->weight);
+    // Family tensors after the Llama ones (a Llama's list, and so its content hash, is unchanged).
+    for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up, &b.ffn_down})
+      if (l->bias.defined()) out.emplace_back(l->name + ".bias", l->bias);
+    if (b.attn_q_norm.defined()) out.emplace_back(p + "attn_q_norm.weight", b.attn_q_norm);
+    if (b.attn_k_norm.defined()) out.emplace_back(p + "attn_k_norm.weight", b.attn_k_norm);
+    if (b.post_attn_norm.defined()) out.emplace_back(p + "post_attention_norm.weight", b.post_attn_norm);
+    if (b.post_ffw_norm.defined()) out.emplace_back(p + "post_ffw_norm.weight", b.post_ffw_norm);
   }
   out.emplace_back("output_norm.weight", output_norm_);
   if (!cfg_.tied_embeddings) out.emplace_back("output.weight", output_.weight);
@@ -430,12 +472,13 @@ at::Tensor LlamaModel::linear(LinearLayer& layer, const at::Tensor& x) {
     at::Tensor c = x2.detach();
     capture_->record(layer.name, c.data_ptr<float>(), c.size(0), c.size(1));
   }
-  if (bypass_plan_ || !layer.prepared || training_) return fp_linear(layer, x2).view(out_shape);
+  const auto with_bias = [&](const at::Tensor& y) { return layer.bias.defined() ? y + layer.bias : y; };
+  if (bypass_plan_ || !layer.prepared || training_) return with_bias(fp_linear(layer, x2)).view(out_shape);
   // The seam: a quantized layer is computed by the backend.
   at::Tensor seen;
   const at::Tensor y = quantized_product(layer, x2, observer_ ? &seen : nullptr);
   if (observer_) observer_(layer, seen, y);
-  return y.view(out_shape);
+  return with_bias(y).view(out_shape);
 }
 
 at::Tensor LlamaModel::quantized_product(const LinearLayer& layer, const at::Tensor& x, at::Tensor* input_seen) const {
@@ -487,6 +530,25 @@ at::Tensor LlamaModel::rmsnorm(const at::Tensor& x, const at::Tensor& w) const {
   return x * at::rsqrt(ss.div_(static_cast<double>(d)) + cfg_.rms_eps) * w;
 }
 
+namespace {
+
+// θ_i = base^(−2i/head_dim), in double; with llama3 scaling (transformers' _compute_llama3_parameters, llama.cpp's
+// rope_freqs): wavelength λ = 2π/θ; λ < L/high_freq_factor keeps θ, λ > L/low_freq_factor takes θ/factor, between
+// them s = (L/λ − low)/(high − low) mixes (1 − s)·θ/factor + s·θ (L = original_max_position_embeddings).
+// Worked case (the llama3 fixture: base 5·10⁵, head_dim 16, L 32, factor 8, low 1, high 4): i = 0 (λ = 6.28 < 8)
+// keeps θ = 1; i = 1 (θ = 0.1935, λ = 32.5 > 32) → θ/8.
+double rope_frequency(const ModelConfig& c, int64_t i) {
+  const double theta = std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim()));
+  if (c.rope_scaling != "llama3") return theta;
+  const double pi = 3.14159265358979323846, wavelen = 2 * pi / theta, L = static_cast<double>(c.rope_original_context);
+  if (wavelen < L / c.rope_high_freq_factor) return theta;
+  if (wavelen > L / c.rope_low_freq_factor) return theta / c.rope_factor;
+  const double s = (L / wavelen - c.rope_low_freq_factor) / (c.rope_high_freq_factor - c.rope_low_freq_factor);
+  return (1 - s) * theta / c.rope_factor + s * theta;
+}
+
+}  // namespace
+
 std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T) {
   auto it = rope_cache_.find(T);
   if (it != rope_cache_.end()) return it->second;
@@ -496,8 +558,7 @@ std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T) {
   float* cp = c.data_ptr<float>();
   float* sp = s.data_ptr<float>();
   for (int64_t i = 0; i < half; ++i) {
-    // θ_i = base^(−2i/head_dim), in double.
-    const double theta = std::pow(cfg_.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(cfg_.head_dim()));
+    const double theta = rope_frequency(cfg_, i);
     for (int64_t p = 0; p < T; ++p) {
       const double a = static_cast<double>(p) * theta;
       cp[p * half + i] = static_cast<float>(std::cos(a));
@@ -537,11 +598,31 @@ void fake_quantize_kv_cache(const schemes::Scheme& s, at::Tensor& keys, at::Tens
   }
 }
 
+// Scaled, soft-capped (Gemma 2), masked scores [B, KV, rep, T, T] of qh [B, KV, rep·T, hd] against kh [B, KV, T, hd].
+at::Tensor LlamaModel::attention_scores(int layer, const at::Tensor& qh, const at::Tensor& kh, int64_t T) const {
+  const double scale = cfg_.attn_scale > 0 ? cfg_.attn_scale : 1.0 / std::sqrt(static_cast<double>(cfg_.head_dim()));
+  at::Tensor scores = matmul(qh, kh.transpose(-1, -2)).mul_(scale);
+  scores = soft_cap(scores, cfg_.attn_softcap).view({qh.size(0), qh.size(1), qh.size(2) / T, T, T});
+  // Causal mask: position t sees 0..t; on a sliding layer only t − W < s ≤ t (W = sliding_window).
+  at::Tensor mask;
+  {
+    c10::InferenceMode g(false);
+    const at::Tensor inf = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat);
+    mask = inf.triu(1);
+    if (cfg_.is_sliding(layer) && cfg_.sliding_window < T) mask = mask + inf.tril(-cfg_.sliding_window);
+  }
+  return scores + mask;
+}
+
 at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim();
   const int64_t rep = H / KV;
-  at::Tensor q = apply_rope(linear(blk.attn_q, x).view({B, T, H, hd}));
-  at::Tensor k = apply_rope(linear(blk.attn_k, x).view({B, T, KV, hd}));
+  at::Tensor q = linear(blk.attn_q, x).view({B, T, H, hd});
+  at::Tensor k = linear(blk.attn_k, x).view({B, T, KV, hd});
+  if (blk.attn_q_norm.defined()) q = rmsnorm(q, blk.attn_q_norm);  // Qwen3: per head, before RoPE
+  if (blk.attn_k_norm.defined()) k = rmsnorm(k, blk.attn_k_norm);
+  q = apply_rope(q);
+  k = apply_rope(k);
   at::Tensor v = linear(blk.attn_v, x).view({B, T, KV, hd});
 
   const bool kv_quant = kv_scheme_ && !bypass_plan_;
@@ -569,15 +650,7 @@ at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x
   const at::Tensor qh = q.permute({0, 2, 1, 3}).contiguous().view({B, KV, rep * T, hd});
   const at::Tensor kh = k.permute({0, 2, 1, 3});  // [B, KV, T, hd]
   const at::Tensor vh = v.permute({0, 2, 1, 3});
-  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  at::Tensor scores = matmul(qh, kh.transpose(-1, -2)).mul_(scale).view({B, KV, rep, T, T});
-  // Causal mask: position t sees 0..t.
-  at::Tensor mask;
-  {
-    c10::InferenceMode g(false);
-    mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).triu(1);
-  }
-  at::Tensor p = at::softmax(scores + mask, -1).view({B, KV, rep * T, T});
+  at::Tensor p = at::softmax(attention_scores(layer, qh, kh, T), -1).view({B, KV, rep * T, T});
   at::Tensor o = matmul(p, vh)                        // [B, KV, rep·T, hd]
                      .view({B, H, T, hd})
                      .permute({0, 2, 1, 3})
@@ -596,7 +669,8 @@ at::Tensor LlamaModel::embed_impl(const at::Tensor& tokens) {
     throw std::invalid_argument("LlamaModel::forward: token id " + std::to_string(lo < 0 ? lo : hi) +
                                 " outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) +
                                 ") — tokenizer and model do not match");
-  return at::embedding(tok_embd_, tok);  // [B, T, D]
+  const at::Tensor e = at::embedding(tok_embd_, tok);  // [B, T, D]
+  return cfg_.embed_scale > 0 ? e * cfg_.embed_scale : e;
 }
 
 at::Tensor LlamaModel::block_impl(int64_t l, const at::Tensor& x_in) {
@@ -608,11 +682,15 @@ at::Tensor LlamaModel::block_impl(int64_t l, const at::Tensor& x_in) {
                                 "]");
   cur_seq_len_ = x_in.size(1);
   LlamaBlock& b = blocks_[static_cast<size_t>(l)];
-  at::Tensor x = x_in + attention(static_cast<int>(l), b, rmsnorm(x_in, b.attn_norm));
+  at::Tensor a = attention(static_cast<int>(l), b, rmsnorm(x_in, b.attn_norm));
+  if (b.post_attn_norm.defined()) a = rmsnorm(a, b.post_attn_norm);
+  const at::Tensor x = x_in + a;
   const at::Tensor n2 = rmsnorm(x, b.ffn_norm);
   const at::Tensor g = linear(b.ffn_gate, n2);
   const at::Tensor u = linear(b.ffn_up, n2);
-  return x + linear(b.ffn_down, at::silu(g) * u);
+  at::Tensor f = linear(b.ffn_down, (cfg_.ffn_act == "gelu_tanh" ? at::gelu(g, "tanh") : at::silu(g)) * u);
+  if (b.post_ffw_norm.defined()) f = rmsnorm(f, b.post_ffw_norm);
+  return x + f;
 }
 
 at::Tensor LlamaModel::forward_hidden_impl(const at::Tensor& tokens) {
@@ -645,16 +723,21 @@ at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens) {
   return forward_hidden_impl(tokens);
 }
 
+at::Tensor LlamaModel::logits_of(const at::Tensor& hidden) {
+  at::Tensor y = linear(output_, hidden);
+  return cfg_.final_softcap > 0 ? at::tanh(y / cfg_.final_softcap) * cfg_.final_softcap : y;
+}
+
 at::Tensor LlamaModel::head(const at::Tensor& hidden) {
-  if (training_) return linear(output_, hidden);
+  if (training_) return logits_of(hidden);
   c10::InferenceMode guard;
-  return linear(output_, hidden);
+  return logits_of(hidden);
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& tokens) {
-  if (training_) return linear(output_, forward_hidden_impl(tokens));
+  if (training_) return logits_of(forward_hidden_impl(tokens));
   c10::InferenceMode guard;
-  return linear(output_, forward_hidden_impl(tokens));
+  return logits_of(forward_hidden_impl(tokens));
 }
 
 }  // namespace qeval::model

@@ -5,6 +5,14 @@
 //   x = h + ffn_down( silu(ffn_gate(n2)) ⊙ ffn_up(n2) ),                                  n2 = rmsnorm(h)·ffn_norm
 //   logits = output( rmsnorm(x)·output_norm )        (output = token_embd when the embeddings are tied)
 //   rmsnorm(v) = v / sqrt(mean(v²) + rms_eps)
+// Families (ModelConfig's family features, checkpoint.hpp), each off for a plain Llama: a bias after any linear layer
+// (Qwen2's q/k/v); q/k RMSNorm over each head before RoPE (Qwen3); head_dim ≠ d_model / n_heads (Qwen3); a sliding
+// window on the layers config.layer_sliding marks (Mistral: query t sees keys t − W < s ≤ t); llama3 RoPE frequency
+// scaling (Llama 3.1+). Phi-3's fused qkv_proj / gate_up_proj are split into q, k, v / gate, up when loaded (the
+// product is the same rows; a per-tensor scheme then sees each part as its own tensor). Gemma 2 (checkpoint.hpp):
+//   x = embed·embed_scale;  h = x + post_attn_norm(attention(attn_norm(x))),  scores = c·tanh(q·kᵀ·attn_scale / c);
+//   x = h + post_ffw_norm(ffn_down(gelu_tanh(ffn_gate(n)) ⊙ ffn_up(n))), n = ffn_norm(h);  logits = c'·tanh(out/c').
+// Supported: kSupportedArchs.
 // Attention: grouped-query (query head h reads key/value head h / (n_heads / n_kv_heads), the
 // llama.cpp / Hugging Face repeat_kv convention), causal, scores scaled by 1/sqrt(head_dim), softmax in fp32.
 // RoPE: GGUF "normal" mode (checkpoint.hpp): adjacent pairs (x[2i], x[2i+1]) of each head rotate by
@@ -65,6 +73,7 @@ struct LinearLayer {
   std::string name;     // "blk.3.attn_q", ..., "output" (GGUF tensor name without ".weight")
   at::Tensor weight;    // fp32 [out, in]: the model's parameter (for tied output: token_embd)
   at::Tensor effective; // what the forward multiplies by: `weight`, or its fake-quantized copy
+  at::Tensor bias;      // fp32 [out] or undefined: added after the product (never quantized; observers see x·Wᵀ)
   std::shared_ptr<const schemes::Scheme> weight_scheme;  // null: fp weights
   std::shared_ptr<const schemes::Scheme> act_scheme;     // null: fp inputs
   // Filled by apply_plan when the weight is quantized: effective bits per weight and weight SQNR (dB).
@@ -87,6 +96,8 @@ struct LinearLayer {
 
 struct LlamaBlock {
   at::Tensor attn_norm, ffn_norm;  // [d_model]
+  at::Tensor attn_q_norm, attn_k_norm;  // [head_dim] (Qwen3) or undefined
+  at::Tensor post_attn_norm, post_ffw_norm;  // [d_model] (Gemma 2) or undefined
   LinearLayer attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down;
 };
 
@@ -199,6 +210,8 @@ class LlamaModel {
   at::Tensor matmul(const at::Tensor& a, const at::Tensor& b) const;    // at::matmul(a, b) in the reassociation_ order
   at::Tensor fp_linear(LinearLayer& layer, at::Tensor x2);  // no quantization, the bypass, or training
   at::Tensor attention(int layer, LlamaBlock& blk, const at::Tensor& x);
+  at::Tensor attention_scores(int layer, const at::Tensor& qh, const at::Tensor& kh, int64_t T) const;
+  at::Tensor logits_of(const at::Tensor& hidden);  // the output layer, then the final soft-cap (Gemma 2)
   at::Tensor forward_hidden_impl(const at::Tensor& tokens);
   at::Tensor embed_impl(const at::Tensor& tokens);
   at::Tensor block_impl(int64_t layer, const at::Tensor& x);
@@ -227,6 +240,9 @@ class LlamaModel {
 // sequence's block of T rows through fake_quantize_kv(key, ·) and (value, ·). The plan's kv_cache slot (apply_plan)
 // and quantize_model's KV hook both apply it.
 void fake_quantize_kv_cache(const schemes::Scheme& s, at::Tensor& keys, at::Tensor& values, int64_t T);
+
+// The ModelConfig::arch values the forward runs (and how an error lists them).
+inline constexpr const char* kSupportedArchs = "llama, mistral, qwen2, qwen3, phi3, gemma2";
 
 // xxh64 of a float buffer, as 16 hex digits (content hashes of weights).
 std::string xxh64_hex(const void* data, size_t bytes, uint64_t seed = 0);

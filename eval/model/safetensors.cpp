@@ -217,6 +217,15 @@ TensorF32 read_safetensors_tensor(const SafetensorsFile& f, const SafetensorsEnt
 
 // ------------------------------------------------------------------------------------ HF Llama mapping
 
+namespace {
+HfFused fused_kind(const std::string& kind) {
+  return kind == "attn_qkv" ? HfFused::qkv : kind == "ffn_gate_up" ? HfFused::gate_up : HfFused::none;
+}
+std::string tensor_suffix(const std::string& n) {
+  return n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0 ? ".bias" : ".weight";
+}
+}  // namespace
+
 std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string& file) {
   static const std::map<std::string, std::string> kTop = {{"model.embed_tokens.weight", "token_embd.weight"},
                                                           {"model.norm.weight", "output_norm.weight"},
@@ -241,14 +250,29 @@ std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string
           {"post_attention_layernorm.weight", {"ffn_norm", RopePermute::none}},
           {"mlp.gate_proj.weight", {"ffn_gate", RopePermute::none}},
           {"mlp.up_proj.weight", {"ffn_up", RopePermute::none}},
-          {"mlp.down_proj.weight", {"ffn_down", RopePermute::none}}};
+          {"mlp.down_proj.weight", {"ffn_down", RopePermute::none}},
+          {"self_attn.q_proj.bias", {"attn_q", RopePermute::q}},
+          {"self_attn.k_proj.bias", {"attn_k", RopePermute::k}},
+          {"self_attn.v_proj.bias", {"attn_v", RopePermute::none}},
+          {"self_attn.o_proj.bias", {"attn_output", RopePermute::none}},
+          {"mlp.gate_proj.bias", {"ffn_gate", RopePermute::none}},
+          {"mlp.up_proj.bias", {"ffn_up", RopePermute::none}},
+          {"mlp.down_proj.bias", {"ffn_down", RopePermute::none}},
+          {"self_attn.q_norm.weight", {"attn_q_norm", RopePermute::head}},
+          {"self_attn.k_norm.weight", {"attn_k_norm", RopePermute::head}},
+          {"self_attn.qkv_proj.weight", {"attn_qkv", RopePermute::none}},
+          {"mlp.gate_up_proj.weight", {"ffn_gate_up", RopePermute::none}},
+          {"pre_feedforward_layernorm.weight", {"ffn_pre_norm", RopePermute::none}},
+          {"post_feedforward_layernorm.weight", {"post_ffw_norm", RopePermute::none}}};
       if (const auto it = kBlk.find(rest); it != kBlk.end()) {
-        return HfMapping{"blk." + std::to_string(layer) + "." + it->second.first + ".weight", it->second.second, layer};
+        return HfMapping{"blk." + std::to_string(layer) + "." + it->second.first + tensor_suffix(rest), it->second.second,
+                         layer, fused_kind(it->second.first)};
       }
     }
   }
   throw CheckpointError(file, "tensor '" + n + "'",
-                        "not a LlamaForCausalLM weight (biases, adapters and other architectures are not supported)");
+                        "not a weight of the supported families (Llama, Mistral, Qwen2, Qwen3; adapters and other architectures are "
+                        "not supported)");
 }
 
 std::string canonical_to_hf(const std::string& c, const std::string& file) {
@@ -259,13 +283,17 @@ std::string canonical_to_hf(const std::string& c, const std::string& file) {
   static const std::map<std::string, std::string> kBlk = {
       {"attn_norm", "input_layernorm"},        {"attn_q", "self_attn.q_proj"},    {"attn_k", "self_attn.k_proj"},
       {"attn_v", "self_attn.v_proj"},          {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
-      {"ffn_gate", "mlp.gate_proj"},           {"ffn_up", "mlp.up_proj"},         {"ffn_down", "mlp.down_proj"}};
+      {"ffn_gate", "mlp.gate_proj"},           {"ffn_up", "mlp.up_proj"},         {"ffn_down", "mlp.down_proj"},
+      {"attn_q_norm", "self_attn.q_norm"},     {"attn_k_norm", "self_attn.k_norm"}};
   if (c.compare(0, 4, "blk.") == 0) {
     const size_t dot = c.find('.', 4);
-    const size_t wdot = c.rfind(".weight");
-    if (dot != std::string::npos && wdot != std::string::npos && wdot > dot && wdot + 7 == c.size()) {
-      const auto it = kBlk.find(c.substr(dot + 1, wdot - dot - 1));
-      if (it != kBlk.end()) return "model.layers." + c.substr(4, dot - 4) + "." + it->second + ".weight";
+    const bool bias = c.size() > 5 && c.compare(c.size() - 5, 5, ".bias") == 0;
+    const size_t wdot = c.rfind(bias ? ".bias" : ".weight");
+    if (dot != std::string::npos && wdot != std::string::npos && wdot > dot && wdot + (bias ? 5 : 7) == c.size()) {
+      const std::string kind = c.substr(dot + 1, wdot - dot - 1);
+      const auto it = kBlk.find(kind);
+      if (it != kBlk.end() && !(bias && kind.find("norm") != std::string::npos))
+        return "model.layers." + c.substr(4, dot - 4) + "." + it->second + (bias ? ".bias" : ".weight");
     }
   }
   throw CheckpointError(file, "tensor '" + c + "'", "has no Hugging Face LlamaForCausalLM name");
@@ -274,6 +302,12 @@ std::string canonical_to_hf(const std::string& c, const std::string& file) {
 namespace {
 
 void permute_rows(TensorF32& t, int64_t n_head, bool to_gguf, const std::string& file, const std::string& name) {
+  if (t.shape.size() == 1) {  // a bias or a norm weight: one column
+    t.shape.push_back(1);
+    permute_rows(t, n_head, to_gguf, file, name);
+    t.shape.pop_back();
+    return;
+  }
   if (t.shape.size() != 2 || n_head <= 0 || t.shape[0] % n_head != 0 || (t.shape[0] / n_head) % 2 != 0) {
     throw CheckpointError(file, "tensor '" + name + "'",
                           "cannot apply the RoPE row permutation: need a 2-D [n_head·head_dim, in] matrix with even "
@@ -303,87 +337,263 @@ void permute_rows_gguf_to_hf(TensorF32& t, int64_t n_head, const std::string& fi
   permute_rows(t, n_head, false, file, name);
 }
 
+namespace {
+
+// Gemma's four norms per block: input_layernorm → attn_norm, post_attention_layernorm → post_attention_norm,
+// pre_feedforward_layernorm → ffn_norm, post_feedforward_layernorm → post_ffw_norm (llama.cpp's names). Other
+// families have no pre/post FFN norm.
+std::string family_canonical(const std::string& canonical, const ModelConfig& c, const std::string& file,
+                             const std::string& hf_name) {
+  const bool pre = canonical.find(".ffn_pre_norm.") != std::string::npos,
+             post = canonical.find(".post_ffw_norm.") != std::string::npos;
+  if (!c.post_norms) {
+    if (pre || post)
+      throw CheckpointError(file, "tensor '" + hf_name + "'", "a Gemma norm in a " + c.arch + " checkpoint");
+    return canonical;
+  }
+  const size_t dot = canonical.find('.', 4);
+  const std::string b = canonical.substr(0, dot + 1);
+  if (pre) return b + "ffn_norm.weight";
+  if (canonical == b + "ffn_norm.weight") return b + "post_attention_norm.weight";
+  return canonical;
+}
+
+}  // namespace
+
+std::vector<HfPart> hf_parts(const HfMapping& m, const ModelConfig& c, int64_t rows, const std::string& file,
+                             const std::string& hf_name) {
+  if (m.fused == HfFused::none) return {HfPart{family_canonical(m.canonical, c, file, hf_name), 0, rows, m.permute}};
+  const std::string b = "blk." + std::to_string(m.layer) + ".";
+  const int64_t hd = c.head_dim(), q = c.n_heads * hd, kv = c.n_kv_heads * hd;
+  std::vector<HfPart> parts;
+  if (m.fused == HfFused::qkv) {
+    parts = {{b + "attn_q.weight", 0, q, RopePermute::q}, {b + "attn_k.weight", q, kv, RopePermute::k},
+             {b + "attn_v.weight", q + kv, kv, RopePermute::none}};
+  } else {
+    parts = {{b + "ffn_gate.weight", 0, c.d_ff, RopePermute::none}, {b + "ffn_up.weight", c.d_ff, c.d_ff, RopePermute::none}};
+  }
+  const int64_t want = parts.back().row_begin + parts.back().rows;
+  if (rows != want)
+    throw CheckpointError(file, "tensor '" + hf_name + "'",
+                          std::to_string(rows) + " rows, the config makes " + std::to_string(want) +
+                              (m.fused == HfFused::qkv ? " = (num_attention_heads + 2·num_key_value_heads)·head_dim"
+                                                       : " = 2·intermediate_size"));
+  return parts;
+}
+
 // ------------------------------------------------------------------------------------ config.json
 
-ModelConfig hf_llama_config(const json& c, const std::string& file) {
-  const auto field = [](const std::string& k) { return "config['" + k + "']"; };
-  const auto integer = [&](const std::string& k, bool required, int64_t fallback) -> int64_t {
-    const auto it = c.find(k);
-    if (it == c.end() || it->is_null()) {
-      if (required) throw CheckpointError(file, field(k), "required key is missing");
-      return fallback;
-    }
-    if (!it->is_number_integer()) throw CheckpointError(file, field(k), "must be an integer, got " + json_for_message(*it));
-    if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      throw CheckpointError(file, field(k), "out of range");
-    }
-    const int64_t v = it->get<int64_t>();
-    if (v <= 0 && required) throw CheckpointError(file, field(k), "must be positive, got " + std::to_string(v));
-    return v;
-  };
-  const auto real = [&](const std::string& k, bool required, double fallback) -> double {
-    const auto it = c.find(k);
-    if (it == c.end() || it->is_null()) {
-      if (required) throw CheckpointError(file, field(k), "required key is missing");
-      return fallback;
-    }
-    if (!it->is_number()) throw CheckpointError(file, field(k), "must be a number, got " + json_for_message(*it));
-    return it->get<double>();
-  };
-  const auto token_id = [&](const std::string& k) -> int64_t {
-    const auto it = c.find(k);
-    if (it == c.end() || it->is_null()) return -1;
-    const json& v = it->is_array() && !it->empty() ? (*it)[0] : *it;  // Llama-3 lists several eos ids
-    if (!v.is_number_integer() || v.get<int64_t>() < 0) throw CheckpointError(file, field(k), "must be a token id");
-    return v.get<int64_t>();
-  };
+namespace {
 
-  const auto mt = c.find("model_type");
-  bool llama = mt != c.end() && mt->is_string() && mt->get<std::string>() == "llama";
-  if (const auto a = c.find("architectures"); a != c.end() && a->is_array()) {
-    for (const auto& s : *a) llama = llama || (s.is_string() && s.get<std::string>() == "LlamaForCausalLM");
+// Typed reads of config.json keys; every error names the key ("config['hidden_size']").
+struct ConfigReader {
+  const json& c;
+  const std::string& file;
+  std::string parent = "";  // a nested object's key: errors name "config['rope_scaling']['factor']"
+  std::string field(const std::string& k) const {
+    return "config" + (parent.empty() ? "" : "['" + parent + "']") + "['" + k + "']";
   }
-  if (!llama) {
-    throw CheckpointError(file, field("architectures"),
-                          "not a LlamaForCausalLM checkpoint (model_type " + (mt == c.end() ? "absent" : json_for_message(*mt)) +
-                              ") — only the Llama architecture is supported");
+  [[noreturn]] void fail(const std::string& k, const std::string& problem) const {
+    throw CheckpointError(file, field(k), problem);
   }
-  ModelConfig m;
-  m.arch = "llama";
-  m.source = "safetensors";
-  m.n_layers = integer("num_hidden_layers", true, 0);
-  m.d_model = integer("hidden_size", true, 0);
-  m.n_heads = integer("num_attention_heads", true, 0);
-  m.n_kv_heads = integer("num_key_value_heads", false, m.n_heads);
-  m.d_ff = integer("intermediate_size", true, 0);
-  m.vocab_size = integer("vocab_size", true, 0);
-  m.n_ctx_train = integer("max_position_embeddings", true, 0);
-  m.rope_theta = real("rope_theta", false, 10000.0);
-  m.rms_eps = real("rms_norm_eps", true, 0.0);
-  m.bos_id = token_id("bos_token_id");
-  m.eos_id = token_id("eos_token_id");
-  if (const auto t = c.find("tie_word_embeddings"); t != c.end() && !t->is_null()) {
-    if (!t->is_boolean()) throw CheckpointError(file, field("tie_word_embeddings"), "must be true or false");
-    m.tied_embeddings = t->get<bool>();
+  const json* find(const std::string& k) const {
+    const auto it = c.find(k);
+    return it == c.end() || it->is_null() ? nullptr : &*it;
   }
-  // features ModelConfig cannot express are rejected, never ignored
-  if (const auto hd = c.find("head_dim"); hd != c.end() && !hd->is_null() && m.n_heads > 0 &&
-                                          integer("head_dim", false, 0) != m.d_model / m.n_heads) {
-    throw CheckpointError(file, field("head_dim"), "differs from hidden_size / num_attention_heads; not supported");
-  }
-  if (const auto rs = c.find("rope_scaling"); rs != c.end() && !rs->is_null()) {
-    throw CheckpointError(file, field("rope_scaling"), "RoPE scaling " + json_for_message(*rs) + " is not supported");
-  }
-  for (const char* k : {"attention_bias", "mlp_bias"}) {
-    if (const auto b = c.find(k); b != c.end() && b->is_boolean() && b->get<bool>()) {
-      throw CheckpointError(file, field(k), "bias terms are not supported");
+  int64_t integer(const std::string& k, bool required, int64_t fallback) const {
+    const json* v = find(k);
+    if (!v) {
+      if (required) fail(k, "required key is missing");
+      return fallback;
     }
+    if (!v->is_number_integer()) fail(k, "must be an integer, got " + json_for_message(*v));
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      fail(k, "out of range");
+    const int64_t x = v->get<int64_t>();
+    if (x <= 0 && required) fail(k, "must be positive, got " + std::to_string(x));
+    return x;
   }
-  if (const auto act = c.find("hidden_act"); act != c.end() && !(act->is_string() && act->get<std::string>() == "silu")) {
-    throw CheckpointError(file, field("hidden_act"), "activation " + json_for_message(*act) + " is not supported (silu only)");
+  double real(const std::string& k, bool required, double fallback) const {
+    const json* v = find(k);
+    if (!v) {
+      if (required) fail(k, "required key is missing");
+      return fallback;
+    }
+    if (!v->is_number()) fail(k, "must be a number, got " + json_for_message(*v));
+    return v->get<double>();
+  }
+  int64_t token_id(const std::string& k) const {
+    const json* p = find(k);
+    if (!p) return -1;
+    const json& v = p->is_array() && !p->empty() ? (*p)[0] : *p;  // Llama-3 lists several eos ids
+    if (!v.is_number_integer() || v.get<int64_t>() < 0) fail(k, "must be a token id");
+    return v.get<int64_t>();
+  }
+  bool flag(const std::string& k, bool fallback) const {
+    const json* v = find(k);
+    if (!v) return fallback;
+    if (!v->is_boolean()) fail(k, "must be true or false");
+    return v->get<bool>();
+  }
+};
+
+// HF class → qeval family (ModelConfig::arch). Published checkpoints name the class in `architectures`;
+// `model_type` is the fallback.
+const std::vector<std::pair<std::string, std::string>>& hf_families() {
+  static const std::vector<std::pair<std::string, std::string>> k = {{"LlamaForCausalLM", "llama"},
+                                                                     {"MistralForCausalLM", "mistral"},
+                                                                     {"Qwen2ForCausalLM", "qwen2"},
+                                                                     {"Qwen3ForCausalLM", "qwen3"},
+                                                                     {"Phi3ForCausalLM", "phi3"},
+                                                                     {"Gemma2ForCausalLM", "gemma2"}};
+  return k;
+}
+
+std::string hf_family(const ConfigReader& r) {
+  std::string supported, arch;
+  for (const auto& [cls, fam] : hf_families()) supported += (supported.empty() ? "" : ", ") + cls;
+  const json* mt = r.find("model_type");
+  if (const json* a = r.find("architectures"); a && a->is_array() && !a->empty() && (*a)[0].is_string())
+    arch = (*a)[0].get<std::string>();
+  for (const auto& [cls, fam] : hf_families())
+    if (arch == cls || (arch.empty() && mt && mt->is_string() && mt->get<std::string>() == fam)) return fam;
+  r.fail("architectures", "architecture " + (arch.empty() ? "absent" : "'" + arch + "'") + " (model_type " +
+                              (mt ? json_for_message(*mt) : std::string("absent")) +
+                              ") is not supported — supported: " + supported);
+}
+
+// llama3 frequency scaling: its four fields, all required.
+void hf_rope_llama3(const ConfigReader& s, ModelConfig& m) {
+  m.rope_scaling = "llama3";
+  m.rope_factor = s.real("factor", true, 0);
+  m.rope_low_freq_factor = s.real("low_freq_factor", true, 0);
+  m.rope_high_freq_factor = s.real("high_freq_factor", true, 0);
+  m.rope_original_context = s.integer("original_max_position_embeddings", true, 0);
+  if (!(m.rope_factor > 0) || !(m.rope_low_freq_factor > 0) || !(m.rope_high_freq_factor > m.rope_low_freq_factor))
+    s.fail("factor", "llama3 scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0");
+}
+
+// partial_rotary_factor (Phi-3, in rope_parameters or at the top level) must be 1: every dimension rotates.
+void check_full_rotary(const ConfigReader& r, const json* params, const std::string& key) {
+  const json* prf = params && params->contains("partial_rotary_factor") ? &(*params)["partial_rotary_factor"]
+                                                                       : r.find("partial_rotary_factor");
+  if (prf && !(prf->is_number() && prf->get<double>() == 1.0))
+    r.fail(params ? key : "partial_rotary_factor",
+           "partial rotary embedding " + json_for_message(*prf) + " is not supported (1.0 only)");
+}
+
+// RoPE: transformers 5's rope_parameters {rope_theta, rope_type, …} or the older rope_theta + rope_scaling.
+void hf_rope(const ConfigReader& r, ModelConfig& m) {
+  const json* params = r.find("rope_parameters");
+  const std::string key = params ? "rope_parameters" : "rope_scaling";
+  if (params && !params->is_object()) r.fail(key, "must be an object, got " + json_for_message(*params));
+  m.rope_theta = params && params->contains("rope_theta") ? ConfigReader{*params, r.file, key}.real("rope_theta", true, 0)
+                                                          : r.real("rope_theta", false, 10000.0);
+  check_full_rotary(r, params, key);
+  const json* sc = params ? params : r.find("rope_scaling");
+  if (!sc) return;
+  if (!sc->is_object()) r.fail(key, "must be an object, got " + json_for_message(*sc));
+  const ConfigReader s{*sc, r.file, key};
+  const json* type = s.find("rope_type") ? s.find("rope_type") : s.find("type");
+  const std::string t = type && type->is_string() ? type->get<std::string>() : "default";
+  if (t == "default") return;
+  if (t != "llama3") r.fail(key, "RoPE type '" + t + "' is not supported (supported: default, llama3)");
+  hf_rope_llama3(s, m);
+}
+
+// Sliding windows: layer_types (transformers 5) lists each layer; without it Mistral slides every layer when
+// sliding_window is set, Qwen2/3 when use_sliding_window is true.
+void hf_sliding(const ConfigReader& r, const std::string& family, ModelConfig& m) {
+  const int64_t window = r.integer("sliding_window", false, 0);
+  std::vector<bool> sliding(static_cast<size_t>(m.n_layers), false);
+  if (const json* lt = r.find("layer_types")) {
+    if (!lt->is_array() || lt->size() != static_cast<size_t>(m.n_layers))
+      r.fail("layer_types", "must list one entry per layer (" + std::to_string(m.n_layers) + ")");
+    for (size_t i = 0; i < lt->size(); ++i) {
+      const json& e = (*lt)[i];
+      if (e != "sliding_attention" && e != "full_attention")
+        r.fail("layer_types", "entry " + std::to_string(i) + " " + json_for_message(e) +
+                                  " is not supported (full_attention, sliding_attention)");
+      sliding[i] = e == "sliding_attention";
+    }
+  } else if (window > 0 && (family == "mistral" || r.flag("use_sliding_window", false))) {
+    sliding.assign(sliding.size(), true);
+  }
+  if (std::find(sliding.begin(), sliding.end(), true) == sliding.end()) return;
+  if (window <= 0) r.fail("sliding_window", "sliding layers need a positive sliding_window");
+  m.sliding_window = window;
+  m.layer_sliding = sliding;
+}
+
+// Gemma 2's config: hidden_activation gelu_pytorch_tanh, sqrt(hidden_size) embedding scale (in fp32, as HF's
+// normalizer tensor), query_pre_attn_scalar, soft-caps (null = none), pre+post norms.
+void hf_gemma2(const ConfigReader& r, ModelConfig& m) {
+  const json* act = r.find("hidden_activation") ? r.find("hidden_activation") : r.find("hidden_act");
+  if (!act || *act != "gelu_pytorch_tanh")
+    r.fail("hidden_activation", "activation " + (act ? json_for_message(*act) : std::string("absent")) +
+                                    " is not supported for Gemma 2 (gelu_pytorch_tanh only)");
+  m.ffn_act = "gelu_tanh";
+  m.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(m.d_model)));
+  m.attn_scale = 1.0 / std::sqrt(r.real("query_pre_attn_scalar", true, 0));
+  m.attn_softcap = r.real("attn_logit_softcapping", false, 0);
+  m.final_softcap = r.real("final_logit_softcapping", false, 0);
+  m.post_norms = true;
+}
+
+}  // namespace
+
+ModelConfig hf_llama_config(const json& c, const std::string& file) {
+  const ConfigReader r{c, file};
+  const std::string family = hf_family(r);
+  ModelConfig m;
+  m.arch = family;
+  m.source = "safetensors";
+  m.n_layers = r.integer("num_hidden_layers", true, 0);
+  m.d_model = r.integer("hidden_size", true, 0);
+  m.n_heads = r.integer("num_attention_heads", true, 0);
+  m.n_kv_heads = r.integer("num_key_value_heads", false, m.n_heads);
+  m.d_ff = r.integer("intermediate_size", true, 0);
+  m.vocab_size = r.integer("vocab_size", true, 0);
+  m.n_ctx_train = r.integer("max_position_embeddings", true, 0);
+  m.rms_eps = r.real("rms_norm_eps", true, 0.0);
+  m.bos_id = r.token_id("bos_token_id");
+  m.eos_id = r.token_id("eos_token_id");
+  m.tied_embeddings = r.flag("tie_word_embeddings", false);
+  if (const int64_t hd = r.integer("head_dim", false, 0); hd > 0 && m.n_heads > 0 && hd * m.n_heads != m.d_model)
+    m.head_dim_explicit = hd;
+  m.attn_qk_norm = family == "qwen3";
+  hf_rope(r, m);
+  if (m.n_layers > 0 && m.n_layers <= (int64_t{1} << 20)) hf_sliding(r, family, m);
+  if (family == "gemma2") {
+    hf_gemma2(r, m);
+  } else if (const json* act = r.find("hidden_act"); act && !(act->is_string() && act->get<std::string>() == "silu")) {
+    r.fail("hidden_act", "activation " + json_for_message(*act) + " is not supported (silu only)");
   }
   return m;
 }
+
+namespace {
+
+// Which biases the config promises (Qwen2: q/k/v always; attention_bias: q/k/v/o; mlp_bias: gate/up/down); a bias in
+// the file the config does not promise, or a promised one missing, names the config key.
+void check_biases(const json& c, const Checkpoint& cp, const std::string& file) {
+  const ConfigReader r{c, file};
+  const bool attn = r.flag("attention_bias", false), mlp = r.flag("mlp_bias", false), qwen2 = cp.config.arch == "qwen2";
+  const std::pair<const char*, int> layers[] = {{"attn_q", 0}, {"attn_k", 0}, {"attn_v", 0}, {"attn_output", 1},
+                                                {"ffn_gate", 2}, {"ffn_up", 2}, {"ffn_down", 2}};
+  for (int64_t i = 0; i < cp.config.n_layers; ++i) {
+    for (const auto& [name, kind] : layers) {
+      const bool want = kind == 0 ? attn || qwen2 : kind == 1 ? attn : mlp;
+      const std::string key = kind == 2 ? "mlp_bias" : qwen2 && kind == 0 ? "architectures" : "attention_bias";
+      const std::string t = "blk." + std::to_string(i) + "." + name + ".bias";
+      if (want != (cp.tensors.count(t) != 0))
+        r.fail(key, want ? "promises the bias " + t + " (" + canonical_to_hf(t, file) + "), which the weights lack"
+                         : "does not promise the bias " + canonical_to_hf(t, file) + " the weights carry");
+    }
+  }
+}
+
+}  // namespace
 
 // ------------------------------------------------------------------------------------ loading
 
@@ -400,6 +610,28 @@ bool ends_with(const std::string& s, const std::string& suf) {
 }
 
 std::string file_sha(const MappedFile& m) { return sha256_hex(m.data(), m.size()); }
+
+}  // namespace
+
+namespace {
+
+// Puts an HF tensor into the checkpoint under its canonical name(s): fused matrices split, q/k rows permuted.
+void add_hf_tensor(Checkpoint& cp, const HfMapping& mp, TensorF32 t, const std::string& file, const std::string& name) {
+  for (const HfPart& p : hf_parts(mp, cp.config, t.rows(), file, name)) {
+    TensorF32 part;
+    part.shape = t.shape;
+    part.shape[0] = p.rows;
+    part.orig_type = t.orig_type;
+    const int64_t cols = t.numel() / std::max<int64_t>(t.rows(), 1);
+    part.data.assign(t.data.begin() + p.row_begin * cols, t.data.begin() + (p.row_begin + p.rows) * cols);
+    if (p.permute == RopePermute::q) permute_rows_hf_to_gguf(part, cp.config.n_heads, file, name);
+    if (p.permute == RopePermute::k) permute_rows_hf_to_gguf(part, cp.config.n_kv_heads, file, name);
+    if (p.permute == RopePermute::head) permute_rows_hf_to_gguf(part, 1, file, name);
+    if (cp.config.arch == "gemma2" && p.canonical.size() > 12 && p.canonical.find("norm.weight") == p.canonical.size() - 11)
+      for (float& v : part.data) v += 1.0f;  // Gemma applies 1 + w (exact for the fixtures' w = k/64)
+    cp.tensors.emplace(p.canonical, std::move(part));
+  }
+}
 
 }  // namespace
 
@@ -494,10 +726,7 @@ Checkpoint load_safetensors(const std::string& path) {
                                   std::to_string(cp.config.n_layers));
       }
       if (mp->canonical == "output.weight" && cp.config.tied_embeddings) continue;  // tied: lm_head = embed_tokens
-      TensorF32 t = read_safetensors_tensor(st, e);
-      if (mp->permute == RopePermute::q) permute_rows_hf_to_gguf(t, cp.config.n_heads, sp, e.name);
-      if (mp->permute == RopePermute::k) permute_rows_hf_to_gguf(t, cp.config.n_kv_heads, sp, e.name);
-      cp.tensors.emplace(mp->canonical, std::move(t));
+      add_hf_tensor(cp, *mp, read_safetensors_tensor(st, e), sp, e.name);
     }
   }
   for (const auto& [tname, sn] : weight_map) {
@@ -505,6 +734,7 @@ Checkpoint load_safetensors(const std::string& path) {
       throw CheckpointError(index_path, "weight_map['" + tname + "']", "tensor is missing from shard '" + sn + "'");
     }
   }
+  check_biases(config, cp, config_path);
   std::sort(manifest.begin(), manifest.end());
   std::string text;
   for (const auto& [name, sha] : manifest) text += sha + "  " + name + "\n";
@@ -516,15 +746,25 @@ Checkpoint load_safetensors(const std::string& path) {
 // ------------------------------------------------------------------------------------ writing
 
 std::vector<uint8_t> safetensors_bytes(const std::vector<std::pair<std::string, const TensorF32*>>& tensors) {
+  std::vector<SafetensorsBlob> blobs;
+  for (const auto& [name, t] : tensors)
+    blobs.push_back({name, "F32", t->shape, t->data.data(), t->data.size() * sizeof(float)});
+  return safetensors_bytes(std::move(blobs));
+}
+
+std::vector<uint8_t> safetensors_bytes(std::vector<SafetensorsBlob> tensors, const json& metadata) {
+  json meta = {{"format", "pt"}};
+  for (const auto& [k, v] : metadata.items()) {
+    if (!v.is_string()) throw std::invalid_argument("safetensors __metadata__['" + k + "'] must be a string");
+    meta[k] = v;
+  }
   json h = json::object();
-  h["__metadata__"] = {{"format", "pt"}};
+  h["__metadata__"] = meta;
+  std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   uint64_t off = 0;
-  std::vector<std::pair<std::string, const TensorF32*>> sorted = tensors;
-  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [name, t] : sorted) {
-    const uint64_t nb = t->data.size() * sizeof(float);
-    h[name] = {{"dtype", "F32"}, {"shape", t->shape}, {"data_offsets", {off, off + nb}}};
-    off += nb;
+  for (const auto& t : tensors) {
+    h[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes}}};
+    off += t.bytes;
   }
   std::string hs = h.dump();
   hs.resize((hs.size() + 7) / 8 * 8, ' ');  // pad with spaces so the data starts 8-byte aligned
@@ -533,10 +773,9 @@ std::vector<uint8_t> safetensors_bytes(const std::vector<std::pair<std::string, 
   std::memcpy(out.data(), &n, 8);
   std::memcpy(out.data() + 8, hs.data(), hs.size());
   uint64_t pos = 8 + hs.size();
-  for (const auto& kv : sorted) {
-    const TensorF32* t = kv.second;
-    if (!t->data.empty()) std::memcpy(out.data() + pos, t->data.data(), t->data.size() * sizeof(float));
-    pos += t->data.size() * sizeof(float);
+  for (const auto& t : tensors) {
+    if (t.bytes) std::memcpy(out.data() + pos, t.data, t.bytes);
+    pos += t.bytes;
   }
   return out;
 }
@@ -558,6 +797,11 @@ void write_file_atomic(const std::string& path, const void* data, size_t n) {
 }
 
 }  // namespace
+
+void save_safetensors_file(const std::string& path, std::vector<SafetensorsBlob> tensors, const json& metadata) {
+  const std::vector<uint8_t> bytes = safetensors_bytes(std::move(tensors), metadata);
+  write_file_atomic(path, bytes.data(), bytes.size());
+}
 
 void save_safetensors(const Checkpoint& cp, const std::string& dir) {
   validate_checkpoint(cp);

@@ -33,31 +33,6 @@ const std::map<std::string, std::pair<std::string, std::string>> kFamilies = {
     {"phi3", {"phi3", "phi3"}},         {"mixtral", {"mixtral", "llama"}},  {"qwen2moe", {"qwen2_moe", "qwen2moe"}},
 };
 
-// Shape of a little-endian float32 C-order .npy file (format 1.0/2.0); empty when it is not one.
-std::vector<int64_t> npy_f32_shape(const std::vector<uint8_t>& b, size_t* data_offset) {
-  if (b.size() < 10 || std::memcmp(b.data(), "\x93NUMPY", 6) != 0) return {};
-  const bool v1 = b[6] == 1;
-  const size_t len = v1 ? (b[8] | b[9] << 8) : (b[8] | b[9] << 8 | b[10] << 16 | static_cast<size_t>(b[11]) << 24);
-  const size_t start = v1 ? 10 : 12;
-  if (start + len > b.size()) return {};
-  const std::string h(reinterpret_cast<const char*>(b.data()) + start, len);
-  if (h.find("'descr': '<f4'") == std::string::npos || h.find("'fortran_order': False") == std::string::npos) return {};
-  const size_t open = h.find("'shape': (");
-  const size_t close = open == std::string::npos ? open : h.find(')', open);
-  if (close == std::string::npos) return {};
-  std::vector<int64_t> shape;
-  int64_t v = -1;
-  for (size_t i = open + 10; i <= close; ++i) {  // "2, 24, 512" → {2, 24, 512}
-    if (h[i] >= '0' && h[i] <= '9') {
-      v = (v < 0 ? 0 : v * 10) + (h[i] - '0');
-    } else if (v >= 0) {
-      shape.push_back(v);
-      v = -1;
-    }
-  }
-  *data_offset = start + len;
-  return shape;
-}
 
 TEST(FamilyFixtures, ManifestListsEveryFamily) {
   std::set<std::string> listed;
@@ -106,7 +81,7 @@ TEST(FamilyFixtures, LogitsConfigAndFeatures) {
     for (const std::string& file : logits_files) {
       const auto npy = test::read_bytes(dir + "/" + file);
       size_t off = 0;
-      const std::vector<int64_t> shape = npy_f32_shape(npy, &off);
+      const std::vector<int64_t> shape = test::npy_f32_shape(npy, &off);
       EXPECT_EQ(shape, (std::vector<int64_t>{2, 24, vocab})) << family << "/" << file;
       EXPECT_EQ(shape, e["logits_shape"].get<std::vector<int64_t>>()) << family << "/" << file;
       ASSERT_EQ(npy.size() - off, size_t{2} * 24 * vocab * 4) << family << "/" << file;

@@ -2,7 +2,7 @@
 //
 // Expected tensor names, shapes, types and bits per weight come from gguf-py (dequant_expected.json, written by
 // scripts/testdata/make_dequant_fixtures.py: GGML_QUANT_SIZES) and from the family fixtures' own files; the findings
-// are checked for the facts each fixture was built to show (MoE refused, biases not read, rope_parameters unread).
+// are checked for the facts each fixture was built to show (MoE refused, biases not read in GGUFs).
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -78,11 +78,15 @@ TEST(Inspect, SafetensorsDirectories) {
   ASSERT_EQ(l.by_type.size(), 1u);
   EXPECT_EQ(l.by_type[0].type, "BF16");
   EXPECT_EQ(l.total_bytes, l.total_elements * 2);
-  EXPECT_TRUE(has_finding(l, InspectFinding::Level::warning, "rope_parameters")) << findings_text(l);
+  EXPECT_TRUE(l.loadable) << findings_text(l);  // rope_parameters (llama3 scaling) is read since the family forwards
   EXPECT_EQ(l.tokenizer["model"], "BPE");
   const InspectReport q = inspect_model(family("qwen2"));
-  EXPECT_FALSE(q.loadable);
-  EXPECT_TRUE(has_finding(q, InspectFinding::Level::unsupported, "not a LlamaForCausalLM checkpoint")) << findings_text(q);
+  EXPECT_TRUE(q.loadable) << findings_text(q);  // q/k/v biases are read since the family forwards
+  EXPECT_TRUE(inspect_model(family("gemma2")).loadable);
+  const InspectReport g = inspect_model(family("gemma3"));
+  EXPECT_FALSE(g.loadable);
+  EXPECT_TRUE(has_finding(g, InspectFinding::Level::unsupported, "is not supported — supported: LlamaForCausalLM"))
+      << findings_text(g);
   EXPECT_THROW(inspect_model(family("no-such-dir")), CheckpointError);
 }
 

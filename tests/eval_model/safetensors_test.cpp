@@ -286,17 +286,20 @@ void expect_load_error(const std::string& path, const std::string& field, const 
 
 TEST(SafetensorsConfig, Errors) {
   const std::vector<std::tuple<std::string, std::function<void(json&)>, std::string, std::string>> cases = {
-      {"arch", [](json& j) { j["architectures"] = {"MistralForCausalLM"}, j["model_type"] = "mistral"; }, "architectures",
-       "not a LlamaForCausalLM"},
+      {"arch", [](json& j) { j["architectures"] = {"Gemma3ForCausalLM"}, j["model_type"] = "gemma3_text"; },
+       "architectures", "'Gemma3ForCausalLM' (model_type \"gemma3_text\") is not supported — supported: LlamaForCausalLM"},
       {"model_type", [](json& j) { j.erase("architectures"), j["model_type"] = 5; }, "architectures", "model_type 5"},
       {"hidden", [](json& j) { j.erase("hidden_size"); }, "config['hidden_size']", "required key is missing"},
       {"heads", [](json& j) { j["num_attention_heads"] = "2"; }, "config['num_attention_heads']", "must be an integer"},
       {"eps", [](json& j) { j.erase("rms_norm_eps"); }, "config['rms_norm_eps']", "missing"},
-      {"scaling", [](json& j) { j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}}; }, "rope_scaling",
-       "not supported"},
-      {"bias", [](json& j) { j["attention_bias"] = true; }, "attention_bias", "bias"},
+      {"scaling", [](json& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 8.0}}; }, "rope_scaling",
+       "RoPE type 'yarn' is not supported"},
+      {"llama3 fields", [](json& j) { j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}}; },
+       "config['rope_scaling']['low_freq_factor']", "required key is missing"},
+      {"bias", [](json& j) { j["attention_bias"] = true; }, "attention_bias", "promises the bias blk.0.attn_q.bias"},
       {"act", [](json& j) { j["hidden_act"] = "gelu"; }, "hidden_act", "silu only"},
-      {"head_dim", [](json& j) { j["head_dim"] = 4; }, "head_dim", "not supported"},
+      {"head_dim", [](json& j) { j["head_dim"] = 4; }, "tensor 'blk.0.attn_q.weight'",
+       "expected [8, 16] = [num_attention_heads·head_dim, hidden_size]"},
       {"vocab", [](json& j) { j["vocab_size"] = 25; }, "tensor 'token_embd.weight'", "expected [25, 16]"},
       {"layers", [](json& j) { j["num_hidden_layers"] = 1; }, "tensor 'model.layers.1", "layer 1"},
       {"untied", [](json& j) { j["tie_word_embeddings"] = false; }, "tensor 'output.weight'", "required tensor is missing"},
@@ -368,7 +371,9 @@ TEST(SafetensorsNames, Mapping) {
   EXPECT_EQ(hf_to_canonical("model.layers.3.post_attention_layernorm.weight", "f")->canonical, "blk.3.ffn_norm.weight");
   EXPECT_EQ(hf_to_canonical("lm_head.weight", "f")->canonical, "output.weight");
   EXPECT_FALSE(hf_to_canonical("model.layers.0.self_attn.rotary_emb.inv_freq", "f").has_value());
-  for (const char* bad : {"model.layers.0.self_attn.q_proj.bias", "model.layers.x.mlp.up_proj.weight",
+  EXPECT_EQ(hf_to_canonical("model.layers.2.self_attn.q_proj.bias", "f")->canonical, "blk.2.attn_q.bias");
+  EXPECT_EQ(hf_to_canonical("model.layers.2.self_attn.k_norm.weight", "f")->permute, RopePermute::head);
+  for (const char* bad : {"model.layers.0.self_attn.q_norm.bias", "model.layers.x.mlp.up_proj.weight",
                           "model.layers.01.mlp.up_proj.weight", "model.layers.99999999999.mlp.up_proj.weight",
                           "transformer.h.0.attn.c_attn.weight", "model.layers.0"}) {
     EXPECT_THROW(hf_to_canonical(bad, "f"), CheckpointError) << bad;
@@ -377,7 +382,8 @@ TEST(SafetensorsNames, Mapping) {
     EXPECT_EQ(hf_to_canonical(canonical_to_hf(c, "f"), "f")->canonical, c);
   }
   EXPECT_THROW(canonical_to_hf("rope_freqs.weight", "f"), CheckpointError);
-  EXPECT_THROW(canonical_to_hf("blk.0.attn_q.bias", "f"), CheckpointError);
+  EXPECT_EQ(canonical_to_hf("blk.0.attn_q.bias", "f"), "model.layers.0.self_attn.q_proj.bias");
+  EXPECT_THROW(canonical_to_hf("blk.0.attn_q_norm.bias", "f"), CheckpointError);
 }
 
 }  // namespace

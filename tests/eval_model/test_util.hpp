@@ -86,6 +86,32 @@ inline std::map<std::string, ExpectedTensor> load_expected(const std::string& js
 }
 
 // Bitwise float equality that treats +0/−0 as different (the dequantizers must reproduce the sign of zero too).
+// Shape of a little-endian float32 C-order .npy file (format 1.0/2.0); empty when it is not one.
+inline std::vector<int64_t> npy_f32_shape(const std::vector<uint8_t>& b, size_t* data_offset) {
+  if (b.size() < 10 || std::memcmp(b.data(), "\x93NUMPY", 6) != 0) return {};
+  const bool v1 = b[6] == 1;
+  const size_t len = v1 ? (b[8] | b[9] << 8) : (b[8] | b[9] << 8 | b[10] << 16 | static_cast<size_t>(b[11]) << 24);
+  const size_t start = v1 ? 10 : 12;
+  if (start + len > b.size()) return {};
+  const std::string h(reinterpret_cast<const char*>(b.data()) + start, len);
+  if (h.find("'descr': '<f4'") == std::string::npos || h.find("'fortran_order': False") == std::string::npos) return {};
+  const size_t open = h.find("'shape': (");
+  const size_t close = open == std::string::npos ? open : h.find(')', open);
+  if (close == std::string::npos) return {};
+  std::vector<int64_t> shape;
+  int64_t v = -1;
+  for (size_t i = open + 10; i <= close; ++i) {  // "2, 24, 512" → {2, 24, 512}
+    if (h[i] >= '0' && h[i] <= '9') {
+      v = (v < 0 ? 0 : v * 10) + (h[i] - '0');
+    } else if (v >= 0) {
+      shape.push_back(v);
+      v = -1;
+    }
+  }
+  *data_offset = start + len;
+  return shape;
+}
+
 inline bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 // ---------------------------------------------------------------------------------------------------------
