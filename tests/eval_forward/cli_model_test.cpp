@@ -7,6 +7,8 @@
 // The top-k is re-derived here by sorting each row.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include "tests/cli_runner.hpp"
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -29,45 +31,9 @@ using nlohmann::json;
 const std::string kModelDir = std::string(QEVAL_SOURCE_DIR) + "/models/qeval-sotu-4l256";
 const std::string kGguf = kModelDir + "/model.gguf";
 
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-class CliModel : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/qeval_cli_model_XXXXXX";
-    dir_ = mkdtemp(tmpl);
-  }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
-  Result run(const std::string& args) {
-    const std::string cmd = "cd '" + dir_ + "' && '" QEVAL_CLI_PATH "' " + args + " > out.txt 2> err.txt";
-    const int rc = std::system(cmd.c_str());
-    Result r;
-    r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + (WIFSIGNALED(rc) ? WTERMSIG(rc) : 0);
-    r.out = slurp(dir_ + "/out.txt");
-    r.err = slurp(dir_ + "/err.txt");
-    return r;
-  }
-  void expect_one_line_error(const std::string& args, const std::string& want) {
-    SCOPED_TRACE("qeval " + args);
-    const Result r = run(args);
-    EXPECT_EQ(r.status, 1);
-    EXPECT_EQ(r.err.rfind("qeval: error: ", 0), 0u) << r.err;
-    ASSERT_FALSE(r.err.empty());
-    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line:\n" << r.err;
-    EXPECT_NE(r.err.find(want), std::string::npos) << "message does not mention '" << want << "': " << r.err;
-  }
-  std::string dir_;
-};
+using Result = qeval::test::CliResult;
+using qeval::test::slurp;
+class CliModel : public qeval::test::CliTest {};
 
 // ---- an independent safetensors reader (layout spec only) ----
 struct StTensor {
