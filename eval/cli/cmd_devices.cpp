@@ -1,5 +1,5 @@
 // eval/cli/cmd_devices.cpp — `qeval devices`: OpenCL platforms and devices, the tiers each supports and the
-// result of each tier's known-answer probe (gpu/devices_report.hpp), saying which tier the GEMMs run on. Listing
+// result of each tier's known-answer probe (eval/cli/devices_report.hpp), saying which tier the GEMMs run on. Listing
 // compiles nothing (cached probe results); --probe probes the device in use.
 #include <iostream>
 #include <memory>
@@ -7,7 +7,7 @@
 #include "eval/cli/command.hpp"
 
 #if QEVAL_HAVE_OPENCL
-#include "gpu/devices_report.hpp"
+#include "eval/cli/devices_report.hpp"
 #endif
 
 namespace qeval::cli {
@@ -17,14 +17,14 @@ namespace {
 struct DevicesArgs {
   bool as_json = false;
 #if QEVAL_HAVE_OPENCL
-  gpu::DevicesOptions opts;
+  DevicesOptions opts;
 #endif
 };
 
 // Exit status: 0 when at least one device was listed, 1 when none (or OpenCL is not built in).
 int run_devices(const DevicesArgs& a) {
 #if QEVAL_HAVE_OPENCL
-  return gpu::print_devices(std::cout, a.as_json, a.opts);
+  return print_devices(std::cout, a.as_json, a.opts);
 #else
   std::cout << (a.as_json ? "{\"devices\": [], \"error\": \"built without OpenCL\"}\n"
                           : "This qeval was built without OpenCL (configure with -DQEVAL_OPENCL=ON).\n");

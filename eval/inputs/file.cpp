@@ -160,7 +160,10 @@ uint32_t read_le(const std::string& b, size_t at, int nbytes) {
 
 float half_to_float(uint16_t h) { return quant::half_bits_to_float(h); }
 
-quant::Matrix parse_npy(const std::string& bytes, const std::string& what, std::string* dtype) {
+namespace {
+
+// The .npy preamble: where the header starts and how long it is (versions 1.0, 2.0, 3.0).
+std::pair<size_t, size_t> npy_header_span(const std::string& bytes, const std::string& what) {
   static const char kMagic[] = "\x93NUMPY";
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0)
     fail(what, "not a .npy file (missing the \\x93NUMPY magic); save arrays with numpy.save");
@@ -181,48 +184,61 @@ quant::Matrix parse_npy(const std::string& bytes, const std::string& what, std::
   if (header_start + header_len > bytes.size())
     fail(what, "truncated .npy header (header length " + std::to_string(header_len) + ", file " +
                    std::to_string(bytes.size()) + " bytes)");
-  const std::string header = bytes.substr(header_start, header_len);
-  auto dict = HeaderParser(header, what).parse();
+  return {header_start, header_len};
+}
 
+// The header dict must hold exactly descr (a string), fortran_order (a bool) and shape (a tuple).
+void check_npy_keys(std::map<std::string, NpyValue>& dict, const std::string& what) {
   for (const auto& [k, v] : dict)
     if (k != "descr" && k != "fortran_order" && k != "shape")
       fail(what, "invalid .npy header (unknown key '" + k + "'); expected exactly descr, fortran_order, shape");
   for (const char* k : {"descr", "fortran_order", "shape"})
     if (!dict.count(k)) fail(what, std::string("invalid .npy header (missing key '") + k + "')");
-  const NpyValue& descr = dict["descr"];
-  const NpyValue& fortran = dict["fortran_order"];
-  const NpyValue& shape = dict["shape"];
-  if (descr.kind != NpyValue::string) fail(what, "invalid .npy header ('descr' is not a string)");
-  if (fortran.kind != NpyValue::boolean) fail(what, "invalid .npy header ('fortran_order' is not True/False)");
-  if (shape.kind != NpyValue::tuple) fail(what, "invalid .npy header ('shape' is not a tuple)");
+  if (dict["descr"].kind != NpyValue::string) fail(what, "invalid .npy header ('descr' is not a string)");
+  if (dict["fortran_order"].kind != NpyValue::boolean) fail(what, "invalid .npy header ('fortran_order' is not True/False)");
+  if (dict["shape"].kind != NpyValue::tuple) fail(what, "invalid .npy header ('shape' is not a tuple)");
+}
 
-  int itemsize = 0;
-  if (descr.s == "<f4") {
-    itemsize = 4;
-  } else if (descr.s == "<f2") {
-    itemsize = 2;
-  } else if (descr.s == ">f4" || descr.s == ">f2") {
-    fail(what, "big-endian dtype '" + descr.s + "' is not supported; save a.astype('<f4')");
-  } else {
-    fail(what, "dtype '" + descr.s +
-                   "' is not supported (float32 '<f4' or float16 '<f2' only); save a.astype(numpy.float32)");
-  }
-  if (fortran.b)
-    fail(what, "Fortran-order (column-major) arrays are not supported; save numpy.ascontiguousarray(a)");
+// Bytes per element of a supported dtype: '<f4' (4) or '<f2' (2).
+int npy_itemsize(const std::string& descr, const std::string& what) {
+  if (descr == "<f4") return 4;
+  if (descr == "<f2") return 2;
+  if (descr == ">f4" || descr == ">f2")
+    fail(what, "big-endian dtype '" + descr + "' is not supported; save a.astype('<f4')");
+  fail(what, "dtype '" + descr + "' is not supported (float32 '<f4' or float16 '<f2' only); save a.astype(numpy.float32)");
+}
+
+// [rows, cols] of a 1-D (one row) or 2-D shape, non-empty and below 2^31 elements.
+std::pair<int64_t, int64_t> npy_rows_cols(const std::vector<int64_t>& dims, const std::string& what) {
   int64_t rows = 0, cols = 0;
-  if (shape.dims.size() == 1) {
+  if (dims.size() == 1) {
     rows = 1;
-    cols = shape.dims[0];
-  } else if (shape.dims.size() == 2) {
-    rows = shape.dims[0];
-    cols = shape.dims[1];
+    cols = dims[0];
+  } else if (dims.size() == 2) {
+    rows = dims[0];
+    cols = dims[1];
   } else {
-    fail(what, std::to_string(shape.dims.size()) + "-D array is not supported (1-D or 2-D only); reshape it to "
+    fail(what, std::to_string(dims.size()) + "-D array is not supported (1-D or 2-D only); reshape it to "
                    "[rows, cols] with the reduction axis last");
   }
   if (rows == 0 || cols == 0)
     fail(what, "array is empty (shape " + std::to_string(rows) + "x" + std::to_string(cols) + ")");
   if (rows > (int64_t{1} << 31) / cols) fail(what, "array has more than 2^31 elements");
+  return {rows, cols};
+}
+
+}  // namespace
+
+quant::Matrix parse_npy(const std::string& bytes, const std::string& what, std::string* dtype) {
+  const auto [header_start, header_len] = npy_header_span(bytes, what);
+  const std::string header = bytes.substr(header_start, header_len);
+  auto dict = HeaderParser(header, what).parse();
+  check_npy_keys(dict, what);
+  const NpyValue& descr = dict["descr"];
+  if (dict["fortran_order"].b)
+    fail(what, "Fortran-order (column-major) arrays are not supported; save numpy.ascontiguousarray(a)");
+  const int itemsize = npy_itemsize(descr.s, what);
+  const auto [rows, cols] = npy_rows_cols(dict["shape"].dims, what);
   const size_t data_start = header_start + header_len;
   const size_t expect = static_cast<size_t>(rows * cols) * static_cast<size_t>(itemsize);
   const size_t have = bytes.size() - data_start;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iomanip>
 #include <limits>
+#include <memory>
 #include <sstream>
 
 #include "quant/quantize.hpp"
@@ -159,154 +160,192 @@ QuantTestResult QuantTester::Test(const QuantizeFn& q, const DequantizeFn& dq) c
   return run("function " + p.to_string(), p, [&q, p](quant::MatrixView x) { return q(x, p); }, dq);
 }
 
-QuantTestResult QuantTester::run(const std::string& label, const quant::QuantParams& p,
-                                 const std::function<quant::QuantizedMatrix(quant::MatrixView)>& qfn,
-                                 const DequantizeFn& dq_in) const {
-  using clock = std::chrono::steady_clock;
-  QuantTestResult res;
-  res.label = label;
-  res.seed = spec_.seed;
-
-  quant::Matrix generated;
+// What one run measured: the input, its codes, its reconstruction and the step of every element.
+struct detail::TesterRun {
   quant::MatrixView x;
-  if (given_) {
-    x = *given_;
-    res.input = given_desc_;
-  } else {
-    const auto t0 = clock::now();
-    generated = inputs::generate(spec_);
-    res.timing.generate_ms = ms_since(t0);
-    x = generated.view();
-    res.input = std::string(inputs::to_string(spec_.dist)) + " " + std::to_string(spec_.rows) + "x" +
-                std::to_string(spec_.cols) + " seed " + std::to_string(spec_.seed);
-  }
-  const DequantizeFn dq = dq_in ? dq_in : DequantizeFn([](const quant::QuantizedMatrix& q, quant::MutableMatrixView o) {
-    quant::dequantize(q, o);
-  });
+  quant::QuantizedMatrix qm;
+  quant::Matrix xhat;
+  metrics::TensorMetrics m;
+  std::unique_ptr<metrics::StepLookup> lk;
+  int max_listed = 8;
 
-  auto t0 = clock::now();
-  const quant::QuantizedMatrix qm = qfn(x);
-  res.timing.quantize_ms = ms_since(t0);
-  // Sentinel fill (STYLE.md 11): an element dequantize forgets to write stays NaN and is counted.
-  quant::Matrix xhat(x.rows, x.cols, std::numeric_limits<float>::quiet_NaN());
-  t0 = clock::now();
-  dq(qm, xhat.mut());
-  res.timing.dequantize_ms = ms_since(t0);
-  t0 = clock::now();
-  res.metrics = metrics::evaluate(x, qm, xhat.view());
-  res.timing.metrics_ms = ms_since(t0);
-
-  const metrics::TensorMetrics& m = res.metrics;
-  const metrics::StepLookup lk(qm);
   // Differences in steps of the grid, for the histograms (computed only when a check fails).
-  auto error_in_steps = [&]() {
+  std::vector<double> error_in_steps() const {
     std::vector<double> v;
     v.reserve(static_cast<size_t>(x.size()));
     for (int64_t r = 0; r < x.rows; ++r)
       for (int64_t c = 0; c < x.cols; ++c) {
-        const double s = lk.step(r, c);
+        const double s = lk->step(r, c);
         if (!std::isfinite(x(r, c))) continue;
         v.push_back(s > 0 ? (double(x(r, c)) - xhat(r, c)) / s : 0.0);
       }
     return v;
-  };
-
-  if (m.error.non_finite_output > 0) {
-    std::ostringstream os;
-    os << "  dequantized output is NaN/Inf for " << m.error.non_finite_output
-       << " finite inputs (an element left unwritten, or an overflow); first ones:\n";
-    int listed = 0;
-    for (int64_t r = 0; r < x.rows && listed < max_listed_; ++r)
-      for (int64_t c = 0; c < x.cols && listed < max_listed_; ++c)
-        if (std::isfinite(x(r, c)) && !std::isfinite(xhat(r, c))) {
-          os << element_line(r, c, x(r, c), "finite", xhat(r, c), lk.step(r, c));
-          ++listed;
-        }
-    res.failures.push_back(os.str());
   }
+};
 
-  if (half_step_ && m.scales.uniform_grid && m.scales.half_step_violations > 0) {
-    std::ostringstream os;
-    os << "  |x - x^| <= (s/2)(1 + 1e-4) fails for " << m.scales.half_step_violations
-       << " unclipped elements (rounding " << quant::to_string(p.rounding) << "); first ones:\n";
-    const double gmax = metrics::codebook_grid_max(lk, qm, xhat.view());
-    int listed = 0;
-    for (int64_t r = 0; r < x.rows && listed < max_listed_; ++r)
-      for (int64_t c = 0; c < x.cols && listed < max_listed_; ++c) {
-        const double xv = x(r, c), yv = xhat(r, c);
-        if (!std::isfinite(xv) || !std::isfinite(yv)) continue;
-        if (metrics::classify(lk, qm, gmax, r, c, xv, yv).half_step_violation) {
-          os << element_line(r, c, x(r, c), "|x-x^| <= " + fmt(0.5 * lk.step(r, c) * (1 + 1e-4), 6), xhat(r, c),
-                             lk.step(r, c));
-          ++listed;
-        }
+namespace {
+
+using Measured = detail::TesterRun;
+
+void check_finite_output(const Measured& d, std::vector<std::string>& failures) {
+  if (d.m.error.non_finite_output == 0) return;
+  std::ostringstream os;
+  os << "  dequantized output is NaN/Inf for " << d.m.error.non_finite_output
+     << " finite inputs (an element left unwritten, or an overflow); first ones:\n";
+  int listed = 0;
+  for (int64_t r = 0; r < d.x.rows && listed < d.max_listed; ++r)
+    for (int64_t c = 0; c < d.x.cols && listed < d.max_listed; ++c)
+      if (std::isfinite(d.x(r, c)) && !std::isfinite(d.xhat(r, c))) {
+        os << element_line(r, c, d.x(r, c), "finite", d.xhat(r, c), d.lk->step(r, c));
+        ++listed;
       }
-    os << histogram(error_in_steps(), -1.0, 1.0);
-    res.failures.push_back(os.str());
-  }
+  failures.push_back(os.str());
+}
 
+void check_within_half_step(const Measured& d, quant::Rounding rounding, std::vector<std::string>& failures) {
+  if (!d.m.scales.uniform_grid || d.m.scales.half_step_violations == 0) return;
+  std::ostringstream os;
+  os << "  |x - x^| <= (s/2)(1 + 1e-4) fails for " << d.m.scales.half_step_violations
+     << " unclipped elements (rounding " << quant::to_string(rounding) << "); first ones:\n";
+  const double gmax = metrics::codebook_grid_max(*d.lk, d.qm, d.xhat.view());
+  int listed = 0;
+  for (int64_t r = 0; r < d.x.rows && listed < d.max_listed; ++r)
+    for (int64_t c = 0; c < d.x.cols && listed < d.max_listed; ++c) {
+      const double xv = d.x(r, c), yv = d.xhat(r, c);
+      if (!std::isfinite(xv) || !std::isfinite(yv)) continue;
+      if (metrics::classify(*d.lk, d.qm, gmax, r, c, xv, yv).half_step_violation) {
+        const double s = d.lk->step(r, c);
+        os << element_line(r, c, d.x(r, c), "|x-x^| <= " + fmt(0.5 * s * (1 + 1e-4), 6), d.xhat(r, c), s);
+        ++listed;
+      }
+    }
+  os << histogram(d.error_in_steps(), -1.0, 1.0);
+  failures.push_back(os.str());
+}
+
+// x^ of the reference implementation, compared element by element within `tol`.
+void check_reference(const Measured& d, const quant::Matrix& rhat, double tol, std::vector<std::string>& failures) {
+  int64_t bad = 0;
+  std::ostringstream list;
+  std::vector<double> diffs;
+  diffs.reserve(static_cast<size_t>(d.x.size()));
+  for (int64_t r = 0; r < d.x.rows; ++r)
+    for (int64_t c = 0; c < d.x.cols; ++c) {
+      const float e = rhat(r, c), g = d.xhat(r, c);
+      const double s = d.lk->step(r, c);
+      const bool same = (std::isnan(e) && std::isnan(g)) || std::fabs(double(e) - g) <= tol;
+      diffs.push_back(s > 0 ? (double(g) - e) / s : double(g) - e);
+      if (!same) {
+        if (bad < d.max_listed) list << element_line(r, c, d.x(r, c), fmt(e, 9) + " (" + float_bits(e) + ")", g, s);
+        ++bad;
+      }
+    }
+  if (bad == 0) return;
+  std::ostringstream os;
+  os << "  x^ differs from the reference in " << bad << " elements (tolerance " << tol << "); first ones:\n"
+     << list.str() << histogram(diffs, -1.0, 1.0);
+  failures.push_back(os.str());
+}
+
+}  // namespace
+
+QuantTestResult QuantTester::run(const std::string& label, const quant::QuantParams& p,
+                                 const std::function<quant::QuantizedMatrix(quant::MatrixView)>& qfn,
+                                 const DequantizeFn& dq_in) const {
+  QuantTestResult res;
+  res.label = label;
+  res.seed = spec_.seed;
+  quant::Matrix generated;
+  Measured d;
+  d.x = input_for(res, generated);
+  d.max_listed = max_listed_;
+  measure(d, res, qfn, dq_in);
+  check_finite_output(d, res.failures);
+  if (half_step_) check_within_half_step(d, p.rounding, res.failures);
+  check_statistics(d, res.failures);
+  if (ref_q_) {
+    const quant::QuantizedMatrix rq = ref_q_(d.x, p);
+    quant::Matrix rhat(d.x.rows, d.x.cols, std::numeric_limits<float>::quiet_NaN());
+    if (ref_dq_)
+      ref_dq_(rq, rhat.mut());
+    else
+      quant::dequantize(rq, rhat.mut());
+    check_reference(d, rhat, ref_tol_, res.failures);
+  }
+  return res;
+}
+
+// The given input, or a generated one (kept alive in `generated`); names it in the result.
+quant::MatrixView QuantTester::input_for(QuantTestResult& res, quant::Matrix& generated) const {
+  if (given_) {
+    res.input = given_desc_;
+    return *given_;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  generated = inputs::generate(spec_);
+  res.timing.generate_ms = ms_since(t0);
+  res.input = std::string(inputs::to_string(spec_.dist)) + " " + std::to_string(spec_.rows) + "x" +
+              std::to_string(spec_.cols) + " seed " + std::to_string(spec_.seed);
+  return generated.view();
+}
+
+// Quantize, dequantize into a NaN-filled buffer, evaluate — each timed.
+void QuantTester::measure(Measured& d, QuantTestResult& res,
+                          const std::function<quant::QuantizedMatrix(quant::MatrixView)>& qfn,
+                          const DequantizeFn& dq_in) const {
+  using clock = std::chrono::steady_clock;
+  auto t0 = clock::now();
+  d.qm = qfn(d.x);
+  res.timing.quantize_ms = ms_since(t0);
+  // Sentinel fill (STYLE.md 11): an element dequantize forgets to write stays NaN and is counted.
+  d.xhat = quant::Matrix(d.x.rows, d.x.cols, std::numeric_limits<float>::quiet_NaN());
+  t0 = clock::now();
+  if (dq_in)
+    dq_in(d.qm, d.xhat.mut());
+  else
+    quant::dequantize(d.qm, d.xhat.mut());
+  res.timing.dequantize_ms = ms_since(t0);
+  t0 = clock::now();
+  res.metrics = metrics::evaluate(d.x, d.qm, d.xhat.view());
+  res.timing.metrics_ms = ms_since(t0);
+  d.m = res.metrics;
+  d.lk = std::make_unique<metrics::StepLookup>(d.qm);
+}
+
+// The asked-for statistical checks: MSE against s²/12, SQNR near/at least, clipped fraction.
+void QuantTester::check_statistics(const Measured& d, std::vector<std::string>& failures) const {
+  const metrics::TensorMetrics& m = d.m;
+  auto fail = [&](std::ostringstream& os, double lo, double hi) {
+    os << histogram(d.error_in_steps(), lo, hi);
+    failures.push_back(os.str());
+  };
   if (mse_ratio_) {
     const double ratio = m.error.mse / m.scales.mean_step_sq_12;
     if (!(ratio >= mse_ratio_->first && ratio <= mse_ratio_->second)) {
       std::ostringstream os;
       os << "  MSE / mean(s^2/12) = " << fmt(m.error.mse) << " / " << fmt(m.scales.mean_step_sq_12) << " = "
          << fmt(ratio) << ", expected in [" << mse_ratio_->first << ", " << mse_ratio_->second << "] (clipped "
-         << m.scales.clipped << " elements)\n"
-         << histogram(error_in_steps(), -1.0, 1.0);
-      res.failures.push_back(os.str());
+         << m.scales.clipped << " elements)\n";
+      fail(os, -1.0, 1.0);
     }
   }
   if (sqnr_near_ && !(std::fabs(m.error.sqnr_db - sqnr_near_->first) <= sqnr_near_->second)) {
     std::ostringstream os;
     os << "  SQNR " << fmt(m.error.sqnr_db, 8) << " dB, expected " << fmt(sqnr_near_->first, 8) << " ± "
-       << sqnr_near_->second << " dB (expected-from-scales " << fmt(m.scales.expected_sqnr_db, 8) << " dB)\n"
-       << histogram(error_in_steps(), -1.0, 1.0);
-    res.failures.push_back(os.str());
+       << sqnr_near_->second << " dB (expected-from-scales " << fmt(m.scales.expected_sqnr_db, 8) << " dB)\n";
+    fail(os, -1.0, 1.0);
   }
   if (sqnr_min_ && !(m.error.sqnr_db >= *sqnr_min_)) {
     std::ostringstream os;
-    os << "  SQNR " << fmt(m.error.sqnr_db, 8) << " dB, expected >= " << *sqnr_min_ << " dB\n"
-       << histogram(error_in_steps(), -1.0, 1.0);
-    res.failures.push_back(os.str());
+    os << "  SQNR " << fmt(m.error.sqnr_db, 8) << " dB, expected >= " << *sqnr_min_ << " dB\n";
+    fail(os, -1.0, 1.0);
   }
   if (max_clipped_ && !(m.scales.clipped_fraction <= *max_clipped_)) {
     std::ostringstream os;
     os << "  clipped fraction " << fmt(m.scales.clipped_fraction) << " (" << m.scales.clipped
-       << " elements), expected <= " << *max_clipped_ << "\n"
-       << histogram(error_in_steps(), -4.0, 4.0);
-    res.failures.push_back(os.str());
+       << " elements), expected <= " << *max_clipped_ << "\n";
+    fail(os, -4.0, 4.0);
   }
-
-  if (ref_q_) {
-    const quant::QuantizedMatrix rq = ref_q_(x, p);
-    quant::Matrix rhat(x.rows, x.cols, std::numeric_limits<float>::quiet_NaN());
-    if (ref_dq_)
-      ref_dq_(rq, rhat.mut());
-    else
-      quant::dequantize(rq, rhat.mut());
-    int64_t bad = 0;
-    std::ostringstream list;
-    std::vector<double> diffs;
-    diffs.reserve(static_cast<size_t>(x.size()));
-    for (int64_t r = 0; r < x.rows; ++r)
-      for (int64_t c = 0; c < x.cols; ++c) {
-        const float e = rhat(r, c), g = xhat(r, c);
-        const double s = lk.step(r, c);
-        const bool same = (std::isnan(e) && std::isnan(g)) || std::fabs(double(e) - g) <= ref_tol_;
-        diffs.push_back(s > 0 ? (double(g) - e) / s : double(g) - e);
-        if (!same) {
-          if (bad < max_listed_) list << element_line(r, c, x(r, c), fmt(e, 9) + " (" + float_bits(e) + ")", g, s);
-          ++bad;
-        }
-      }
-    if (bad > 0) {
-      std::ostringstream os;
-      os << "  x^ differs from the reference in " << bad << " elements (tolerance " << ref_tol_ << "); first ones:\n"
-         << list.str() << histogram(diffs, -1.0, 1.0);
-      res.failures.push_back(os.str());
-    }
-  }
-  return res;
 }
 
 }  // namespace qeval::eval

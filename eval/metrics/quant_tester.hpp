@@ -49,6 +49,10 @@ struct QuantTestResult {
   std::string report() const;
 };
 
+namespace detail {
+struct TesterRun;  // what one run measured (quant_tester.cpp)
+}  // namespace detail
+
 class QuantTester {
  public:
   QuantTester();
@@ -97,9 +101,14 @@ class QuantTester {
   const inputs::SyntheticSpec& synthetic() const { return spec_; }
 
  private:
+  using Measured = detail::TesterRun;
   QuantTestResult run(const std::string& label, const quant::QuantParams& p,
                       const std::function<quant::QuantizedMatrix(quant::MatrixView)>& q,
                       const DequantizeFn& dq) const;
+  quant::MatrixView input_for(QuantTestResult& res, quant::Matrix& generated) const;
+  void measure(Measured& d, QuantTestResult& res, const std::function<quant::QuantizedMatrix(quant::MatrixView)>& q,
+               const DequantizeFn& dq) const;
+  void check_statistics(const Measured& d, std::vector<std::string>& failures) const;
 
   schemes::SchemeConfig cfg_;
   inputs::SyntheticSpec spec_;

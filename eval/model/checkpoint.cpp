@@ -183,6 +183,10 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
 
 void validate_checkpoint(const Checkpoint& cp) { validate_checkpoint_impl(cp, true); }
 
+bool forward_supports_arch(const std::string& a) {
+  return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3" || a == "gemma2";
+}
+
 namespace {
 std::string sha256_mapped(const std::string& path) {
   const MappedFile m(path);

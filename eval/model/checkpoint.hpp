@@ -79,9 +79,12 @@ struct ModelConfig {
   // RoPE frequency scaling (rope_parameters / rope_scaling with rope_type "llama3"; see llama.cpp's
   // rope_freqs and transformers' _compute_llama3_parameters): wavelengths above original_context / low_freq_factor
   // are divided by `factor`, those below original_context / high_freq_factor kept, the band between interpolated.
-  std::string rope_scaling = "none";  // "none" | "llama3"
+  std::string rope_scaling = "none";  // "none" | "llama3" | "freq_factors"
   double rope_factor = 1.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
   int64_t rope_original_context = 0;
+  // "freq_factors" (a GGUF's rope_freqs.weight, where llama.cpp's converter stores Llama 3.1's scaling): θ_i is
+  // divided by rope_freq_factors[i] (head_dim / 2 values), as llama.cpp's RoPE does.
+  std::vector<float> rope_freq_factors;
 
   // Gemma 2: norms stored as w and applied as 1 + w (the safetensors loader adds the 1, as llama.cpp's converter
   // does, so canonical norm weights are always multipliers); GeGLU with tanh-GELU; embeddings × embed_scale
@@ -149,6 +152,11 @@ Checkpoint load_gguf_bytes(const uint8_t* data, size_t size, const std::string& 
 // required canonical tensor is present with the shape above and finite values. Throws CheckpointError with
 // `file` = cp.path. Called by the loaders and the writers.
 void validate_checkpoint(const Checkpoint& cp);
+
+// The ModelConfig::arch values the forward runs (and how an error lists them). GGUF writes Mistral and Llama 3
+// as "llama"; the others under these names (llama.cpp's converter).
+inline constexpr const char* kSupportedArchs = "llama, mistral, qwen2, qwen3, phi3, gemma2";
+bool forward_supports_arch(const std::string& arch);
 
 // Writes a GGUF v3 file with every tensor as F32, the {arch}.* hyperparameters from cp.config (rope.freq_base
 // and rms epsilon as float32, as llama.cpp expects) and the namespaced metadata keys (those containing a '.',

@@ -413,6 +413,90 @@ int64_t positive(const GgufFile& f, const std::string& key, int64_t v) {
   return v;
 }
 
+// The head size: key_length when it differs from embedding_length / head_count (Qwen3, Gemma); value_length and
+// rope.dimension_count must equal it (a separate value size or partial rotary is not supported).
+void read_head_dim(const KvReader& kv, ModelConfig& cfg) {
+  const std::string p = cfg.arch + ".";
+  const int64_t key_length = kv.integer(p + "attention.key_length", false);
+  if (key_length > 0 && key_length * cfg.n_heads != cfg.d_model) cfg.head_dim_explicit = key_length;
+  if (cfg.head_dim_explicit == 0 && cfg.d_model % cfg.n_heads != 0) return;  // validate_checkpoint names it
+  const int64_t hd = cfg.head_dim();
+  for (const char* k : {"attention.key_length", "attention.value_length", "rope.dimension_count"}) {
+    const int64_t v = kv.integer(p + k, false);
+    if (v >= 0 && v != hd)
+      throw CheckpointError(kv.f.file, "kv '" + p + k + "'",
+                            "is " + std::to_string(v) + " but the head size is " + std::to_string(hd) +
+                                "; a separate value size / partial rotary dimension is not supported");
+  }
+}
+
+// Sliding layers from {arch}.attention.sliding_window_pattern (llama.cpp's set_swa_pattern: with an integer n,
+// layer i slides when i mod n < n − 1; an array lists each layer), `n_pattern` when the key is absent.
+std::vector<bool> sliding_layers(const KvReader& kv, const ModelConfig& cfg, int64_t n_pattern) {
+  const std::string key = cfg.arch + ".attention.sliding_window_pattern";
+  std::vector<bool> sliding(static_cast<size_t>(cfg.n_layers), false);
+  const GgufKv* e = kv.find(key, false);
+  if (e && e->type == GgufValueType::ARRAY) {
+    if (e->value.size() != sliding.size() || !std::all_of(e->value.begin(), e->value.end(), [](const json& v) {
+          return v.is_boolean();
+        }))
+      throw CheckpointError(kv.f.file, "kv '" + key + "'", "must list one boolean per layer");
+    for (size_t i = 0; i < sliding.size(); ++i) sliding[i] = e->value[i].get<bool>();
+    return sliding;
+  }
+  if (e) n_pattern = kv.integer(key, true);
+  for (int64_t i = 0; i < cfg.n_layers; ++i) sliding[static_cast<size_t>(i)] = n_pattern == 0 || i % n_pattern < n_pattern - 1;
+  return sliding;
+}
+
+// Gemma 2 as llama.cpp reads it (src/models/gemma2.cpp): GeGLU-tanh, √d embedding scale, pre+post norms (the
+// converter stores every norm as 1 + w already), soft-caps 50 / 30 unless given, window 4096 unless given on
+// every other layer, query scale 1/√head_dim (1/√(d_model / heads) for the 46-layer 27B, whose
+// query_pre_attn_scalar is that).
+void read_gemma2(const KvReader& kv, ModelConfig& cfg) {
+  const std::string p = cfg.arch + ".";
+  cfg.ffn_act = "gelu_tanh";
+  cfg.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(cfg.d_model)));
+  cfg.post_norms = true;
+  cfg.attn_softcap = kv.real(p + "attn_logit_softcapping", false, 50.0);
+  cfg.final_softcap = kv.real(p + "final_logit_softcapping", false, 30.0);
+  if (cfg.n_layers == 46) cfg.attn_scale = 1.0 / std::sqrt(static_cast<double>(cfg.d_model / cfg.n_heads));
+  const int64_t window = kv.integer(p + "attention.sliding_window", false);
+  cfg.sliding_window = window < 0 ? 4096 : window;
+  cfg.layer_sliding = sliding_layers(kv, cfg, 2);
+  if (cfg.sliding_window == 0) cfg.layer_sliding.clear();
+}
+
+// What the families add to a Llama (the architectures llama.cpp's converter writes for them; Mistral and Llama 3
+// are written as "llama"). The q/k row order and Phi-3's fused tensors are translated by gguf_family_tensors.
+void read_family_features(const KvReader& kv, ModelConfig& cfg) {
+  if (cfg.n_layers > (int64_t{1} << 20)) return;  // a corrupt block count: validate_checkpoint names it
+  const std::string p = cfg.arch + ".";
+  if (cfg.arch == "qwen3") cfg.attn_qk_norm = true;
+  if (cfg.arch == "gemma2") read_gemma2(kv, cfg);
+  // Phi-3: a window applies to every layer, as in transformers (llama.cpp currently ignores it).
+  if (cfg.arch == "phi3" || cfg.arch == "qwen2" || cfg.arch == "qwen3") {
+    const int64_t window = kv.integer(p + "attention.sliding_window", false);
+    if (window > 0) {
+      cfg.sliding_window = window;
+      cfg.layer_sliding.assign(static_cast<size_t>(cfg.n_layers), true);
+    }
+  }
+  // Llama 3.1's RoPE scaling: llama.cpp's converter stores the per-frequency divisors as rope_freqs.weight.
+  if (const GgufTensorInfo* t = kv.f.find_tensor("rope_freqs.weight")) {
+    const TensorF32 factors = read_gguf_tensor(kv.f, *t);
+    if (factors.data.size() != static_cast<size_t>(cfg.head_dim() / 2))
+      throw CheckpointError(kv.f.file, "tensor 'rope_freqs.weight'",
+                            "has " + std::to_string(factors.data.size()) + " values, expected head_dim / 2 = " +
+                                std::to_string(cfg.head_dim() / 2));
+    for (float v : factors.data)
+      if (!(v > 0) || !std::isfinite(v))
+        throw CheckpointError(kv.f.file, "tensor 'rope_freqs.weight'", "holds a value that is not positive and finite");
+    cfg.rope_scaling = "freq_factors";
+    cfg.rope_freq_factors.assign(factors.data.begin(), factors.data.end());
+  }
+}
+
 }  // namespace
 
 ModelConfig gguf_model_config(const GgufFile& f) {
@@ -454,17 +538,8 @@ ModelConfig gguf_model_config(const GgufFile& f) {
   cfg.tied_embeddings = f.find_tensor("output.weight") == nullptr;
 
   // Features ModelConfig cannot express are rejected rather than silently ignored.
-  if (cfg.d_model % cfg.n_heads == 0) {
-    const int64_t hd = cfg.d_model / cfg.n_heads;
-    for (const char* k : {"attention.key_length", "attention.value_length", "rope.dimension_count"}) {
-      const int64_t v = kv.integer(p + k, false);
-      if (v >= 0 && v != hd) {
-        throw CheckpointError(f.file, "kv '" + p + k + "'",
-                              "is " + std::to_string(v) + " but embedding_length / head_count = " + std::to_string(hd) +
-                                  "; a separate head size / partial rotary dimension is not supported");
-      }
-    }
-  }
+  read_head_dim(kv, cfg);
+  read_family_features(kv, cfg);
   if (const GgufKv* s = kv.find(p + "rope.scaling.type", false)) {
     if (!(s->value.is_string() && s->value.get<std::string>() == "none")) {
       throw CheckpointError(f.file, "kv '" + p + "rope.scaling.type'",
@@ -480,11 +555,18 @@ ModelConfig gguf_model_config(const GgufFile& f) {
 std::set<std::string> llama_forward_tensors(const ModelConfig& cfg) {
   std::set<std::string> used = {"token_embd.weight", "output_norm.weight"};
   if (!cfg.tied_embeddings) used.insert("output.weight");
+  if (cfg.rope_scaling == "freq_factors") used.insert("rope_freqs.weight");
   for (int64_t i = 0; i < cfg.n_layers; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
     for (const char* s : {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up",
-                          "ffn_down"}) {
-      used.insert("blk." + std::to_string(i) + "." + s + ".weight");
-    }
+                          "ffn_down"})
+      used.insert(b + s + ".weight");
+    // The family tensors the forward reads where present (load_family_tensors), and Phi-3's fused matrices.
+    for (const char* s : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
+      used.insert(b + s + ".bias");
+    if (cfg.attn_qk_norm) used.insert({b + "attn_q_norm.weight", b + "attn_k_norm.weight"});
+    if (cfg.post_norms) used.insert({b + "post_attention_norm.weight", b + "post_ffw_norm.weight"});
+    if (cfg.arch == "phi3") used.insert(b + "attn_qkv.weight");
   }
   return used;
 }
@@ -513,17 +595,16 @@ Checkpoint gguf_to_checkpoint(const GgufFile& f) {
       s.shape = t.shape();
       shapes_only.tensors.emplace(t.name, std::move(s));
     }
+    gguf_family_tensors(shapes_only);
     validate_checkpoint_impl(shapes_only, false);
   }
   for (const auto& t : f.tensors) cp.tensors.emplace(t.name, read_gguf_tensor(f, t));
-  for (const std::string& name : gguf_unused_tensors(f, cp.config)) {
-    // rope_freqs: llama.cpp's converter stores Llama 3.1's RoPE scaling as this tensor, not as a key
-    const char* what = name == "rope_freqs.weight" ? " (per-frequency RoPE scaling, Llama 3.1 style: not applied)" : "";
+  gguf_family_tensors(cp);
+  for (const std::string& name : gguf_unused_tensors(f, cp.config))
     std::fprintf(stderr,
-                 "qeval: warning: %s: tensor '%s' is not read by any layer of qeval's Llama forward (architecture "
-                 "%s)%s — ignored\n",
-                 f.file.c_str(), name.c_str(), cp.config.arch.c_str(), what);
-  }
+                 "qeval: warning: %s: tensor '%s' is not read by any layer of qeval's forward (architecture %s) — "
+                 "ignored\n",
+                 f.file.c_str(), name.c_str(), cp.config.arch.c_str());
   return cp;
 }
 

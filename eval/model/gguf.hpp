@@ -75,14 +75,19 @@ TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t);
 
 // ModelConfig from general.architecture and the {arch}.* keys (see checkpoint.hpp for the key names).
 ModelConfig gguf_model_config(const GgufFile& f);
+// A family GGUF's tensors as qeval's canonical ones (eval/model/gguf_families.cpp): Phi-3's fused attn_qkv and
+// gate+up split, the q/k rows (and biases, q/k norms) of the NEOX-RoPE architectures (qwen2, qwen3, phi3,
+// gemma2) permuted into the adjacent-pair order. Shapes only when the tensors hold no data.
+void gguf_family_tensors(Checkpoint& cp);
 
 // Config + every tensor dequantized + metadata; validated. path/content_hash are left to the caller. A tensor no
 // layer reads (gguf_unused_tensors) is kept but reported: one warning line per tensor on stderr.
 Checkpoint gguf_to_checkpoint(const GgufFile& f);
 
-// The tensors the Llama forward reads for `cfg` (the set validate_checkpoint requires, plus output.weight when untied).
+// The tensors the forward reads for `cfg`: the set validate_checkpoint requires, output.weight when untied, and
+// where present the family tensors (biases, q/k norms, post-norms, Phi-3's fused matrices, rope_freqs).
 std::set<std::string> llama_forward_tensors(const ModelConfig& cfg);
-// Tensors of `f` outside llama_forward_tensors(cfg), in file order (e.g. Qwen2's attn_q.bias read as a Llama).
+// Tensors of `f` outside llama_forward_tensors(cfg), in file order (e.g. Qwen3's attn_q_norm in a "llama" GGUF).
 std::vector<std::string> gguf_unused_tensors(const GgufFile& f, const ModelConfig& cfg);
 
 }  // namespace qeval::model

@@ -58,15 +58,18 @@ void summarize(InspectReport& r) {
 }
 
 // Names → shapes-only checkpoint validated as the loaders do (required tensors, shapes against the config).
-void validate_shapes(InspectReport& r, const ModelConfig& cfg, const std::map<std::string, std::vector<int64_t>>& shapes) {
+// A GGUF's tensors are first translated as its loader does (gguf_family_tensors: Phi-3's fused matrices split).
+void validate_shapes(InspectReport& r, const ModelConfig& cfg, const std::map<std::string, std::vector<int64_t>>& shapes,
+                     bool gguf = false) {
   Checkpoint cp;
   cp.path = r.path;
   cp.config = cfg;
   for (const auto& [name, shape] : shapes) cp.tensors[name].shape = shape;
   try {
+    if (gguf) gguf_family_tensors(cp);
     validate_checkpoint_impl(cp, false);
     add(r, Level::ok,
-        "loads for qeval's Llama forward: " + std::to_string(cfg.n_layers) + " layers, d_model " +
+        "loads for qeval's forward (" + cfg.arch + "): " + std::to_string(cfg.n_layers) + " layers, d_model " +
             std::to_string(cfg.d_model) + ", " + std::to_string(cfg.n_heads) + "/" + std::to_string(cfg.n_kv_heads) +
             " heads, d_ff " + std::to_string(cfg.d_ff) + ", vocab " + std::to_string(cfg.vocab_size) +
             (cfg.tied_embeddings ? ", tied embeddings" : ""));
@@ -116,19 +119,19 @@ void gguf_findings(const GgufFile& f, InspectReport& r) {
     add(r, Level::unsupported, e.what());
     return;
   }
-  if (cfg.arch != "llama") {
-    add(r, Level::warning,
-        "architecture '" + cfg.arch + "' is not 'llama': the GGUF loader reads it with qeval's Llama forward, and "
-        "whatever that forward does not model (biases, extra norms, soft-caps …) is lost");
+  if (!forward_supports_arch(cfg.arch)) {
+    add(r, Level::unsupported,
+        "architecture '" + cfg.arch + "' is not one qeval's forward runs (supported: " + kSupportedArchs + ")");
+    return;
   }
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const auto& t : f.tensors) shapes[t.name] = t.shape();
-  validate_shapes(r, cfg, shapes);
+  validate_shapes(r, cfg, shapes, /*gguf=*/true);
   r.loadable = r.loadable && types_ok;
   const std::vector<std::string> unused = gguf_unused_tensors(f, cfg);
   if (!unused.empty()) {
     add(r, Level::warning,
-        std::to_string(unused.size()) + " tensor(s) not read by qeval's Llama forward (ignored when loading): " +
+        std::to_string(unused.size()) + " tensor(s) not read by qeval's forward (ignored when loading): " +
             name_list(unused));
   }
 }

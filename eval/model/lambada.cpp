@@ -91,6 +91,77 @@ std::vector<LambadaItem> lambada_items(const std::vector<std::string>& texts, co
   return items;
 }
 
+namespace {
+
+// One batch as a padded token tensor: sequence i = (context + target)[:-1], left-truncated to max_len;
+// `rows` gets the flat row index (b·T + t) of every scored position (the last |target| ones), in item order.
+at::Tensor lambada_batch(const std::vector<LambadaItem>& items, size_t b0, size_t nb, int64_t max_len,
+                         std::vector<int64_t>& rows) {
+  std::vector<std::vector<int32_t>> seqs(nb);
+  int64_t T = 0;
+  for (size_t i = 0; i < nb; ++i) {
+    const LambadaItem& it = items[b0 + i];
+    std::vector<int32_t> s = it.context;
+    s.insert(s.end(), it.target.begin(), it.target.end() - 1);
+    if (max_len > 0 && static_cast<int64_t>(s.size()) > max_len) s.erase(s.begin(), s.end() - max_len);
+    T = std::max<int64_t>(T, static_cast<int64_t>(s.size()));
+    seqs[i] = std::move(s);
+  }
+  at::Tensor tok = at::zeros({static_cast<int64_t>(nb), T}, at::kLong);
+  int64_t* tp = tok.data_ptr<int64_t>();
+  rows.clear();
+  for (size_t i = 0; i < nb; ++i) {
+    const auto& s = seqs[i];
+    for (size_t t = 0; t < s.size(); ++t) tp[i * T + t] = s[t];
+    const int64_t L = static_cast<int64_t>(s.size());
+    const int64_t n_t = static_cast<int64_t>(items[b0 + i].target.size());
+    for (int64_t k = 0; k < n_t; ++k) rows.push_back(static_cast<int64_t>(i) * T + (L - n_t + k));
+  }
+  return tok;
+}
+
+// log p(target) of one position's logits (log-softmax in double) and whether the target is the argmax.
+std::pair<double, bool> score_position(const float* l, int64_t V, int32_t target) {
+  double mx = -INFINITY;
+  int64_t am = 0;
+  for (int64_t v = 0; v < V; ++v)
+    if (l[v] > mx) {
+      mx = l[v];
+      am = v;
+    }
+  double s = 0.0;
+  for (int64_t v = 0; v < V; ++v) s += std::exp(static_cast<double>(l[v]) - mx);
+  return {static_cast<double>(l[target]) - mx - std::log(s), am == target};
+}
+
+// Scores items [b0, b0 + nb): the target's log-likelihood and whether greedy decoding reproduces it.
+void score_batch(LlamaModel& m, const std::vector<LambadaItem>& items, size_t b0, size_t nb, int64_t max_len,
+                 LambadaResult& r, std::vector<double>& ll) {
+  std::vector<int64_t> rows;
+  const at::Tensor tok = lambada_batch(items, b0, nb, max_len, rows);
+  const at::Tensor hidden = m.forward_hidden(tok);  // [nb, T, D]
+  const at::Tensor idx = at::from_blob(rows.data(), {static_cast<int64_t>(rows.size())}, at::kLong).clone();
+  const at::Tensor sel = hidden.reshape({-1, hidden.size(2)}).index_select(0, idx);
+  const at::Tensor logits = m.head(sel).contiguous();  // [rows, V]
+  const int64_t V = m.config().vocab_size;
+  const float* L = logits.data_ptr<float>();
+  size_t row = 0;
+  for (size_t i = 0; i < nb; ++i) {
+    const LambadaItem& it = items[b0 + i];
+    bool greedy = true;
+    double sum = 0.0;
+    for (size_t k = 0; k < it.target.size(); ++k, ++row) {
+      const auto [lp, top] = score_position(L + row * V, V, it.target[k]);
+      sum += lp;
+      greedy = greedy && top;
+    }
+    r.per_item_correct[b0 + i] = greedy ? 1 : 0;
+    ll[b0 + i] = sum;
+  }
+}
+
+}  // namespace
+
 LambadaResult eval_lambada(LlamaModel& m, const std::vector<LambadaItem>& items, int64_t batch, int threads,
                            int64_t max_len) {
   const int prev_threads = at::get_num_threads();
@@ -99,61 +170,9 @@ LambadaResult eval_lambada(LlamaModel& m, const std::vector<LambadaItem>& items,
   LambadaResult r;
   r.per_item_correct.assign(items.size(), 0);
   std::vector<double> ll(items.size(), 0.0);
-  const int64_t V = m.config().vocab_size;
   try {
-    for (size_t b0 = 0; b0 < items.size(); b0 += static_cast<size_t>(batch)) {
-      const size_t nb = std::min(items.size() - b0, static_cast<size_t>(batch));
-      // Sequence i = (context + target)[:-1], left-truncated to max_len; scored positions are the last
-      // |target| positions of it.
-      std::vector<std::vector<int32_t>> seqs(nb);
-      int64_t T = 0;
-      for (size_t i = 0; i < nb; ++i) {
-        const LambadaItem& it = items[b0 + i];
-        std::vector<int32_t> s = it.context;
-        s.insert(s.end(), it.target.begin(), it.target.end() - 1);
-        if (max_len > 0 && static_cast<int64_t>(s.size()) > max_len)
-          s.erase(s.begin(), s.end() - max_len);
-        T = std::max<int64_t>(T, static_cast<int64_t>(s.size()));
-        seqs[i] = std::move(s);
-      }
-      at::Tensor tok = at::zeros({static_cast<int64_t>(nb), T}, at::kLong);
-      int64_t* tp = tok.data_ptr<int64_t>();
-      std::vector<int64_t> rows;  // flat row index (b·T + t) of every scored position, in item order
-      for (size_t i = 0; i < nb; ++i) {
-        const auto& s = seqs[i];
-        for (size_t t = 0; t < s.size(); ++t) tp[i * T + t] = s[t];
-        const int64_t L = static_cast<int64_t>(s.size());
-        const int64_t n_t = static_cast<int64_t>(items[b0 + i].target.size());
-        for (int64_t k = 0; k < n_t; ++k) rows.push_back(static_cast<int64_t>(i) * T + (L - n_t + k));
-      }
-      const at::Tensor hidden = m.forward_hidden(tok);  // [nb, T, D]
-      const at::Tensor idx = at::from_blob(rows.data(), {static_cast<int64_t>(rows.size())}, at::kLong).clone();
-      const at::Tensor sel = hidden.reshape({-1, hidden.size(2)}).index_select(0, idx);
-      const at::Tensor logits = m.head(sel).contiguous();  // [rows, V]
-      const float* L = logits.data_ptr<float>();
-      size_t row = 0;
-      for (size_t i = 0; i < nb; ++i) {
-        const LambadaItem& it = items[b0 + i];
-        bool greedy = true;
-        double sum = 0.0;
-        for (size_t k = 0; k < it.target.size(); ++k, ++row) {
-          const float* l = L + row * V;
-          double mx = -INFINITY;
-          int64_t am = 0;
-          for (int64_t v = 0; v < V; ++v)
-            if (l[v] > mx) {
-              mx = l[v];
-              am = v;
-            }
-          double s = 0.0;
-          for (int64_t v = 0; v < V; ++v) s += std::exp(static_cast<double>(l[v]) - mx);
-          sum += static_cast<double>(l[it.target[k]]) - mx - std::log(s);
-          greedy = greedy && am == it.target[k];
-        }
-        r.per_item_correct[b0 + i] = greedy ? 1 : 0;
-        ll[b0 + i] = sum;
-      }
-    }
+    for (size_t b0 = 0; b0 < items.size(); b0 += static_cast<size_t>(batch))
+      score_batch(m, items, b0, std::min(items.size() - b0, static_cast<size_t>(batch)), max_len, r, ll);
   } catch (...) {
     at::set_num_threads(prev_threads);
     throw;

@@ -57,6 +57,9 @@ void check_config(const ModelConfig& c, const std::string& where) {
   if (c.head_dim() % 2 != 0) bad("head_dim " + std::to_string(c.head_dim()) + " must be even for RoPE");
   if (!(c.rope_theta > 0)) bad("rope_theta must be positive");
   if (!(c.rms_eps >= 0)) bad("rms_eps must be ≥ 0");
+  if (c.rope_scaling == "freq_factors" && c.rope_freq_factors.size() != static_cast<size_t>(c.head_dim() / 2))
+    bad("rope_freq_factors holds " + std::to_string(c.rope_freq_factors.size()) + " values, head_dim / 2 = " +
+        std::to_string(c.head_dim() / 2));
 }
 
 // The tensor `name` of ck with the given shape: a copy, or — when `keep` is set — a view of ck's data that keeps
@@ -99,14 +102,9 @@ at::Tensor optional_tensor(const Checkpoint& ck, const std::string& name, std::v
   return ck.tensors.count(name) ? tensor_from(ck, name, std::move(shape)) : at::Tensor();
 }
 
-bool supported_arch(const std::string& a) {
-  return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3" || a == "gemma2";
-}
-
 // Biases and q/k norms of block i, where the checkpoint has them.
 void load_family_tensors(const Checkpoint& ck, int64_t i, LlamaBlock& b) {
   const ModelConfig& c = ck.config;
-  if (c.source == "gguf") return;  // GGUF: Llama only, as before the families (its loader warns about extra tensors)
   const std::string p = "blk." + std::to_string(i) + ".";
   for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up, &b.ffn_down})
     l->bias = optional_tensor(ck, l->name + ".bias", {l->weight.size(0)});
@@ -131,15 +129,9 @@ LlamaModel::LlamaModel(std::shared_ptr<const Checkpoint> ck) : LlamaModel(*ck, c
 
 LlamaModel::LlamaModel(const Checkpoint& ck, const std::shared_ptr<const Checkpoint>& keep)
     : cfg_(ck.config), content_hash_(ck.content_hash), backend_(make_ref_backend()) {
-  if (!supported_arch(cfg_.arch))
+  if (!forward_supports_arch(cfg_.arch))
     throw std::invalid_argument(ck.path + ": architecture '" + cfg_.arch + "' is not supported by the forward (supported: " +
                                 kSupportedArchs + ")");
-  // The families are read from HF safetensors only: a GGUF of them keeps llama.cpp's conventions (NEOX RoPE rows for
-  // Qwen, Gemma's norms, fused Phi-3 tensors) that the GGUF reader does not translate yet.
-  if (cfg_.source == "gguf" && cfg_.arch != "llama")
-    throw std::invalid_argument(ck.path + ": GGUF architecture '" + cfg_.arch +
-                                "' is not supported by the forward yet (GGUF: llama; HF safetensors: " + kSupportedArchs +
-                                ") — load the Hugging Face checkpoint directory instead");
   check_config(cfg_, ck.path);
   c10::InferenceMode guard(false);
   const int64_t D = cfg_.d_model, hd = cfg_.head_dim(), H = cfg_.n_heads, KV = cfg_.n_kv_heads, F = cfg_.d_ff,
@@ -539,6 +531,7 @@ namespace {
 // keeps θ = 1; i = 1 (θ = 0.1935, λ = 32.5 > 32) → θ/8.
 double rope_frequency(const ModelConfig& c, int64_t i) {
   const double theta = std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim()));
+  if (c.rope_scaling == "freq_factors") return theta / static_cast<double>(c.rope_freq_factors[static_cast<size_t>(i)]);
   if (c.rope_scaling != "llama3") return theta;
   const double pi = 3.14159265358979323846, wavelen = 2 * pi / theta, L = static_cast<double>(c.rope_original_context);
   if (wavelen < L / c.rope_high_freq_factor) return theta;

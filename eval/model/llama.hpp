@@ -241,9 +241,6 @@ class LlamaModel {
 // and quantize_model's KV hook both apply it.
 void fake_quantize_kv_cache(const schemes::Scheme& s, at::Tensor& keys, at::Tensor& values, int64_t T);
 
-// The ModelConfig::arch values the forward runs (and how an error lists them).
-inline constexpr const char* kSupportedArchs = "llama, mistral, qwen2, qwen3, phi3, gemma2";
-
 // xxh64 of a float buffer, as 16 hex digits (content hashes of weights).
 std::string xxh64_hex(const void* data, size_t bytes, uint64_t seed = 0);
 

@@ -78,6 +78,59 @@ nlohmann::json Protocol::to_json() const {
   return j;
 }
 
+namespace {
+
+// "kl_cache": {"format": "u16", "range_nats": 40}.
+void read_kl_cache(const nlohmann::json& v, Protocol& p) {
+  if (!v.is_object()) throw std::invalid_argument("protocol: \"kl_cache\" must be {\"format\": \"u16\", \"range_nats\": 40}");
+  for (auto c = v.begin(); c != v.end(); ++c) {
+    if (c.key() == "format") p.kl_cache = get_as<std::string>(c.value(), "kl_cache.format", "a string");
+    else if (c.key() == "range_nats") p.kl_range_nats = get_as<double>(c.value(), "kl_cache.range_nats", "a number");
+    else throw std::invalid_argument("protocol: unknown key kl_cache." + c.key() + " (accepted: format, range_nats)");
+  }
+}
+
+// "lambada": the LAMBADA subset and its batching.
+void read_lambada(const nlohmann::json& v, Protocol& p) {
+  if (!v.is_object()) throw std::invalid_argument("protocol: \"lambada\" must be an object");
+  p.lambada.enabled = true;
+  for (auto c = v.begin(); c != v.end(); ++c) {
+    const std::string kk = "lambada." + c.key();
+    if (c.key() == "path") p.lambada.path = get_as<std::string>(c.value(), kk, "a string");
+    else if (c.key() == "sha256") p.lambada.sha256 = get_as<std::string>(c.value(), kk, "a string");
+    else if (c.key() == "count") p.lambada.count = get_int(c.value(), kk);
+    else if (c.key() == "offset") p.lambada.offset = get_int(c.value(), kk);
+    else if (c.key() == "stride") p.lambada.stride = get_int(c.value(), kk);
+    else if (c.key() == "prepend_bos") p.lambada.prepend_bos = get_as<bool>(c.value(), kk, "true/false");
+    else if (c.key() == "batch") p.lambada.batch = get_int(c.value(), kk);
+    else throw std::invalid_argument("protocol: unknown key " + kk +
+                                     " (accepted: path, sha256, count, offset, stride, prepend_bos, batch)");
+  }
+  if (p.lambada.stride < 1 || p.lambada.offset < 0 || p.lambada.batch < 1 || p.lambada.count < -1)
+    throw std::invalid_argument("protocol: lambada needs stride ≥ 1, offset ≥ 0, batch ≥ 1, count ≥ −1");
+}
+
+// Ranges every field must be in, checked after all keys are read.
+void check_ranges(const Protocol& p) {
+  if (p.n_ctx < 4) throw std::invalid_argument("protocol: n_ctx must be ≥ 4, got " + std::to_string(p.n_ctx));
+  if (p.n_chunks < -1 || p.n_chunks == 0)
+    throw std::invalid_argument("protocol: n_chunks must be −1 (all) or ≥ 1, got " + std::to_string(p.n_chunks));
+  if (p.text_begin_byte < 0)
+    throw std::invalid_argument("protocol: text_begin_byte must be ≥ 0 (a byte offset into the text), got " +
+                                std::to_string(p.text_begin_byte));
+  if (p.first_chunk < 0 || p.chunk_stride < 1)
+    throw std::invalid_argument("protocol: first_chunk must be ≥ 0 and chunk_stride ≥ 1");
+  if (p.dtype != "fp32")
+    throw std::invalid_argument("protocol: dtype '" + p.dtype + "' unsupported (the reference forward is fp32)");
+  if (p.threads < 1) throw std::invalid_argument("protocol: threads must be ≥ 1");
+  if (p.batch < 1) throw std::invalid_argument("protocol: batch must be ≥ 1");
+  if (p.kl_cache != "u16") throw std::invalid_argument("protocol: kl_cache.format '" + p.kl_cache + "' unknown (accepted: u16)");
+  if (!(p.kl_range_nats >= 8.0 && p.kl_range_nats <= 80.0))
+    throw std::invalid_argument("protocol: kl_cache.range_nats must be in [8, 80] (default 40)");
+}
+
+}  // namespace
+
 Protocol Protocol::from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw std::invalid_argument("protocol: expected a JSON object");
   Protocol p;
@@ -105,29 +158,9 @@ Protocol Protocol::from_json(const nlohmann::json& j) {
     else if (k == "batch") p.batch = get_int(v, k);
     else if (k == "seed") p.seed = get_as<uint64_t>(v, k, "a non-negative integer");
     else if (k == "kl_cache") {
-      if (!v.is_object()) throw std::invalid_argument("protocol: \"kl_cache\" must be {\"format\": \"u16\", \"range_nats\": 40}");
-      for (auto c = v.begin(); c != v.end(); ++c) {
-        if (c.key() == "format") p.kl_cache = get_as<std::string>(c.value(), "kl_cache.format", "a string");
-        else if (c.key() == "range_nats") p.kl_range_nats = get_as<double>(c.value(), "kl_cache.range_nats", "a number");
-        else throw std::invalid_argument("protocol: unknown key kl_cache." + c.key() + " (accepted: format, range_nats)");
-      }
+      read_kl_cache(v, p);
     } else if (k == "lambada") {
-      if (!v.is_object()) throw std::invalid_argument("protocol: \"lambada\" must be an object");
-      p.lambada.enabled = true;
-      for (auto c = v.begin(); c != v.end(); ++c) {
-        const std::string kk = "lambada." + c.key();
-        if (c.key() == "path") p.lambada.path = get_as<std::string>(c.value(), kk, "a string");
-        else if (c.key() == "sha256") p.lambada.sha256 = get_as<std::string>(c.value(), kk, "a string");
-        else if (c.key() == "count") p.lambada.count = get_int(c.value(), kk);
-        else if (c.key() == "offset") p.lambada.offset = get_int(c.value(), kk);
-        else if (c.key() == "stride") p.lambada.stride = get_int(c.value(), kk);
-        else if (c.key() == "prepend_bos") p.lambada.prepend_bos = get_as<bool>(c.value(), kk, "true/false");
-        else if (c.key() == "batch") p.lambada.batch = get_int(c.value(), kk);
-        else throw std::invalid_argument("protocol: unknown key " + kk +
-                                         " (accepted: path, sha256, count, offset, stride, prepend_bos, batch)");
-      }
-      if (p.lambada.stride < 1 || p.lambada.offset < 0 || p.lambada.batch < 1 || p.lambada.count < -1)
-        throw std::invalid_argument("protocol: lambada needs stride ≥ 1, offset ≥ 0, batch ≥ 1, count ≥ −1");
+      read_lambada(v, p);
     } else {
       throw std::invalid_argument("protocol: unknown key '" + k +
                                   "' (accepted: version, name, text, text_sha256, text_begin_byte, tokenizer, tokenizer_hash, n_ctx, "
@@ -135,21 +168,7 @@ Protocol Protocol::from_json(const nlohmann::json& j) {
                                   "lambada)");
     }
   }
-  if (p.n_ctx < 4) throw std::invalid_argument("protocol: n_ctx must be ≥ 4, got " + std::to_string(p.n_ctx));
-  if (p.n_chunks < -1 || p.n_chunks == 0)
-    throw std::invalid_argument("protocol: n_chunks must be −1 (all) or ≥ 1, got " + std::to_string(p.n_chunks));
-  if (p.text_begin_byte < 0)
-    throw std::invalid_argument("protocol: text_begin_byte must be ≥ 0 (a byte offset into the text), got " +
-                                std::to_string(p.text_begin_byte));
-  if (p.first_chunk < 0 || p.chunk_stride < 1)
-    throw std::invalid_argument("protocol: first_chunk must be ≥ 0 and chunk_stride ≥ 1");
-  if (p.dtype != "fp32")
-    throw std::invalid_argument("protocol: dtype '" + p.dtype + "' unsupported (the reference forward is fp32)");
-  if (p.threads < 1) throw std::invalid_argument("protocol: threads must be ≥ 1");
-  if (p.batch < 1) throw std::invalid_argument("protocol: batch must be ≥ 1");
-  if (p.kl_cache != "u16") throw std::invalid_argument("protocol: kl_cache.format '" + p.kl_cache + "' unknown (accepted: u16)");
-  if (!(p.kl_range_nats >= 8.0 && p.kl_range_nats <= 80.0))
-    throw std::invalid_argument("protocol: kl_cache.range_nats must be in [8, 80] (default 40)");
+  check_ranges(p);
   return p;
 }
 

@@ -81,10 +81,21 @@ std::string short_input(const json& r) {
 
 json point(double x, double y, const std::string& name) { return {{"x", x}, {"y", y}, {"name", name}}; }
 
-// Everything the page's script plots.
-json chart_data(const json& rep, const json& views) {
-  json d;
-  // ---- SQNR vs bits: one chart per tensor type, one series per config without bits.
+// The series a tensor run belongs to in its SQNR-vs-bits chart: its config without the bits.
+std::string series_key(const json& r) {
+  const json& p = r.at("config").at("params");
+  std::string key = r.at("config").value("scheme", std::string()) + " " +
+                    (p.value("mapping", std::string()) == "symmetric" ? "sym" : "asym") + " " +
+                    (p.value("group_size", int64_t{0}) > 0 ? "g" + group_text(p) : "per-" + group_text(p));
+  if (p.value("range", std::string("minmax")) != "minmax") key += " " + p.value("range", std::string());
+  if (p.value("rounding", std::string("nearest_even")) != "nearest_even") key += " " + p.value("rounding", std::string());
+  for (const auto& [k, v] : r.at("config").at("options").items()) key += " " + k + "=" + v.get<std::string>();
+  if (r.value("backend", std::string("cpu")) != "cpu") key += " @" + r.value("backend", std::string());
+  return key;
+}
+
+// SQNR vs bits: one chart per tensor type, one series per config without bits.
+json sqnr_charts(const json& rep) {
   struct TypeSeries {
     std::vector<std::string> order;
     std::map<std::string, json> series;
@@ -97,15 +108,8 @@ json chart_data(const json& rep, const json& views) {
     const int bits = run_bits(r);
     const double sq = num_at(r, "/metrics/sqnr_db");
     if (bits < 0 || !std::isfinite(sq)) continue;
-    const json& p = r.at("config").at("params");
     const std::string type = tensor_type(r);
-    std::string key = r.at("config").value("scheme", std::string()) + " " +
-                      (p.value("mapping", std::string()) == "symmetric" ? "sym" : "asym") + " " +
-                      (p.value("group_size", int64_t{0}) > 0 ? "g" + group_text(p) : "per-" + group_text(p));
-    if (p.value("range", std::string("minmax")) != "minmax") key += " " + p.value("range", std::string());
-    if (p.value("rounding", std::string("nearest_even")) != "nearest_even") key += " " + p.value("rounding", std::string());
-    for (const auto& [k, v] : r.at("config").at("options").items()) key += " " + k + "=" + v.get<std::string>();
-    if (r.value("backend", std::string("cpu")) != "cpu") key += " @" + r.value("backend", std::string());
+    const std::string key = series_key(r);
     if (!by_type.count(type)) types.push_back(type);
     TypeSeries& ts = by_type[type];
     if (!ts.series.count(key)) {
@@ -129,8 +133,11 @@ json chart_data(const json& rep, const json& views) {
     }
     charts.push_back({{"title", "Measured SQNR vs bits — " + type}, {"series", sv}, {"bound", bound}, {"grid", grid}});
   }
-  d["sqnr_vs_bits"] = charts;
-  // ---- Pareto fronts.
+  return charts;
+}
+
+// Pareto fronts, from the views.
+json pareto_charts(const json& views) {
   json pf = json::array();
   static const std::map<std::string, std::string> titles = {
       {"sqnr_db", "SQNR (dB)"}, {"mse", "MSE"}, {"kl_mean", "KL mean (nats)"}, {"delta_ppl", "Δ perplexity"}};
@@ -156,8 +163,11 @@ json chart_data(const json& rep, const json& views) {
                   {"points", all},
                   {"front", front}});
   }
-  d["pareto"] = pf;
-  // ---- Blame bars.
+  return pf;
+}
+
+// Blame bars, from the views.
+json blame_charts(const json& views) {
   json bl = json::array();
   for (const auto& b : views.at("blame")) {
     json labels = json::array(), values = json::array();
@@ -171,7 +181,15 @@ json chart_data(const json& rep, const json& views) {
                   {"labels", labels},
                   {"values", values}});
   }
-  d["blame"] = bl;
+  return bl;
+}
+
+// Everything the page's script plots.
+json chart_data(const json& rep, const json& views) {
+  json d;
+  d["sqnr_vs_bits"] = sqnr_charts(rep);
+  d["pareto"] = pareto_charts(views);
+  d["blame"] = blame_charts(views);
   return d;
 }
 
@@ -386,18 +404,11 @@ void agreement_section(std::ostringstream& h, const json& rep) {
     << rows.str() << "</tbody></table></div></section>\n";
 }
 
-std::string render_html(const json& rep, const std::string& title_hint, const std::string& chartjs) {
-  const json views = compute_views(rep.at("runs"));
-  const json data = chart_data(rep, views);
-  const json& cfg = rep.value("config", json::object());
+namespace {
+
+// The page's header: name, run count, provenance of the report.
+void page_header(std::ostringstream& h, const json& rep, const std::string& name) {
   const json& prod = rep.value("producer", json::object());
-  const std::string name = cfg.value("name", title_hint);
-  std::ostringstream h;
-  h << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-    << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-    << "<title>qeval report — " << html_escape(name) << "</title>\n<style>" << kCss << "</style>\n"
-    << "<script>" << kErrorCapture << "</script>\n</head>\n<body>\n";
-  // ---- header
   h << "<header><h1>qeval report — " << html_escape(name) << "</h1><div class=\"meta\">";
   h << rep.at("runs").size() << " run(s) · schema v" << rep.value("schema_version", 0) << " · created "
     << html_escape(rep.value("created", std::string())) << " · seed " << rep.value("seed", json(0)).dump();
@@ -409,6 +420,80 @@ std::string render_html(const json& rep, const std::string& title_hint, const st
   if (rep.contains("merged_from")) h << "<br>merged from " << rep["merged_from"].size() << " shard report(s)";
   if (rep.contains("baseline")) h << "<br>baseline refreshed " << html_escape(rep["baseline"].value("refreshed", std::string()));
   h << "</div></header>\n<main>\n";
+}
+
+// The tensor runs' table and the SQNR-vs-bound-per-type table.
+void tensor_tables(std::ostringstream& h, const json& rep, const json& views) {
+  h << "<section><h2>Tensor runs</h2><p class=\"note\">Click a column to sort. ±se: standard error of SQNR over the "
+       "rows (sampling noise).</p><div class=\"scroll\"><table class=\"sortable\"><thead><tr>"
+    << "<th>run</th><th>scheme</th><th class=\"n\">bits</th><th>group</th><th>map</th><th>backend</th><th>input</th>"
+    << "<th class=\"n\">b/w</th><th class=\"n\">MSE</th><th class=\"n\">SQNR dB</th><th class=\"n\">±se</th>"
+    << "<th class=\"n\">bound</th><th class=\"n\">grid</th><th class=\"n\">expected</th><th class=\"n\">gap</th>"
+    << "<th class=\"n\">clip %</th><th class=\"n\">time ms</th></tr></thead><tbody>\n";
+  for (const auto& r : rep.at("runs")) {
+    if (r.value("kind", std::string()) != "tensor") continue;
+    const json& p = r.at("config").at("params");
+    double t = 0;
+    if (r.contains("timing_ms"))
+      for (const auto& [k, v] : r["timing_ms"].items())
+        if (v.is_number()) t += v.get<double>();
+    std::string scheme = r.at("config").value("scheme", std::string());
+    for (const auto& [k, v] : r.at("config").at("options").items()) scheme += " " + k + "=" + v.get<std::string>();
+    h << "<tr>" << "<td title=\"" << html_escape(r.value("id", std::string())) << "\">" << html_escape(r.value("name", std::string()))
+      << "</td>" << tdt(scheme) << td(p.value("bits", 0), "%.0f") << tdt(group_text(p))
+      << tdt(p.value("mapping", std::string()) == "symmetric" ? "sym" : "asym") << tdt(r.value("backend", std::string()))
+      << tdt(short_input(r)) << td(num_at(r, "/metrics/bits_per_weight"), "%.3f") << td(num_at(r, "/metrics/mse"), "%.4e")
+      << td(num_at(r, "/metrics/sqnr_db"), "%.3f") << td(num_at(r, "/metrics/sampling/sqnr_se_db"), "%.4f")
+      << td(num_at(r, "/metrics/bound_db"), "%.2f") << td(num_at(r, "/metrics/grid_adjusted_db"), "%.2f")
+      << td(num_at(r, "/metrics/expected_sqnr_db"), "%.2f") << td(num_at(r, "/metrics/gap_db/total"), "%.2f")
+      << td(100.0 * num_at(r, "/metrics/clipping/fraction"), "%.3f") << td(t, "%.1f") << "</tr>\n";
+  }
+  h << "</tbody></table></div></section>\n";
+  h << "<section><h2>SQNR vs the bound per tensor type</h2><div class=\"scroll\"><table class=\"sortable\"><thead><tr>"
+    << "<th>tensor type</th><th>config</th><th class=\"n\">bits</th><th class=\"n\">runs</th><th class=\"n\">SQNR dB</th>"
+    << "<th class=\"n\">expected</th><th class=\"n\">6.02·b</th><th class=\"n\">grid-adjusted</th><th class=\"n\">gap</th>"
+    << "</tr></thead><tbody>\n";
+  for (const auto& b : views.at("bound_by_tensor_type"))
+    h << "<tr>" << tdt(b.value("tensor_type", std::string())) << tdt(b.value("config", std::string()))
+      << td(b.value("bits", 0), "%.0f") << td(b.value("runs", 0), "%.0f") << td(num_at(b, "/sqnr_db"), "%.3f")
+      << td(num_at(b, "/expected_sqnr_db"), "%.2f") << td(num_at(b, "/bound_db"), "%.2f")
+      << td(num_at(b, "/grid_adjusted_db"), "%.2f") << td(num_at(b, "/gap_db"), "%.2f") << "</tr>\n";
+  h << "</tbody></table></div></section>\n";
+}
+
+// The model runs' table and the backend-agreement table.
+void model_tables(std::ostringstream& h, const json& rep) {
+  h << "<section><h2>Model runs</h2><div class=\"scroll\"><table class=\"sortable\"><thead><tr><th>run</th>"
+       "<th class=\"n\">b/w</th><th class=\"n\">ppl</th><th class=\"n\">±se</th><th class=\"n\">Δppl</th>"
+       "<th class=\"n\">KL mean</th><th class=\"n\">KL p99</th><th class=\"n\">top-1</th><th>backend</th>"
+       "<th class=\"n\">tok/s</th><th class=\"n\">fp tok/s</th></tr></thead><tbody>\n";
+  for (const auto& r : rep.at("runs")) {
+    if (r.value("kind", std::string()) != "model") continue;
+    h << "<tr><td>" << html_escape(r.value("name", std::string())) << "</td>" << td(num_at(r, "/metrics/bits_per_weight"), "%.3f")
+      << td(num_at(r, "/metrics/ppl/ppl"), "%.4f") << td(num_at(r, "/metrics/ppl/ppl_se"), "%.4f")
+      << td(num_at(r, "/metrics/delta_ppl"), "%.4f") << td(num_at(r, "/metrics/kl/mean"), "%.5f")
+      << td(num_at(r, "/metrics/kl/p99"), "%.4f") << td(num_at(r, "/metrics/top1"), "%.4f")
+      << tdt(json_ptr_or_null(r, "/spec/backend").is_string() ? r["spec"]["backend"].get<std::string>() : "ref")
+      << td(num_at(r, "/metrics/throughput/quantized/tokens_per_s"), "%.0f")
+      << td(num_at(r, "/metrics/throughput/fp_reference/tokens_per_s"), "%.0f") << "</tr>\n";
+  }
+  h << "</tbody></table></div></section>\n";
+  agreement_section(h, rep);
+}
+
+}  // namespace
+
+std::string render_html(const json& rep, const std::string& title_hint, const std::string& chartjs) {
+  const json views = compute_views(rep.at("runs"));
+  const json data = chart_data(rep, views);
+  const json& cfg = rep.value("config", json::object());
+  const std::string name = cfg.value("name", title_hint);
+  std::ostringstream h;
+  h << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+    << "<title>qeval report — " << html_escape(name) << "</title>\n<style>" << kCss << "</style>\n"
+    << "<script>" << kErrorCapture << "</script>\n</head>\n<body>\n";
+  page_header(h, rep, name);
   h << "<pre id=\"qeval-js-errors\" hidden></pre>\n";
   if (rep.contains("fault_injection"))
     h << "<p class=\"warn\">FAULT INJECTION: this report was produced with " << html_escape(rep["fault_injection"].dump())
@@ -427,61 +512,8 @@ std::string render_html(const json& rep, const std::string& title_hint, const st
     any_tensor = any_tensor || r.value("kind", std::string()) == "tensor";
     any_model = any_model || r.value("kind", std::string()) == "model";
   }
-  if (any_tensor) {
-    h << "<section><h2>Tensor runs</h2><p class=\"note\">Click a column to sort. ±se: standard error of SQNR over the "
-         "rows (sampling noise).</p><div class=\"scroll\"><table class=\"sortable\"><thead><tr>"
-      << "<th>run</th><th>scheme</th><th class=\"n\">bits</th><th>group</th><th>map</th><th>backend</th><th>input</th>"
-      << "<th class=\"n\">b/w</th><th class=\"n\">MSE</th><th class=\"n\">SQNR dB</th><th class=\"n\">±se</th>"
-      << "<th class=\"n\">bound</th><th class=\"n\">grid</th><th class=\"n\">expected</th><th class=\"n\">gap</th>"
-      << "<th class=\"n\">clip %</th><th class=\"n\">time ms</th></tr></thead><tbody>\n";
-    for (const auto& r : rep.at("runs")) {
-      if (r.value("kind", std::string()) != "tensor") continue;
-      const json& p = r.at("config").at("params");
-      double t = 0;
-      if (r.contains("timing_ms"))
-        for (const auto& [k, v] : r["timing_ms"].items())
-          if (v.is_number()) t += v.get<double>();
-      std::string scheme = r.at("config").value("scheme", std::string());
-      for (const auto& [k, v] : r.at("config").at("options").items()) scheme += " " + k + "=" + v.get<std::string>();
-      h << "<tr>" << "<td title=\"" << html_escape(r.value("id", std::string())) << "\">" << html_escape(r.value("name", std::string()))
-        << "</td>" << tdt(scheme) << td(p.value("bits", 0), "%.0f") << tdt(group_text(p))
-        << tdt(p.value("mapping", std::string()) == "symmetric" ? "sym" : "asym") << tdt(r.value("backend", std::string()))
-        << tdt(short_input(r)) << td(num_at(r, "/metrics/bits_per_weight"), "%.3f") << td(num_at(r, "/metrics/mse"), "%.4e")
-        << td(num_at(r, "/metrics/sqnr_db"), "%.3f") << td(num_at(r, "/metrics/sampling/sqnr_se_db"), "%.4f")
-        << td(num_at(r, "/metrics/bound_db"), "%.2f") << td(num_at(r, "/metrics/grid_adjusted_db"), "%.2f")
-        << td(num_at(r, "/metrics/expected_sqnr_db"), "%.2f") << td(num_at(r, "/metrics/gap_db/total"), "%.2f")
-        << td(100.0 * num_at(r, "/metrics/clipping/fraction"), "%.3f") << td(t, "%.1f") << "</tr>\n";
-    }
-    h << "</tbody></table></div></section>\n";
-    h << "<section><h2>SQNR vs the bound per tensor type</h2><div class=\"scroll\"><table class=\"sortable\"><thead><tr>"
-      << "<th>tensor type</th><th>config</th><th class=\"n\">bits</th><th class=\"n\">runs</th><th class=\"n\">SQNR dB</th>"
-      << "<th class=\"n\">expected</th><th class=\"n\">6.02·b</th><th class=\"n\">grid-adjusted</th><th class=\"n\">gap</th>"
-      << "</tr></thead><tbody>\n";
-    for (const auto& b : views.at("bound_by_tensor_type"))
-      h << "<tr>" << tdt(b.value("tensor_type", std::string())) << tdt(b.value("config", std::string()))
-        << td(b.value("bits", 0), "%.0f") << td(b.value("runs", 0), "%.0f") << td(num_at(b, "/sqnr_db"), "%.3f")
-        << td(num_at(b, "/expected_sqnr_db"), "%.2f") << td(num_at(b, "/bound_db"), "%.2f")
-        << td(num_at(b, "/grid_adjusted_db"), "%.2f") << td(num_at(b, "/gap_db"), "%.2f") << "</tr>\n";
-    h << "</tbody></table></div></section>\n";
-  }
-  if (any_model) {
-    h << "<section><h2>Model runs</h2><div class=\"scroll\"><table class=\"sortable\"><thead><tr><th>run</th>"
-         "<th class=\"n\">b/w</th><th class=\"n\">ppl</th><th class=\"n\">±se</th><th class=\"n\">Δppl</th>"
-         "<th class=\"n\">KL mean</th><th class=\"n\">KL p99</th><th class=\"n\">top-1</th><th>backend</th>"
-         "<th class=\"n\">tok/s</th><th class=\"n\">fp tok/s</th></tr></thead><tbody>\n";
-    for (const auto& r : rep.at("runs")) {
-      if (r.value("kind", std::string()) != "model") continue;
-      h << "<tr><td>" << html_escape(r.value("name", std::string())) << "</td>" << td(num_at(r, "/metrics/bits_per_weight"), "%.3f")
-        << td(num_at(r, "/metrics/ppl/ppl"), "%.4f") << td(num_at(r, "/metrics/ppl/ppl_se"), "%.4f")
-        << td(num_at(r, "/metrics/delta_ppl"), "%.4f") << td(num_at(r, "/metrics/kl/mean"), "%.5f")
-        << td(num_at(r, "/metrics/kl/p99"), "%.4f") << td(num_at(r, "/metrics/top1"), "%.4f")
-        << tdt(json_ptr_or_null(r, "/spec/backend").is_string() ? r["spec"]["backend"].get<std::string>() : "ref")
-        << td(num_at(r, "/metrics/throughput/quantized/tokens_per_s"), "%.0f")
-        << td(num_at(r, "/metrics/throughput/fp_reference/tokens_per_s"), "%.0f") << "</tr>\n";
-    }
-    h << "</tbody></table></div></section>\n";
-    agreement_section(h, rep);
-  }
+  if (any_tensor) tensor_tables(h, rep, views);
+  if (any_model) model_tables(h, rep);
   // ---- provenance
   h << "<section><h2>Config, protocol, environment</h2>";
   h << "<h3>config</h3><pre>" << html_escape(rep.value("config", json::object()).dump(2)) << "</pre>";

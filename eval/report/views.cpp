@@ -138,14 +138,11 @@ std::string tensor_type(const nlohmann::json& run) {
   return out;
 }
 
-nlohmann::json compute_views(const nlohmann::json& runs) {
-  nlohmann::json views;
-  views["pareto"] = nlohmann::json::array();
-  views["bound_by_tensor_type"] = nlohmann::json::array();
-  views["blame"] = nlohmann::json::array();
-  if (!runs.is_array()) return views;
+namespace {
 
-  // ---- Pareto fronts, one per (kind, input, metric), inputs in order of first appearance.
+// Pareto fronts, one per (kind, input, metric), inputs in order of first appearance.
+nlohmann::json pareto_view(const nlohmann::json& runs) {
+  nlohmann::json out = nlohmann::json::array();
   for (const ParetoMetric& pm : pareto_metrics()) {
     std::vector<std::string> order;
     std::map<std::string, std::vector<size_t>> by_input;
@@ -171,41 +168,60 @@ nlohmann::json compute_views(const nlohmann::json& runs) {
                        {"value", num_or_null(y[k])}});
       nlohmann::json f = nlohmann::json::array();
       for (size_t k : front) f.push_back(str_at(runs[members[k]], "id"));
-      views["pareto"].push_back({{"kind", pm.kind},
-                                 {"input", in},
-                                 {"metric", pm.name},
-                                 {"better", pm.higher_is_better ? "higher" : "lower"},
-                                 {"points", pts},
-                                 {"front", f}});
+      out.push_back({{"kind", pm.kind},
+                     {"input", in},
+                     {"metric", pm.name},
+                     {"better", pm.higher_is_better ? "higher" : "lower"},
+                     {"points", pts},
+                     {"front", f}});
     }
   }
+  return out;
+}
 
-  // ---- SQNR vs the bound per (tensor type, config label + options), in order of first appearance.
-  struct Acc {
-    std::string type, label;
-    int bits = 0;
-    int64_t n = 0, n_expected = 0;
-    double sqnr = 0, expected = 0;
-    bool sqnr_finite = true;
-  };
-  std::vector<Acc> accs;
+// One row of bound_by_tensor_type: runs of one (tensor type, config label) averaged.
+struct BoundAcc {
+  std::string type, label;
+  int bits = 0;
+  int64_t n = 0, n_expected = 0;
+  double sqnr = 0, expected = 0;
+  bool sqnr_finite = true;
+};
+
+nlohmann::json bound_row(const BoundAcc& a) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double sqnr = a.sqnr_finite && a.n > 0 ? a.sqnr / static_cast<double>(a.n) : nan;
+  const double bound = metrics::bound_db(a.bits);
+  return {{"tensor_type", a.type},
+          {"config", a.label},
+          {"bits", a.bits},
+          {"runs", a.n},
+          {"sqnr_db", num_or_null(sqnr)},
+          {"expected_sqnr_db", num_or_null(a.n_expected == a.n && a.n > 0 ? a.expected / static_cast<double>(a.n) : nan)},
+          {"bound_db", num_or_null(bound)},
+          {"grid_adjusted_db", num_or_null(metrics::grid_adjusted_db(a.bits))},
+          {"gap_db", num_or_null(bound - sqnr)}};
+}
+
+// SQNR vs the bound per (tensor type, config label + options), in order of first appearance.
+nlohmann::json bound_view(const nlohmann::json& runs) {
+  std::vector<BoundAcc> accs;
   std::map<std::string, size_t> where;
   for (const auto& r : runs) {
     if (str_at(r, "kind") != "tensor" || !r.contains("config") || run_bits(r) < 0) continue;
     // The label names every non-default field (SchemeConfig::label), so different configs never merge.
     const std::string label = str_at(r["config"], "label");
     const std::string type = tensor_type(r);
-    const std::string key = type + "\n" + label;
-    auto it = where.find(key);
+    auto it = where.find(type + "\n" + label);
     if (it == where.end()) {
-      it = where.emplace(key, accs.size()).first;
-      Acc a;
+      it = where.emplace(type + "\n" + label, accs.size()).first;
+      BoundAcc a;
       a.type = type;
       a.label = label;
       a.bits = run_bits(r);
       accs.push_back(a);
     }
-    Acc& a = accs[it->second];
+    BoundAcc& a = accs[it->second];
     const double s = number_at(r, "/metrics/sqnr_db");
     if (std::isfinite(s)) a.sqnr += s; else a.sqnr_finite = false;
     ++a.n;
@@ -215,34 +231,26 @@ nlohmann::json compute_views(const nlohmann::json& runs) {
       ++a.n_expected;
     }
   }
-  for (const Acc& a : accs) {
-    const double sqnr = a.sqnr_finite && a.n > 0 ? a.sqnr / static_cast<double>(a.n) : std::numeric_limits<double>::quiet_NaN();
-    const double bound = metrics::bound_db(a.bits);
-    views["bound_by_tensor_type"].push_back(
-        {{"tensor_type", a.type},
-         {"config", a.label},
-         {"bits", a.bits},
-         {"runs", a.n},
-         {"sqnr_db", num_or_null(sqnr)},
-         {"expected_sqnr_db",
-          num_or_null(a.n_expected == a.n && a.n > 0 ? a.expected / static_cast<double>(a.n)
-                                                    : std::numeric_limits<double>::quiet_NaN())},
-         {"bound_db", num_or_null(bound)},
-         {"grid_adjusted_db", num_or_null(metrics::grid_adjusted_db(a.bits))},
-         {"gap_db", num_or_null(bound - sqnr)}});
-  }
+  nlohmann::json out = nlohmann::json::array();
+  for (const BoundAcc& a : accs) out.push_back(bound_row(a));
+  return out;
+}
 
-  // ---- Blame: runs with per_layer[], worst layer first.
+// A run's per-layer list: "blame" (eval/model's run_model() result) or "per_layer", at the run or metrics level.
+const nlohmann::json* per_layer_list(const nlohmann::json& r) {
+  for (const char* key : {"per_layer", "blame"}) {
+    if (r.contains(key) && r[key].is_array()) return &r[key];
+    if (r.contains("metrics") && r["metrics"].is_object() && r["metrics"].contains(key) && r["metrics"][key].is_array())
+      return &r["metrics"][key];
+  }
+  return nullptr;
+}
+
+// Blame: runs with per_layer[], worst layer first.
+nlohmann::json blame_view(const nlohmann::json& runs) {
+  nlohmann::json views_out = nlohmann::json::array();
   for (const auto& r : runs) {
-    // eval/model's run_model() result (the model run kind's metrics) names the list "blame"; "per_layer" is
-    // accepted beside it, at the run or at the metrics level.
-    const nlohmann::json* pl = nullptr;
-    for (const char* key : {"per_layer", "blame"}) {
-      if (pl) break;
-      if (r.contains(key) && r[key].is_array()) pl = &r[key];
-      else if (r.contains("metrics") && r["metrics"].is_object() && r["metrics"].contains(key) && r["metrics"][key].is_array())
-        pl = &r["metrics"][key];
-    }
+    const nlohmann::json* pl = per_layer_list(r);
     if (!pl || pl->empty()) continue;
     std::vector<nlohmann::json> layers(pl->begin(), pl->end());
     auto kl = [](const nlohmann::json& l) { return number_at(l, "/kl_alone"); };
@@ -263,11 +271,25 @@ nlohmann::json compute_views(const nlohmann::json& runs) {
                      {"output_sqnr_db", num_or_null(sq(l))},
                      {"kl_alone", num_or_null(kl(l))},
                      {"bits_per_weight", num_or_null(number_at(l, "/bits_per_weight"))}});
-    views["blame"].push_back({{"id", str_at(r, "id")},
-                              {"name", str_at(r, "name")},
-                              {"ranked_by", have_kl ? "kl_alone" : "output_sqnr_db"},
-                              {"layers", out}});
+    views_out.push_back({{"id", str_at(r, "id")},
+                         {"name", str_at(r, "name")},
+                         {"ranked_by", have_kl ? "kl_alone" : "output_sqnr_db"},
+                         {"layers", out}});
   }
+  return views_out;
+}
+
+}  // namespace
+
+nlohmann::json compute_views(const nlohmann::json& runs) {
+  nlohmann::json views;
+  views["pareto"] = nlohmann::json::array();
+  views["bound_by_tensor_type"] = nlohmann::json::array();
+  views["blame"] = nlohmann::json::array();
+  if (!runs.is_array()) return views;
+  views["pareto"] = pareto_view(runs);
+  views["bound_by_tensor_type"] = bound_view(runs);
+  views["blame"] = blame_view(runs);
   return views;
 }
 

@@ -106,125 +106,139 @@ void BpeTrainer::add_text(std::string_view text) {
   }
 }
 
-BpeModel BpeTrainer::train(bool progress) const {
-  BpeModel out;
-  out.options = opt_;
-  out.n_train_pieces = n_pieces_;
-  out.n_train_bytes = n_bytes_;
+namespace {
 
-  // Words in byte order of their text: the processing order, hence the result, is independent of the
-  // hash map's iteration order.
-  std::vector<std::pair<std::string, int64_t>> sorted(counts_.begin(), counts_.end());
-  std::sort(sorted.begin(), sorted.end());
+// The training state: every distinct word as symbols, and the pair counts with, per pair, the words that
+// (may) hold it. Lists can hold stale entries (a word whose pair was merged away); they are re-checked when used.
+struct PairIndex {
   struct Word {
     std::vector<int32_t> sym;
     int64_t freq;
   };
   std::vector<Word> words;
-  words.reserve(sorted.size());
-  for (const auto& [text, c] : sorted) {
-    Word w;
-    w.freq = c;
-    for (unsigned char ch : text) w.sym.push_back(ch);
-    words.push_back(std::move(w));
+  std::unordered_map<uint64_t, int64_t> count;
+  std::unordered_map<uint64_t, std::vector<int32_t>> where;
+  std::vector<int32_t> merged_sym;  // scratch
+
+  // Words in byte order of their text: the processing order, hence the result, is independent of the
+  // hash map's iteration order.
+  explicit PairIndex(const std::unordered_map<std::string, int64_t>& counts) {
+    std::vector<std::pair<std::string, int64_t>> sorted(counts.begin(), counts.end());
+    std::sort(sorted.begin(), sorted.end());
+    words.reserve(sorted.size());
+    for (const auto& [text, c] : sorted) {
+      Word w;
+      w.freq = c;
+      for (unsigned char ch : text) w.sym.push_back(ch);
+      words.push_back(std::move(w));
+    }
+    for (size_t w = 0; w < words.size(); ++w) {
+      const auto& s = words[w].sym;
+      for (size_t i = 0; i + 1 < s.size(); ++i) {
+        const uint64_t k = pair_key(s[i], s[i + 1]);
+        count[k] += words[w].freq;
+        auto& lst = where[k];
+        if (lst.empty() || lst.back() != static_cast<int32_t>(w)) lst.push_back(static_cast<int32_t>(w));
+      }
+    }
   }
 
+  // Replaces every (a, b) in word w by z and updates the counts; a stale entry changes nothing.
+  void merge_in_word(int32_t w, int32_t a, int32_t b, int32_t z) {
+    auto& s = words[size_t(w)].sym;
+    const int64_t f = words[size_t(w)].freq;
+    bool has = false;
+    for (size_t i = 0; i + 1 < s.size() && !has; ++i) has = s[i] == a && s[i + 1] == b;
+    if (!has) return;  // stale entry
+    for (size_t i = 0; i + 1 < s.size(); ++i) {
+      auto c = count.find(pair_key(s[i], s[i + 1]));
+      if ((c->second -= f) == 0) count.erase(c);
+    }
+    merged_sym.clear();
+    for (size_t i = 0; i < s.size();) {
+      const bool hit = i + 1 < s.size() && s[i] == a && s[i + 1] == b;
+      merged_sym.push_back(hit ? z : s[i]);
+      i += hit ? 2 : 1;
+    }
+    s.swap(merged_sym);
+    for (size_t i = 0; i + 1 < s.size(); ++i) {
+      const uint64_t k = pair_key(s[i], s[i + 1]);
+      count[k] += f;
+      if (s[i] == z || s[i + 1] == z) {
+        auto& lst = where[k];
+        if (lst.empty() || lst.back() != w) lst.push_back(w);
+      }
+    }
+  }
+
+  // Merges the pair `best` into z in every word that holds it.
+  void merge(uint64_t best, int32_t z) {
+    std::vector<int32_t> affected = std::move(where[best]);
+    where.erase(best);
+    std::sort(affected.begin(), affected.end());
+    affected.erase(std::unique(affected.begin(), affected.end()), affected.end());
+    for (int32_t w : affected) merge_in_word(w, key_left(best), key_right(best), z);
+  }
+};
+
+// The most frequent pair; ties go to the smaller (left, right) texts as unsigned bytes. {0, 0} when none.
+std::pair<uint64_t, int64_t> best_pair(const PairIndex& ix, const std::vector<std::string>& token_bytes) {
+  auto tie_less = [&](uint64_t x, uint64_t y) {
+    const int c = token_bytes[size_t(key_left(x))].compare(token_bytes[size_t(key_left(y))]);  // memcmp order
+    if (c != 0) return c < 0;
+    return token_bytes[size_t(key_right(x))].compare(token_bytes[size_t(key_right(y))]) < 0;
+  };
+  uint64_t best = 0;
+  int64_t best_count = 0;
+  for (const auto& [k, c] : ix.count) {
+    if (c > best_count || (c == best_count && c > 0 && tie_less(k, best))) {
+      best = k;
+      best_count = c;
+    }
+  }
+  return {best, best_count};
+}
+
+// The id of text a + b: an existing token (reached by another pair) or a new one.
+int32_t token_for(BpeModel& out, std::unordered_map<std::string, int32_t>& id_of, int32_t a, int32_t b) {
+  const std::string text = out.token_bytes[size_t(a)] + out.token_bytes[size_t(b)];
+  auto it = id_of.find(text);
+  if (it != id_of.end()) return it->second;
+  const int32_t z = static_cast<int32_t>(out.token_bytes.size());
+  out.token_bytes.push_back(text);
+  id_of.emplace(text, z);
+  return z;
+}
+
+}  // namespace
+
+BpeModel BpeTrainer::train(bool progress) const {
+  BpeModel out;
+  out.options = opt_;
+  out.n_train_pieces = n_pieces_;
+  out.n_train_bytes = n_bytes_;
+  PairIndex ix(counts_);
   out.token_bytes.resize(256);
   std::unordered_map<std::string, int32_t> id_of;
   for (int b = 0; b < 256; ++b) {
     out.token_bytes[size_t(b)] = std::string(1, static_cast<char>(b));
     id_of[out.token_bytes[size_t(b)]] = b;
   }
-
-  // Pair counts and, per pair, the words that (may) hold it. Lists can hold stale entries (a word whose
-  // pair was merged away); they are re-checked when used.
-  std::unordered_map<uint64_t, int64_t> count;
-  std::unordered_map<uint64_t, std::vector<int32_t>> where;
-  for (size_t w = 0; w < words.size(); ++w) {
-    const auto& s = words[w].sym;
-    for (size_t i = 0; i + 1 < s.size(); ++i) {
-      const uint64_t k = pair_key(s[i], s[i + 1]);
-      count[k] += words[w].freq;
-      auto& lst = where[k];
-      if (lst.empty() || lst.back() != static_cast<int32_t>(w)) lst.push_back(static_cast<int32_t>(w));
-    }
-  }
-
-  const int32_t target_learned =
-      opt_.vocab_size - static_cast<int32_t>(opt_.special_tokens.size());
-  auto tie_less = [&](uint64_t x, uint64_t y) {
-    const std::string& xl = out.token_bytes[size_t(key_left(x))];
-    const std::string& yl = out.token_bytes[size_t(key_left(y))];
-    const int c = xl.compare(yl);  // char_traits<char>::compare orders as unsigned bytes (memcmp)
-    if (c != 0) return c < 0;
-    return out.token_bytes[size_t(key_right(x))].compare(out.token_bytes[size_t(key_right(y))]) < 0;
-  };
-
-  std::vector<int32_t> merged_sym;
+  const int32_t target_learned = opt_.vocab_size - static_cast<int32_t>(opt_.special_tokens.size());
   while (static_cast<int32_t>(out.token_bytes.size()) < target_learned) {
-    uint64_t best = 0;
-    int64_t best_count = 0;
-    for (const auto& [k, c] : count) {
-      if (c > best_count || (c == best_count && c > 0 && tie_less(k, best))) {
-        best = k;
-        best_count = c;
-      }
-    }
+    const auto [best, best_count] = best_pair(ix, out.token_bytes);
     if (best_count < opt_.min_pair_count || best_count == 0) break;
     const int32_t a = key_left(best), b = key_right(best);
-    const std::string text = out.token_bytes[size_t(a)] + out.token_bytes[size_t(b)];
-    int32_t z;
-    auto it = id_of.find(text);
-    if (it != id_of.end()) {
-      z = it->second;  // the string already exists (reached by another pair): no new token
-    } else {
-      z = static_cast<int32_t>(out.token_bytes.size());
-      out.token_bytes.push_back(text);
-      id_of.emplace(text, z);
-    }
+    const int32_t z = token_for(out, id_of, a, b);
     out.merges.emplace_back(a, b);
     out.merge_result.push_back(z);
     out.merge_counts.push_back(best_count);
-
-    std::vector<int32_t> affected = std::move(where[best]);
-    where.erase(best);
-    std::sort(affected.begin(), affected.end());
-    affected.erase(std::unique(affected.begin(), affected.end()), affected.end());
-    for (int32_t w : affected) {
-      auto& s = words[size_t(w)].sym;
-      const int64_t f = words[size_t(w)].freq;
-      bool has = false;
-      for (size_t i = 0; i + 1 < s.size() && !has; ++i) has = s[i] == a && s[i + 1] == b;
-      if (!has) continue;  // stale entry
-      for (size_t i = 0; i + 1 < s.size(); ++i) {
-        auto c = count.find(pair_key(s[i], s[i + 1]));
-        if ((c->second -= f) == 0) count.erase(c);
-      }
-      merged_sym.clear();
-      for (size_t i = 0; i < s.size();) {
-        if (i + 1 < s.size() && s[i] == a && s[i + 1] == b) {
-          merged_sym.push_back(z);
-          i += 2;
-        } else {
-          merged_sym.push_back(s[i]);
-          i += 1;
-        }
-      }
-      s.swap(merged_sym);
-      for (size_t i = 0; i + 1 < s.size(); ++i) {
-        const uint64_t k = pair_key(s[i], s[i + 1]);
-        count[k] += f;
-        if (s[i] == z || s[i + 1] == z) {
-          auto& lst = where[k];
-          if (lst.empty() || lst.back() != w) lst.push_back(w);
-        }
-      }
-    }
+    ix.merge(best, z);
     if (progress && out.merges.size() % 512 == 0)
       std::fprintf(stderr, "bpe: %zu merges, %zu tokens, last count %lld\n", out.merges.size(),
                    out.token_bytes.size(), static_cast<long long>(best_count));
   }
-  for (const auto& w : words) out.n_train_tokens += w.freq * static_cast<int64_t>(w.sym.size());
+  for (const auto& w : ix.words) out.n_train_tokens += w.freq * static_cast<int64_t>(w.sym.size());
   return out;
 }
 

@@ -153,16 +153,8 @@ json parse_json_file(const std::string& path) {
   }
 }
 
-}  // namespace
-
-Tokenizer Tokenizer::from_hf_json(const json& j, const std::string& src) {
-  if (!j.is_object()) fail(src, "(root)", "expected a JSON object");
-  auto impl = std::make_shared<Impl>();
-  impl->source = src;
-  impl->kind = ModelKind::kByteLevelBpe;
-
-  if (!j.contains("model") || !j["model"].is_object()) fail(src, "model", "missing or not an object");
-  const json& model = j["model"];
+// model.type BPE and the BPE options qeval implements; sets fuse_unk and ignore_merges.
+void read_bpe_options(const std::string& src, const json& model, Tokenizer::Impl& impl) {
   const std::string mtype = type_of(model);
   if (!(mtype == "BPE" || (mtype.empty() && model.contains("merges")))) {
     fail(src, "model.type", "'" + mtype + "' is not supported (supported: BPE)");
@@ -180,12 +172,44 @@ Tokenizer Tokenizer::from_hf_json(const json& j, const std::string& src) {
   if (get_bool(src, model, "model", "byte_fallback", false)) {
     fail(src, "model.byte_fallback", "byte_fallback=true is not supported (byte-level BPE needs no fallback)");
   }
-  impl->fuse_unk = get_bool(src, model, "model", "fuse_unk", false);
-  impl->ignore_merges = get_bool(src, model, "model", "ignore_merges", false);
+  impl.fuse_unk = get_bool(src, model, "model", "fuse_unk", false);
+  impl.ignore_merges = get_bool(src, model, "model", "ignore_merges", false);
 
-  // Vocabulary and added tokens → a dense id → text table.
+}
+
+using IdTable = std::map<int64_t, std::pair<std::string, TokenType>>;
+
+// added_tokens[] into the id table; an id that model.vocab gives another text is refused.
+void read_added_tokens(const std::string& src, const json& added, IdTable& by_id) {
+  if (!added.is_array()) fail(src, "added_tokens", "expected an array");
+  for (size_t i = 0; i < added.size(); ++i) {
+    const auto& a = added[i];
+    const std::string where = "added_tokens[" + std::to_string(i) + "]";
+    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 ||
+        a["id"].get<int64_t>() >= INT32_MAX || !a.contains("content") || !a["content"].is_string()) {
+      fail(src, where, "expected {\"id\": <non-negative integer>, \"content\": <string>, ...}");
+    }
+    for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
+      if (get_bool(src, a, where, flag, false)) {
+        fail(src, where + "." + flag, "true is not supported (added tokens are matched verbatim)");
+      }
+    }
+    const int64_t id = a["id"].get<int64_t>();
+    const std::string content = a["content"].get<std::string>();
+    const TokenType t = get_bool(src, a, where, "special", false) ? TokenType::kControl : TokenType::kUserDefined;
+    auto it = by_id.find(id);
+    if (it != by_id.end() && it->second.first != content) {
+      fail(src, where,
+           "id " + std::to_string(id) + " is '" + content + "' here but '" + it->second.first + "' in model.vocab");
+    }
+    by_id[id] = {content, t};
+  }
+}
+
+// model.vocab + added_tokens → the dense id → text table of impl.
+void read_vocabulary(const std::string& src, const json& j, const json& model, Tokenizer::Impl& impl) {
   if (!model.contains("vocab") || !model["vocab"].is_object()) fail(src, "model.vocab", "missing or not an object");
-  std::map<int64_t, std::pair<std::string, TokenType>> by_id;
+  IdTable by_id;
   for (const auto& [text, idv] : model["vocab"].items()) {
     if (!idv.is_number_integer() || idv.get<int64_t>() < 0 || idv.get<int64_t>() >= INT32_MAX) {
       fail(src, "model.vocab[\"" + text + "\"]", "expected a non-negative integer id, got " + idv.dump());
@@ -194,32 +218,7 @@ Tokenizer Tokenizer::from_hf_json(const json& j, const std::string& src) {
       fail(src, "model.vocab", "id " + idv.dump() + " is used by two tokens");
     }
   }
-  if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
-    if (!j["added_tokens"].is_array()) fail(src, "added_tokens", "expected an array");
-    const auto& added = j["added_tokens"];
-    for (size_t i = 0; i < added.size(); ++i) {
-      const auto& a = added[i];
-      const std::string where = "added_tokens[" + std::to_string(i) + "]";
-      if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 ||
-          a["id"].get<int64_t>() >= INT32_MAX || !a.contains("content") || !a["content"].is_string()) {
-        fail(src, where, "expected {\"id\": <non-negative integer>, \"content\": <string>, ...}");
-      }
-      for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
-        if (get_bool(src, a, where, flag, false)) {
-          fail(src, where + "." + flag, "true is not supported (added tokens are matched verbatim)");
-        }
-      }
-      const int64_t id = a["id"].get<int64_t>();
-      const std::string content = a["content"].get<std::string>();
-      const TokenType t = get_bool(src, a, where, "special", false) ? TokenType::kControl : TokenType::kUserDefined;
-      auto it = by_id.find(id);
-      if (it != by_id.end() && it->second.first != content) {
-        fail(src, where,
-             "id " + std::to_string(id) + " is '" + content + "' here but '" + it->second.first + "' in model.vocab");
-      }
-      by_id[id] = {content, t};
-    }
-  }
+  if (j.contains("added_tokens") && !j["added_tokens"].is_null()) read_added_tokens(src, j["added_tokens"], by_id);
   if (by_id.empty()) fail(src, "model.vocab", "the vocabulary is empty");
   const int64_t n = by_id.rbegin()->first + 1;
   if (int64_t(by_id.size()) != n) {
@@ -229,41 +228,79 @@ Tokenizer Tokenizer::from_hf_json(const json& j, const std::string& src) {
          "token ids are not dense: id " + std::to_string(hole) + " is missing (largest id " + std::to_string(n - 1) +
              ")");
   }
-  impl->tokens.reserve(size_t(n));
-  impl->types.reserve(size_t(n));
+  impl.tokens.reserve(size_t(n));
+  impl.types.reserve(size_t(n));
   for (auto& [id, v] : by_id) {
-    impl->tokens.push_back(std::move(v.first));
-    impl->types.push_back(v.second);
+    impl.tokens.push_back(std::move(v.first));
+    impl.types.push_back(v.second);
   }
+}
 
-  // Normalizer.
+// normalizer, pre_tokenizer (must end byte-level), decoder and post_processor.
+void read_pipeline(const std::string& src, const json& j, Tokenizer::Impl& impl) {
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const auto& nz = j["normalizer"];
     const std::string t = type_of(nz);
     if (t == "NFC") {
-      impl->normalizer = detail::Normalizer::kNfc;
+      impl.normalizer = detail::Normalizer::kNfc;
     } else if (!(t == "Sequence" && nz.contains("normalizers") && nz["normalizers"].is_array() &&
                  nz["normalizers"].empty())) {
       fail(src, "normalizer", "normalizer type '" + t + "' is not supported (supported: null, NFC)");
     }
   }
-
-  // Pre-tokenizer: must be byte-level.
   if (!j.contains("pre_tokenizer") || j["pre_tokenizer"].is_null()) {
     fail(src, "pre_tokenizer", "null: only byte-level BPE (a ByteLevel pre-tokenizer) is supported");
   }
   bool seen_bytelevel = false;
-  add_pre_steps(src, j["pre_tokenizer"], "pre_tokenizer", impl->pre, seen_bytelevel);
+  add_pre_steps(src, j["pre_tokenizer"], "pre_tokenizer", impl.pre, seen_bytelevel);
   if (!seen_bytelevel) {
     fail(src, "pre_tokenizer", "has no ByteLevel step: only byte-level BPE tokenizer.json files are supported");
   }
 
-  // Decoder and post-processor.
   if (j.contains("decoder") && !j["decoder"].is_null() && type_of(j["decoder"]) != "ByteLevel") {
     fail(src, "decoder", "decoder type '" + type_of(j["decoder"]) + "' is not supported (supported: null, ByteLevel)");
   }
-  if (j.contains("post_processor")) read_post_processor(src, j["post_processor"], "post_processor", *impl);
+  if (j.contains("post_processor")) read_post_processor(src, j["post_processor"], "post_processor", impl);
 
+}
+
+// model.merges: "left right" strings or [left, right] pairs, in rank order.
+void read_merges(const std::string& src, const json& model, Tokenizer::Impl& impl) {
+  if (!model.contains("merges") || !model["merges"].is_array()) fail(src, "model.merges", "missing or not an array");
+  const auto& merges = model["merges"];
+  impl.merges.by_rank.reserve(merges.size());
+  impl.merges.map.reserve(merges.size() * 2);
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const std::string where = "model.merges[" + std::to_string(i) + "]";
+    const auto& mg = merges[i];
+    if (mg.is_string()) {
+      // "a b": exactly two parts (HF splits on ' ' and requires two).
+      const std::string s = mg.get<std::string>();
+      const size_t sp = s.find(' ');
+      if (sp == std::string::npos || sp == 0 || sp + 1 >= s.size() || s.find(' ', sp + 1) != std::string::npos) {
+        fail(src, where, "'" + s + "' is not of the form \"left right\"");
+      }
+      impl.add_merge(s.substr(0, sp), s.substr(sp + 1), where);
+    } else if (mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string()) {
+      impl.add_merge(mg[0].get<std::string>(), mg[1].get<std::string>(), where);
+    } else {
+      fail(src, where, "expected \"left right\" or [\"left\", \"right\"], got " + mg.dump().substr(0, 200));
+    }
+  }
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::from_hf_json(const json& j, const std::string& src) {
+  if (!j.is_object()) fail(src, "(root)", "expected a JSON object");
+  auto impl = std::make_shared<Impl>();
+  impl->source = src;
+  impl->kind = ModelKind::kByteLevelBpe;
+  if (!j.contains("model") || !j["model"].is_object()) fail(src, "model", "missing or not an object");
+  const json& model = j["model"];
+  read_bpe_options(src, model, *impl);
+  read_vocabulary(src, j, model, *impl);
+  read_pipeline(src, j, *impl);
   // Unknown token (HF: characters missing from the vocabulary become it; without one they are dropped).
   std::string unk_text;
   if (model.contains("unk_token") && !model["unk_token"].is_null()) {
@@ -279,27 +316,7 @@ Tokenizer Tokenizer::from_hf_json(const json& j, const std::string& src) {
     impl->unk_for_missing = true;
   }
 
-  if (!model.contains("merges") || !model["merges"].is_array()) fail(src, "model.merges", "missing or not an array");
-  const auto& merges = model["merges"];
-  impl->merges.by_rank.reserve(merges.size());
-  impl->merges.map.reserve(merges.size() * 2);
-  for (size_t i = 0; i < merges.size(); ++i) {
-    const std::string where = "model.merges[" + std::to_string(i) + "]";
-    const auto& mg = merges[i];
-    if (mg.is_string()) {
-      // "a b": exactly two parts (HF splits on ' ' and requires two).
-      const std::string s = mg.get<std::string>();
-      const size_t sp = s.find(' ');
-      if (sp == std::string::npos || sp == 0 || sp + 1 >= s.size() || s.find(' ', sp + 1) != std::string::npos) {
-        fail(src, where, "'" + s + "' is not of the form \"left right\"");
-      }
-      impl->add_merge(s.substr(0, sp), s.substr(sp + 1), where);
-    } else if (mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string()) {
-      impl->add_merge(mg[0].get<std::string>(), mg[1].get<std::string>(), where);
-    } else {
-      fail(src, where, "expected \"left right\" or [\"left\", \"right\"], got " + mg.dump().substr(0, 200));
-    }
-  }
+  read_merges(src, model, *impl);
   return make_tokenizer(std::move(impl));
 }
 

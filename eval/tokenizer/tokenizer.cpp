@@ -269,31 +269,41 @@ void encode_text_bytelevel(const Tokenizer::Impl& m, std::string_view text, std:
   if (i > run_start) run(text.substr(run_start, i - run_start));
 }
 
-// SentencePiece-style BPE (Llama-2 GGUF vocabularies) of one text fragment.
-void encode_text_spm(const Tokenizer::Impl& m, std::string_view text, bool at_text_start, std::vector<int32_t>& out,
-                     EncodeStats& st) {
-  std::string s;
+// One symbol of the SentencePiece merge: a byte range of the escaped text in a doubly linked list.
+struct SpmSym {
+  size_t off, len;
+  int32_t prev, next;
+};
+
+// The text with spaces as U+2581 (and one in front at the text's start when add_space_prefix), split
+// into UTF-8 characters; an invalid byte is a symbol of its own (→ <0xNN>).
+std::vector<SpmSym> spm_symbols(const Tokenizer::Impl& m, std::string_view text, bool at_text_start, std::string& s) {
   s.reserve(text.size() + 8);
   if (m.add_space_prefix && at_text_start) s += kSpmSpace;
   for (char c : text) {
-    if (c == ' ') {
+    if (c == ' ')
       s += kSpmSpace;
-    } else {
+    else
       s += c;
-    }
   }
-  struct Sym {
-    size_t off, len;
-    int32_t prev, next;
-  };
-  std::vector<Sym> sym;
+  std::vector<SpmSym> sym;
   for (size_t i = 0; i < s.size();) {
     size_t len = utf8_sequence_length(s, i);
-    if (len == 0) len = 1;  // an invalid byte is a symbol of its own (→ <0xNN>)
+    if (len == 0) len = 1;
     sym.push_back({i, len, int32_t(sym.size()) - 1, -1});
     i += len;
   }
   for (size_t i = 0; i + 1 < sym.size(); ++i) sym[i].next = int32_t(i + 1);
+  return sym;
+}
+
+bool is_real_piece(const Tokenizer::Impl& m, int32_t id) {
+  const TokenType t = m.types[size_t(id)];
+  return t == TokenType::kNormal || t == TokenType::kUserDefined;  // only real pieces are merge results
+}
+
+// Merges adjacent symbols, highest piece score first, until no pair is a piece.
+void spm_merge(const Tokenizer::Impl& m, const std::string& s, std::vector<SpmSym>& sym) {
   struct Bigram {
     float score;
     int32_t left, right;
@@ -306,17 +316,15 @@ void encode_text_spm(const Tokenizer::Impl& m, std::string_view text, bool at_te
     if (l < 0 || r < 0) return;
     const size_t size = sym[size_t(l)].len + sym[size_t(r)].len;
     auto it = m.token_to_id.find(s.substr(sym[size_t(l)].off, size));
-    if (it == m.token_to_id.end()) return;
-    const TokenType t = m.types[size_t(it->second)];
-    if (t != TokenType::kNormal && t != TokenType::kUserDefined) return;  // only real pieces are merge results
+    if (it == m.token_to_id.end() || !is_real_piece(m, it->second)) return;
     heap.push({m.scores[size_t(it->second)], l, r, size});
   };
   for (size_t i = 0; i + 1 < sym.size(); ++i) try_add(int32_t(i), int32_t(i + 1));
   while (!heap.empty()) {
     const Bigram b = heap.top();
     heap.pop();
-    Sym& l = sym[size_t(b.left)];
-    Sym& r = sym[size_t(b.right)];
+    SpmSym& l = sym[size_t(b.left)];
+    SpmSym& r = sym[size_t(b.right)];
     if (l.len == 0 || r.len == 0 || l.next != b.right || l.len + r.len != b.size) continue;  // stale
     l.len += r.len;
     r.len = 0;
@@ -325,11 +333,18 @@ void encode_text_spm(const Tokenizer::Impl& m, std::string_view text, bool at_te
     try_add(l.prev, b.left);
     try_add(b.left, l.next);
   }
+}
+
+// SentencePiece-style BPE (Llama-2 GGUF vocabularies) of one text fragment.
+void encode_text_spm(const Tokenizer::Impl& m, std::string_view text, bool at_text_start, std::vector<int32_t>& out,
+                     EncodeStats& st) {
+  std::string s;
+  std::vector<SpmSym> sym = spm_symbols(m, text, at_text_start, s);
+  spm_merge(m, s, sym);
   for (int32_t i = sym.empty() ? -1 : 0; i >= 0; i = sym[size_t(i)].next) {
     const std::string piece = s.substr(sym[size_t(i)].off, sym[size_t(i)].len);
     auto it = m.token_to_id.find(piece);
-    if (it != m.token_to_id.end() &&
-        (m.types[size_t(it->second)] == TokenType::kNormal || m.types[size_t(it->second)] == TokenType::kUserDefined)) {
+    if (it != m.token_to_id.end() && is_real_piece(m, it->second)) {
       out.push_back(it->second);
       continue;
     }

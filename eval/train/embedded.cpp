@@ -552,14 +552,11 @@ json throughput(const TrainConfig& cfg, int64_t steps, int64_t windows) {
               {"cpu", cpu_name()}};
 }
 
-std::string render_readme(const json& s) {
-  const json& a = s["architecture"];
+namespace {
+
+// README section: Title and the files table.
+void readme_intro(std::ostringstream& os, const json& s) {
   const json& t = s["tokenizer"];
-  const json& d = s["data"];
-  const json& tr = s["training"];
-  const json& c = tr["config"];
-  const json& v = s["validation"];
-  std::ostringstream os;
   os << "# " << s["name"].get<std::string>() << " — qeval's embedded default model\n\n"
      << "A small Llama-architecture language model that qeval trains itself (eval/train, LibTorch, fp32) on the US "
         "State of the Union addresses. Its weights are plain fp32 values that no quantization grid produced, so "
@@ -572,6 +569,11 @@ std::string render_readme(const json& s) {
      << "| `tokenizer.json` | the same tokenizer as a Hugging Face tokenizer.json (content hash " << t["hash"].get<std::string>()
      << ") |\n"
      << "| `training.json` | everything below plus the loss and validation history |\n\n";
+}
+
+// README section: The architecture table.
+void readme_architecture(std::ostringstream& os, const json& s) {
+  const json& a = s["architecture"];
   os << "## Architecture\n\n"
      << "Llama: RMSNorm (eps " << a["rms_eps"].get<double>() << "), RoPE (θ " << a["rope_theta"].get<double>()
      << ", GGUF adjacent-pair order), grouped-query attention, SwiGLU MLP, tied input/output embeddings.\n\n"
@@ -582,6 +584,12 @@ std::string render_readme(const json& s) {
      << " |\n| parameters | " << a["parameters"] << " (embeddings " << a["vocab_size"].get<int64_t>() * a["d_model"].get<int64_t>()
      << ") |\n\n"
      << group_note(a["d_model"].get<int64_t>(), a["d_ff"].get<int64_t>()) << "\n\n";
+}
+
+// README section: How the tokenizer was learned.
+void readme_tokenizer(std::ostringstream& os, const json& s) {
+  const json& a = s["architecture"];
+  const json& t = s["tokenizer"];
   os << "## Tokenizer\n\n"
      << "Byte-level BPE learned by `eval/tokenizer/bpe_train` on the training addresses only: " << t["vocab_size"]
      << " tokens = 256 byte symbols + " << t["merges"] << " merges + `" << t["special"].get<std::string>()
@@ -589,6 +597,12 @@ std::string render_readme(const json& s) {
      << "replace each window's first token by it). Pre-tokenizer `" << t["pre_tokenizer"].get<std::string>()
      << "` (each digit alone, then GPT-2's regex). " << fmt("%.3f", t["bytes_per_token"].get<double>())
      << " bytes/token on the training text. " << vocab_note(a) << "\n\n";
+}
+
+// README section: The data split table.
+void readme_data(std::ostringstream& os, const json& s) {
+  const json& t = s["tokenizer"];
+  const json& d = s["data"];
   os << "## Data\n\n"
      << "`" << d["corpus"].get<std::string>() << "` (" << d["sha256"].get<std::string>() << "). Address bodies "
      << "(header lines removed, trimmed, one trailing newline), each preceded by `" << t["special"].get<std::string>()
@@ -599,6 +613,12 @@ std::string render_readme(const json& s) {
      << "| validation (held out: the last addresses holding ≥ " << d["val_fraction"].get<double>() * 100
      << " % of the bytes) | " << d["val_addresses"] << " (" << d["val_first"].get<std::string>() << " … "
      << d["val_last"].get<std::string>() << ") | " << d["val_bytes"] << " | " << d["val_tokens"] << " |\n\n";
+}
+
+// README section: The training command and settings.
+void readme_training(std::ostringstream& os, const json& s) {
+  const json& tr = s["training"];
+  const json& c = s["training"]["config"];
   os << "## Training\n\n"
      << "```\n" << tr["command"].get<std::string>() << "\n```\n\n"
      << "| | |\n|---|---|\n"
@@ -624,6 +644,11 @@ std::string render_readme(const json& s) {
         "a tiny model), on another CPU the BLAS kernels round differently and the weights drift apart "
         "(equivalent losses, different bits). The committed `model.gguf` is the reference; its figures below are "
         "recomputed from it by tests/train.\n\n";
+}
+
+// README section: Validation figures.
+void readme_validation(std::ostringstream& os, const json& s) {
+  const json& v = s["validation"];
   os << "## Figures\n\n"
      << "Validation (held-out addresses; windows of " << v["seq_len"] << " tokens, first token replaced by BOS, "
      << "every position scored):\n\n"
@@ -636,6 +661,10 @@ std::string render_readme(const json& s) {
      << fmt("%.6f", v["slice"]["mean_nll"].get<double>()) << " | " << fmt("%.4f", v["slice"]["ppl"].get<double>())
      << " |\n\n"
      << "val_slice_ppl: " << fmt("%.4f", v["slice"]["ppl"].get<double>()) << "\n\n";
+}
+
+// README section: WikiText-2 under the pinned protocol, when the run measured it.
+void readme_protocol_eval(std::ostringstream& os, const json& s) {
   if (s.contains("protocol_eval")) {
     const json& pe = s["protocol_eval"];
     const json& p = pe["protocol"];
@@ -659,6 +688,19 @@ std::string render_readme(const json& s) {
        << ". The text is Wikipedia, not speeches: the perplexity is high in absolute terms; what the model is for "
           "is the *difference* quantization makes.\n";
   }
+}
+
+}  // namespace
+
+std::string render_readme(const json& s) {
+  std::ostringstream os;
+  readme_intro(os, s);
+  readme_architecture(os, s);
+  readme_tokenizer(os, s);
+  readme_data(os, s);
+  readme_training(os, s);
+  readme_validation(os, s);
+  readme_protocol_eval(os, s);
   return os.str();
 }
 

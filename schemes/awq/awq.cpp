@@ -96,12 +96,85 @@ std::vector<float> awq_search_scales(const std::string& scheme, const Calibratio
   return best_s;
 }
 
+namespace {
+
+// Shrink ratios r_i = 1 − i/clip_grid for i < max_shrink·clip_grid. Worked number: grid 20, max_shrink 0.5
+// → 10 ratios 1.00, 0.95, ..., 0.55 (the reference's range(int(0.5·20))).
+std::vector<double> shrink_ratios(const AwqOptions& o) {
+  std::vector<double> ratios;
+  const int64_t n_r =
+      std::max<int64_t>(1, static_cast<int64_t>(std::floor(o.max_shrink * static_cast<double>(o.clip_grid) + 1e-9)));
+  for (int64_t i = 0; i < n_r; ++i) ratios.push_back(1.0 - static_cast<double>(i) / static_cast<double>(o.clip_grid));
+  return ratios;
+}
+
+// Every row's candidate params for columns [c0, c0 + n) with the range clipped to r·max|x|, and the
+// quantization error of those columns in e [rows, n].
+void clipped_candidates(const quant::Matrix& ws, int64_t c0, int64_t n, double r, const quant::QuantParams& p,
+                        std::vector<quant::GroupParams>& cand, MatD& e) {
+  const int qmin = p.qmin(), qmax = p.qmax();
+  for (int64_t row = 0; row < ws.rows; ++row) {
+    const float* x = ws.data.data() + row * ws.cols + c0;
+    float mn = x[0], mx = x[0];
+    for (int64_t k = 1; k < n; ++k) {
+      mn = std::min(mn, x[k]);
+      mx = std::max(mx, x[k]);
+    }
+    const double amax = std::max(std::fabs(static_cast<double>(mn)), std::fabs(static_cast<double>(mx)));
+    const float lim = static_cast<float>(r * amax);
+    quant::GroupParams& gp = cand[static_cast<size_t>(row)];
+    gp = quant::group_params_from_range(std::max(mn, -lim), std::min(mx, lim), p.bits, p.mapping);
+    for (int64_t k = 0; k < n; ++k)
+      e(row, k) = static_cast<double>(x[k]) -
+                  static_cast<double>(quant::dequantize_one(quant::quantize_one(x[k], gp, qmin, qmax, p.rounding), gp));
+  }
+}
+
+// The per-group clip search: for each column group, each row keeps the shrink ratio with the smallest
+// output error (ties keep the larger ratio), then its codes are computed with the chosen params.
+quant::QuantizedMatrix clip_search_quantize(const quant::Matrix& ws, const calib::OutputError& metric,
+                                            const quant::QuantParams& p, const AwqOptions& o) {
+  const int64_t in = ws.cols, rows = ws.rows;
+  const int qmin = p.qmin(), qmax = p.qmax();
+  const std::vector<double> ratios = shrink_ratios(o);
+  const int64_t glen = p.group_size > 0 ? p.group_size : in;
+  const int64_t per_row = p.groups_per_row(in);  // the last group may be partial
+  std::vector<quant::GroupParams> groups(static_cast<size_t>(rows * per_row));
+  std::vector<int32_t> codes(static_cast<size_t>(rows * in));
+  MatD e;
+  std::vector<quant::GroupParams> cand(static_cast<size_t>(rows));
+  std::vector<double> best(static_cast<size_t>(rows));
+  for (int64_t g = 0; g < per_row; ++g) {
+    const int64_t c0 = g * glen;
+    const int64_t n = p.group_extent(in, g);
+    e.resize(rows, n);
+    std::fill(best.begin(), best.end(), std::numeric_limits<double>::infinity());
+    for (double r : ratios) {
+      clipped_candidates(ws, c0, n, r, p, cand, e);
+      const Eigen::VectorXd err = metric.group_rows(e, c0);
+      for (int64_t row = 0; row < rows; ++row)
+        if (err(row) < best[static_cast<size_t>(row)]) {  // strict: ties keep the larger r
+          best[static_cast<size_t>(row)] = err(row);
+          groups[static_cast<size_t>(row * per_row + g)] = cand[static_cast<size_t>(row)];
+        }
+    }
+    for (int64_t row = 0; row < rows; ++row) {
+      const quant::GroupParams& gp = groups[static_cast<size_t>(row * per_row + g)];
+      for (int64_t k = 0; k < n; ++k)
+        codes[static_cast<size_t>(row * in + c0 + k)] = quant::quantize_one(ws(row, c0 + k), gp, qmin, qmax, p.rounding);
+    }
+  }
+  return calib::pack_affine(p, rows, in, codes.data(), groups);
+}
+
+}  // namespace
+
 quant::QuantizedMatrix awq_quantize(const std::string& scheme, quant::MatrixView w, const Calibration& c,
                                     const quant::QuantParams& p, const AwqOptions& o, std::vector<float> s,
                                     bool folded) {
   p.validate();
   p.validate_for_row_length(w.cols);
-  const int64_t in = w.cols, rows = w.rows;
+  const int64_t in = w.cols;
   quant::check_finite(w, quant::NonFinitePolicy::error, "awq weight");
   if (s.empty()) {
     s = awq_search_scales(scheme, c, {w}, p, o);
@@ -109,72 +182,15 @@ quant::QuantizedMatrix awq_quantize(const std::string& scheme, quant::MatrixView
   }
   calib::check_migration_scales(scheme, c, s, in);
   const quant::Matrix ws = folded ? calib::copy(w) : scaled(w, s);
-
   quant::QuantizedMatrix out;
-  if (!o.clip) {
+  // Per tensor is one range over everything: a per-group clip search has nothing to pick per group.
+  if (!o.clip || p.group_size == quant::kPerTensor) {
     out = quant::quantize_affine(ws.view(), p);
   } else {
     std::vector<double> inv_s(static_cast<size_t>(in));
     for (int64_t j = 0; j < in; ++j) inv_s[static_cast<size_t>(j)] = 1.0 / static_cast<double>(s[static_cast<size_t>(j)]);
     const calib::OutputError metric(scheme, c, in, inv_s);
-    const int qmin = p.qmin(), qmax = p.qmax();
-    // Shrink ratios r_i = 1 − i/clip_grid for i < max_shrink·clip_grid. Worked number: grid 20, max_shrink 0.5
-    // → 10 ratios 1.00, 0.95, ..., 0.55 (the reference's range(int(0.5·20))).
-    std::vector<double> ratios;
-    const int64_t n_r = std::max<int64_t>(1, static_cast<int64_t>(std::floor(o.max_shrink * static_cast<double>(o.clip_grid) + 1e-9)));
-    for (int64_t i = 0; i < n_r; ++i) ratios.push_back(1.0 - static_cast<double>(i) / static_cast<double>(o.clip_grid));
-
-    // Groups: per tensor is one range over everything (a per-group search has nothing to pick per group).
-    const bool per_tensor = p.group_size == quant::kPerTensor;
-    const int64_t glen = p.group_size > 0 ? p.group_size : in;
-    const int64_t per_row = per_tensor ? 1 : p.groups_per_row(in);  // the last group may be partial
-    std::vector<quant::GroupParams> groups(static_cast<size_t>(per_tensor ? 1 : rows * per_row));
-    std::vector<int32_t> codes(static_cast<size_t>(rows * in));
-    if (per_tensor) {
-      out = quant::quantize_affine(ws.view(), p);
-    } else {
-      MatD e;
-      std::vector<quant::GroupParams> cand(static_cast<size_t>(rows));
-      std::vector<double> best(static_cast<size_t>(rows));
-      for (int64_t g = 0; g < per_row; ++g) {
-        const int64_t c0 = g * glen;
-        const int64_t n = p.group_extent(in, g);
-        e.resize(rows, n);
-        std::fill(best.begin(), best.end(), std::numeric_limits<double>::infinity());
-        for (double r : ratios) {
-          for (int64_t row = 0; row < rows; ++row) {
-            const float* x = ws.data.data() + row * in + c0;
-            float mn = x[0], mx = x[0];
-            for (int64_t k = 1; k < n; ++k) {
-              mn = std::min(mn, x[k]);
-              mx = std::max(mx, x[k]);
-            }
-            const double amax = std::max(std::fabs(static_cast<double>(mn)), std::fabs(static_cast<double>(mx)));
-            const float lim = static_cast<float>(r * amax);
-            cand[static_cast<size_t>(row)] =
-                quant::group_params_from_range(std::max(mn, -lim), std::min(mx, lim), p.bits, p.mapping);
-            for (int64_t k = 0; k < n; ++k)
-              e(row, k) = static_cast<double>(x[k]) -
-                          static_cast<double>(quant::dequantize_one(
-                              quant::quantize_one(x[k], cand[static_cast<size_t>(row)], qmin, qmax, p.rounding),
-                              cand[static_cast<size_t>(row)]));
-          }
-          const Eigen::VectorXd err = metric.group_rows(e, c0);
-          for (int64_t row = 0; row < rows; ++row)
-            if (err(row) < best[static_cast<size_t>(row)]) {  // strict: ties keep the larger r
-              best[static_cast<size_t>(row)] = err(row);
-              groups[static_cast<size_t>(row * per_row + g)] = cand[static_cast<size_t>(row)];
-            }
-        }
-        for (int64_t row = 0; row < rows; ++row) {
-          const quant::GroupParams& gp = groups[static_cast<size_t>(row * per_row + g)];
-          for (int64_t k = 0; k < n; ++k)
-            codes[static_cast<size_t>(row * in + c0 + k)] =
-                quant::quantize_one(ws(row, c0 + k), gp, qmin, qmax, p.rounding);
-        }
-      }
-      out = calib::pack_affine(p, rows, in, codes.data(), groups);
-    }
+    out = clip_search_quantize(ws, metric, p, o);
   }
   if (!folded) out.col_scale = s;
   out.validate();

@@ -267,16 +267,8 @@ void BM_MatmulQuantized(benchmark::State& st, int wbits, int64_t wgroup, bool a_
                   .name());
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  try {
-    g_dev = qeval::gpu::open_device();
-  } catch (const std::exception& e) {
-    std::cerr << "qeval_bench_gpu: " << e.what() << "\n";
-    return 1;
-  }
+// The device, its tiers and the peak the ratios use, in the benchmark's context block.
+void add_device_context() {
   const auto& info = g_dev->info();
   const qeval::gpu::Tier best = g_dev->best_tier();
   if (info.is_nvidia())
@@ -294,19 +286,10 @@ int main(int argc, char** argv) {
              (s.usable() ? "usable" : (!s.supported ? "unsupported" : (s.probed ? "probe-failed" : "not-probed")));
   benchmark::AddCustomContext("cl_tiers", tiers);
 
-  // Shapes: a GPU gets the (4096³ GEMMs, 16384×4096 quantize, 16384×8192 decode weights); a CPU device
-  // (PoCL) the same benchmarks scaled down so that a dry run of reports/perf/run_opencl_gpu.sh ends in minutes.
-  const bool gpu = (info.type & CL_DEVICE_TYPE_GPU) != 0;
-  const int64_t PM = gpu ? 4096 : 256, PK = gpu ? 4096 : 1024;  // prefill GEMM M = N = PM, K = PK
-  const int64_t QM = gpu ? 16384 : 512;                         // quantize rows (4096 columns)
-  const int64_t DN = gpu ? 16384 : 2048, DK = gpu ? 8192 : 2048;  // decode weights beyond the L2
-  const char* mb = std::getenv("QEVAL_BENCH_COPY_MB");
-  const int64_t copy_mb = mb ? std::atoll(mb) : (gpu ? 512 : 64);
-  using qeval::gpu::TileConfig;
-  // Order matters: the baselines run first, the ratios of the later benchmarks use them.
-  benchmark::RegisterBenchmark("BM_CopyBuffer", BM_CopyBuffer)->Arg(copy_mb)->UseManualTime()->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("BM_IntDotPeak/tier_dot4", BM_IntDotPeak, false)->UseManualTime()->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("BM_IntDotPeak/portable", BM_IntDotPeak, true)->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+
+// Quantize benchmarks: six layouts at 4096² and QM×4096 (per-token int8 sym also at M = 1 and 16).
+void register_quantize(int64_t QM) {
   struct Q {
     const char* name;
     int bits;
@@ -321,6 +304,11 @@ int main(int argc, char** argv) {
     b->Args({4096, 4096})->Args({QM, 4096})->UseManualTime()->Unit(benchmark::kMicrosecond);
     if (q.group == 0 && q.bits == 8 && !q.asym) b->Args({1, 4096})->Args({16, 4096});
   }
+}
+
+// GEMM benchmarks: prefill tiles, decode shapes, and the W8A8 / W4A8 epilogues.
+void register_gemm(int64_t PM, int64_t PK, int64_t DN, int64_t DK) {
+  using qeval::gpu::TileConfig;
   struct G {
     const char* name;
     TileConfig tile;
@@ -356,6 +344,33 @@ int main(int argc, char** argv) {
       ->Args({PM, PM, PK})
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  try {
+    g_dev = qeval::gpu::open_device();
+  } catch (const std::exception& e) {
+    std::cerr << "qeval_bench_gpu: " << e.what() << "\n";
+    return 1;
+  }
+  add_device_context();
+  const bool gpu = (g_dev->info().type & CL_DEVICE_TYPE_GPU) != 0;
+  // Shapes: a GPU gets the (4096³ GEMMs, 16384×4096 quantize, 16384×8192 decode weights); a CPU device
+  // (PoCL) the same benchmarks scaled down so that a dry run of reports/perf/run_opencl_gpu.sh ends in minutes.
+  const int64_t PM = gpu ? 4096 : 256, PK = gpu ? 4096 : 1024;  // prefill GEMM M = N = PM, K = PK
+  const int64_t QM = gpu ? 16384 : 512;                         // quantize rows (4096 columns)
+  const int64_t DN = gpu ? 16384 : 2048, DK = gpu ? 8192 : 2048;  // decode weights beyond the L2
+  const char* mb = std::getenv("QEVAL_BENCH_COPY_MB");
+  const int64_t copy_mb = mb ? std::atoll(mb) : (gpu ? 512 : 64);
+  // Order matters: the baselines run first, the ratios of the later benchmarks use them.
+  benchmark::RegisterBenchmark("BM_CopyBuffer", BM_CopyBuffer)->Arg(copy_mb)->UseManualTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_IntDotPeak/tier_dot4", BM_IntDotPeak, false)->UseManualTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_IntDotPeak/portable", BM_IntDotPeak, true)->UseManualTime()->Unit(benchmark::kMicrosecond);
+  register_quantize(QM);
+  register_gemm(PM, PK, DN, DK);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   std::cout << "baselines: copy " << g_copy_gbps << " GB/s, dot4 peak measured " << g_peak_tops_meas

@@ -376,18 +376,18 @@ TEST(GgufMalformed, ConfigValues) {
 // A tensor no layer reads loads (it is kept) but is named on stderr, one line each; a clean file prints nothing.
 TEST(GgufMalformed, UnusedTensorIsNamed) {
   GgufBuilder g = test::tiny_model_builder();
-  g.tensor_f32("blk.0.attn_q.bias", {8}, std::vector<float>(8, 0.5f));  // as in a Qwen2 GGUF
+  g.tensor_f32("blk.0.attn_q_norm.weight", {4}, std::vector<float>(4, 0.5f));  // Qwen3's, in a Llama
   g.tensor_f32("extra.weight", {2}, {1.0f, 2.0f});
   const auto b = g.build();
   testing::internal::CaptureStderr();
   const Checkpoint cp = load_gguf_bytes(b.data(), b.size(), kName);
   const std::string err = testing::internal::GetCapturedStderr();
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2) << err;
-  EXPECT_NE(err.find("broken.gguf: tensor 'blk.0.attn_q.bias' is not read by any layer"), std::string::npos) << err;
+  EXPECT_NE(err.find("broken.gguf: tensor 'blk.0.attn_q_norm.weight' is not read by any layer"), std::string::npos) << err;
   EXPECT_NE(err.find("tensor 'extra.weight' is not read"), std::string::npos) << err;
-  EXPECT_EQ(cp.tensors.count("blk.0.attn_q.bias"), 1u);
+  EXPECT_EQ(cp.tensors.count("blk.0.attn_q_norm.weight"), 1u);
   const GgufFile f = parse_gguf(b.data(), b.size(), kName);
-  EXPECT_EQ(gguf_unused_tensors(f, cp.config), (std::vector<std::string>{"blk.0.attn_q.bias", "extra.weight"}));
+  EXPECT_EQ(gguf_unused_tensors(f, cp.config), (std::vector<std::string>{"blk.0.attn_q_norm.weight", "extra.weight"}));
 
   const auto clean = valid_model();
   testing::internal::CaptureStderr();
@@ -395,16 +395,23 @@ TEST(GgufMalformed, UnusedTensorIsNamed) {
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
 }
 
-// Llama 3.1's RoPE scaling arrives as a rope_freqs tensor, not a key: the warning says what is not applied.
-TEST(GgufMalformed, RopeFreqsWarningSaysWhat) {
-  GgufBuilder g = test::tiny_model_builder();
+// Llama 3.1's RoPE scaling arrives as a rope_freqs tensor (head_dim / 2 divisors of θ_i), not a key: it is read
+// into the config, silently; a wrong length or a value that is not positive and finite is refused by name.
+TEST(GgufMalformed, RopeFreqsAreReadOrRefused) {
+  GgufBuilder g = test::tiny_model_builder();  // d_model 8, 2 heads: head_dim 4, two frequencies
   g.tensor_f32("rope_freqs.weight", {2}, {1.0f, 8.0f});
   const auto b = g.build();
   testing::internal::CaptureStderr();
-  load_gguf_bytes(b.data(), b.size(), kName);
-  const std::string err = testing::internal::GetCapturedStderr();
-  EXPECT_NE(err.find("tensor 'rope_freqs.weight' is not read by any layer"), std::string::npos) << err;
-  EXPECT_NE(err.find("RoPE scaling, Llama 3.1 style: not applied"), std::string::npos) << err;
+  const Checkpoint cp = load_gguf_bytes(b.data(), b.size(), kName);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+  EXPECT_EQ(cp.config.rope_scaling, "freq_factors");
+  EXPECT_EQ(cp.config.rope_freq_factors, (std::vector<float>{1.0f, 8.0f}));
+  GgufBuilder three = test::tiny_model_builder();
+  three.tensor_f32("rope_freqs.weight", {3}, {1.0f, 8.0f, 8.0f});
+  expect_error(three.build(), "tensor 'rope_freqs.weight'", "has 3 values, expected head_dim / 2 = 2");
+  GgufBuilder zero = test::tiny_model_builder();
+  zero.tensor_f32("rope_freqs.weight", {2}, {1.0f, 0.0f});
+  expect_error(zero.build(), "tensor 'rope_freqs.weight'", "not positive and finite");
 }
 
 TEST(GgufMalformed, NonFiniteWeights) {

@@ -99,10 +99,12 @@ TEST(Writer, RejectsInvalidCheckpoints) {
   bad.metadata["general.object"] = nlohmann::json::object({{"a", 1}});
   EXPECT_THROW(save_gguf_f32(bad, tmp.path("x.gguf")), CheckpointError);
   bad = a;
-  bad.tensors["rope_freqs.weight"] = TensorF32{{2}, {1.f, 1.f}, "F32"};
+  // head_dim / 2 divisors: the one extra tensor the GGUF path reads (Llama 3.1's rope_freqs).
+  const std::vector<float> freqs(static_cast<size_t>(a.config.head_dim() / 2), 1.f);
+  bad.tensors["rope_freqs.weight"] = TensorF32{{static_cast<int64_t>(freqs.size())}, freqs, "F32"};
   EXPECT_THROW(save_safetensors(bad, tmp.path("hf")), CheckpointError);  // no HF name
   EXPECT_NO_THROW(save_gguf_f32(bad, tmp.path("x.gguf")));               // GGUF keeps extra tensors
-  EXPECT_EQ(load_checkpoint(tmp.path("x.gguf")).tensors.at("rope_freqs.weight").data, (std::vector<float>{1.f, 1.f}));
+  EXPECT_EQ(load_checkpoint(tmp.path("x.gguf")).tensors.at("rope_freqs.weight").data, freqs);
 }
 
 TEST(Writer, FromScratchCheckpoint) {

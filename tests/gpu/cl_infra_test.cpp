@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "gpu/cl_api.hpp"
-#include "gpu/devices_report.hpp"
+#include "eval/cli/devices_report.hpp"
 #include "gpu/embedded_sources.hpp"
 #include "gpu/ops.hpp"
 #include "gpu/vnni.hpp"
@@ -18,6 +18,10 @@
 
 namespace qeval::gpu {
 namespace {
+
+using cli::devices_json;  // `qeval devices` lives in the CLI (eval/cli/devices_report.hpp)
+using cli::DevicesOptions;
+using cli::print_devices;
 
 TEST(ClApi, ErrorsNameTheCallAndTheCode) {
   const ClError e("clEnqueueNDRangeKernel", CL_OUT_OF_RESOURCES, "gemm_tiled");

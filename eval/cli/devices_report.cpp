@@ -1,11 +1,13 @@
-// gpu/devices_report.cpp — `qeval devices`: the device list with supported tiers and (cached) probe results.
-#include "gpu/devices_report.hpp"
+// eval/cli/devices_report.cpp — `qeval devices`: the device list with supported tiers and (cached) probe results.
+#include "eval/cli/devices_report.hpp"
 
 #include <exception>
 
 #include "gpu/device.hpp"
 
-namespace qeval::gpu {
+namespace qeval::cli {
+
+using namespace qeval::gpu;  // the device API this report lists
 
 namespace {
 
@@ -150,4 +152,4 @@ int print_devices(std::ostream& out, bool as_json, const DevicesOptions& o) {
   return o.probe && j.contains("error") ? 1 : 0;
 }
 
-}  // namespace qeval::gpu
+}  // namespace qeval::cli

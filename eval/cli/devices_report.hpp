@@ -1,4 +1,4 @@
-// gpu/devices_report.hpp — what `qeval devices` prints: platforms, devices, the tiers each supports and the
+// eval/cli/devices_report.hpp — what `qeval devices` prints: platforms, devices, the tiers each supports and the
 // result of every tier's known-answer probe, saying plainly which tier the GEMMs actually use.
 #pragma once
 
@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace qeval::gpu {
+namespace qeval::cli {
 
 // What to probe while listing. Listing alone compiles nothing: every device shows its supported tiers and
 // the probe results cached on disk ("not probed" where there are none). With probe = true the device in
@@ -29,4 +29,4 @@ nlohmann::json devices_json(const DevicesOptions& o = {});
 // probe does not exist (the error is printed).
 int print_devices(std::ostream& out, bool as_json = false, const DevicesOptions& o = {});
 
-}  // namespace qeval::gpu
+}  // namespace qeval::cli
