@@ -344,12 +344,15 @@ void matmul_quantized(Device& d, const DevQuantized& a, DevQuantized& w, const B
   check_int(M * ldy, "M × ldy");
   auto lk = d.lock();
 
-  const int64_t a_glen = a.gpr == 0 ? K : a.glen;
-  const int64_t w_glen = w.gpr == 0 ? K : w.glen;
+  // A group longer than the row (K = 31 with g32: one partial group) is the whole row.
+  const int64_t a_glen = a.gpr == 0 ? K : std::min(a.glen, K);
+  const int64_t w_glen = w.gpr == 0 ? K : std::min(w.glen, K);
   const int64_t seg = std::min(a_glen, w_glen);
-  if (std::max(a_glen, w_glen) % seg != 0)
+  // Every segment must lie inside one group of each side: the longer group is a multiple of the shorter, or it is
+  // the whole row (per token / per channel against groups with a partial last one, e.g. K = 129, g32: 5 segments).
+  if (std::max(a_glen, w_glen) % seg != 0 && std::max(a_glen, w_glen) != K)
     throw std::invalid_argument("matmul_quantized: activation group " + std::to_string(a_glen) + " and weight group " +
-                                std::to_string(w_glen) + " must divide one another");
+                                std::to_string(w_glen) + " must divide one another (or one of them be the whole row)");
   if (seg % 32 != 0 && seg != K)
     throw std::invalid_argument("matmul_quantized: the K segment (shorter group length) " + std::to_string(seg) +
                                 " must be a multiple of 32 or the whole row (" + std::to_string(K) +
