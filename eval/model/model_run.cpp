@@ -192,7 +192,7 @@ ModelRunSpec ModelRunSpec::from_json(const nlohmann::json& j) {
         throw std::invalid_argument(std::string("model run: \"") + kReferenceOverridesKey + "\" must be true or false");
       s.reference_overrides = v.get<bool>();
     } else if (k == "backend") {
-      if (!v.is_string()) throw std::invalid_argument("model run: \"backend\" must be a backend name (ref, cpu)");
+      if (!v.is_string()) throw std::invalid_argument("model run: \"backend\" must be a backend name (ref, cpu, opencl)");
       s.backend = v.get<std::string>();
       (void)make_linear_backend(s.backend);  // an unknown name: an error naming the known ones
     } else if (k == "kind") {
