@@ -153,6 +153,41 @@ TEST(OpenClBackendLayer, IntegerPartsExactAndEpilogueWithinBoundOnEveryShape) {
   }
 }
 
+// GPTQ's act-order: stored column j of the weight holds input feature perm[j]. 80 rows (> the threshold 64): the
+// activation's codes are permuted into stored order, the integer part stays exact (one segment: bound 4u·Σ|t|);
+// 3 rows pass through in fp32 against the effective weight (perm undone), within γ_K·Σ|x·ŵ|.
+TEST(OpenClBackendLayer, ActOrderWeightsAndPassThroughRows) {
+  QEVAL_OPENCL_OR_SKIP();
+  const uint64_t seed = seed_from_env(1305);
+  const int64_t k = 96, n = 6;
+  const auto rtn = scheme("rtn", 8, 0);
+  Layer l(rtn, scheme("dynamic_per_token", 8, 0), gaussian(n, k, seed));
+  for (int64_t j = 0; j < k; ++j) l.codes.perm.push_back(static_cast<int32_t>((j * 37) % k));  // 37 coprime to 96
+  rtn->dequantize(l.codes, l.eff.mut());  // the effective weight in input order
+  const auto be = make_opencl_backend();
+  const auto prep = be->prepare(l.L);
+  for (int64_t m : {int64_t{80}, int64_t{3}}) {
+    const quant::Matrix x = gaussian(m, k, seed + static_cast<uint64_t>(m));
+    quant::Matrix y(m, n, std::nanf(""));
+    be->linear(*prep, x.view(), y.mut(), {});
+    const quant::QuantizedMatrix qa = l.L.act_scheme->quantize(x.view(), nullptr);
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t o = 0; o < n; ++o) {
+        double want = 0, mag = 0;
+        if (m > 64) {
+          int64_t c = 0;
+          for (int64_t j = 0; j < k; ++j) c += centered(qa, r, l.codes.perm[static_cast<size_t>(j)]) * centered(l.codes, o, j);
+          want = static_cast<double>(qa.scales[static_cast<size_t>(r)]) * l.codes.scales[static_cast<size_t>(o)] * double(c);
+          mag = 4.0 * kU * std::fabs(want);
+        } else {
+          for (int64_t c = 0; c < k; ++c) want += double(x(r, c)) * l.eff(o, c), mag += std::fabs(double(x(r, c)) * l.eff(o, c));
+          mag *= k * kU / (1.0 - k * kU);
+        }
+        EXPECT_LE(std::fabs(y(r, o) - want), 1.01 * mag) << "m " << m << " at " << r << "," << o << " seed " << seed;
+      }
+  }
+}
+
 TEST(OpenClBackendLayer, WidenedCodesDequantizeToTheSameValues) {
   const quant::Matrix w = gaussian(6, 70, seed_from_env(1302));
   for (int bits = 2; bits <= 8; ++bits)
