@@ -87,15 +87,14 @@ quant::Matrix matmul_a16_cl(Device& d, quant::MatrixView x, const quant::Quantiz
   return download(d, y);
 }
 
-quant::Matrix matmul_llm_int8_cl(Device& d, quant::MatrixView x, const quant::QuantizedMatrix& wq, quant::MatrixView w,
-                                 float threshold, const GemmOptions& o, std::vector<int32_t>* outlier_cols) {
-  const DevMatrix dx = upload(d, x);
-  DevQuantized dq = upload(d, wq);
-  const DevMatrix dw = upload(d, w);
-  DevMatrix y = alloc_matrix(d, x.rows, wq.rows);
-  const std::vector<int32_t> cols = matmul_llm_int8(d, dx, dq, dw, threshold, y.buf, y.ld, o);
-  if (outlier_cols) *outlier_cols = cols;
-  return download(d, y);
+Tier default_gemm_tier(Device& d) {
+  const char* t = std::getenv("QEVAL_CL_TIER");
+  if (!t || !*t) return d.best_tier();
+  const Tier tier = parse_tier(t);
+  if (!d.usable(tier))
+    throw std::runtime_error(std::string("QEVAL_CL_TIER=") + t + ": tier not usable on " + d.info().label() + ": " +
+                             d.tier(tier).detail);
+  return tier;
 }
 
 // ---- the OpenCL ComputeBackend ------------------------------------------------------------------------
@@ -104,16 +103,7 @@ namespace {
 
 class OpenClBackend final : public ComputeBackend {
  public:
-  explicit OpenClBackend(std::shared_ptr<Device> d) : d_(std::move(d)) {
-    if (const char* t = std::getenv("QEVAL_CL_TIER"); t && *t) {
-      tier_ = parse_tier(t);
-      if (!d_->usable(tier_))
-        throw std::runtime_error(std::string("QEVAL_CL_TIER=") + t + ": tier not usable on " + d_->info().label() +
-                                 ": " + d_->tier(tier_).detail);
-    } else {
-      tier_ = d_->best_tier();
-    }
-  }
+  explicit OpenClBackend(std::shared_ptr<Device> d) : d_(std::move(d)), tier_(default_gemm_tier(*d_)) {}
   std::string name() const override { return "opencl"; }
   std::string details() const override {
     const TierState& s = d_->tier(tier_);

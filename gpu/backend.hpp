@@ -35,10 +35,9 @@ quant::Matrix matmul_quantized_cl(Device& d, const quant::QuantizedMatrix& a, co
                                   const GemmOptions& o);
 // Y = X·Ŵᵀ with Ŵ dequantized in registers (W4A16, W8A16, any format).
 quant::Matrix matmul_a16_cl(Device& d, quant::MatrixView x, const quant::QuantizedMatrix& w);
-// LLM.int8: int8 part (per-token activations without the outlier columns × per-channel int8 weights) plus
-// the fp32 outlier columns (X[:, O]·W[:, O]ᵀ with the float weights w). outlier_cols receives O.
-quant::Matrix matmul_llm_int8_cl(Device& d, quant::MatrixView x, const quant::QuantizedMatrix& wq, quant::MatrixView w,
-                                 float threshold, const GemmOptions& o, std::vector<int32_t>* outlier_cols = nullptr);
+// The GEMM tier OpenCL runs use on d: $QEVAL_CL_TIER when set (std::runtime_error when that tier is not usable
+// there), else d.best_tier(). The ComputeBackend below and the model path's `opencl` backend both ask this.
+Tier default_gemm_tier(Device& d);
 
 // The OpenCL ComputeBackend on a device (nullptr: open_device(selector)); GEMM tier: the device's best
 // usable tier unless $QEVAL_CL_TIER names one.

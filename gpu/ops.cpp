@@ -315,6 +315,22 @@ Buffer segment_sums(Device& d, const DevQuantized& q, int64_t seg, int64_t nseg)
   return out;
 }
 
+// The epilogue's K segment: the shorter of the two group lengths. Every segment must lie inside one group of each
+// side: the longer group is a multiple of the shorter, or it is the whole row (per token / per channel against groups
+// with a partial last one, e.g. K = 129, g32: 5 segments); and it must be a multiple of 32 (the kernels' K step) or
+// the whole row.
+int64_t segment_length(int64_t a_glen, int64_t w_glen, int64_t K) {
+  const int64_t seg = std::min(a_glen, w_glen), longer = std::max(a_glen, w_glen);
+  if (longer % seg != 0 && longer != K)
+    throw std::invalid_argument("matmul_quantized: activation group " + std::to_string(a_glen) + " and weight group " +
+                                std::to_string(w_glen) + " must divide one another (or one of them be the whole row)");
+  if (seg % 32 != 0 && seg != K)
+    throw std::invalid_argument("matmul_quantized: the K segment (shorter group length) " + std::to_string(seg) +
+                                " must be a multiple of 32 or the whole row (" + std::to_string(K) +
+                                "); use groups of 32, 64, 128, ...");
+  return seg;
+}
+
 }  // namespace
 
 void matmul_quantized(Device& d, const DevQuantized& a, DevQuantized& w, const Buffer& Y, int64_t ldy,
@@ -344,16 +360,10 @@ void matmul_quantized(Device& d, const DevQuantized& a, DevQuantized& w, const B
   check_int(M * ldy, "M × ldy");
   auto lk = d.lock();
 
-  const int64_t a_glen = a.gpr == 0 ? K : a.glen;
-  const int64_t w_glen = w.gpr == 0 ? K : w.glen;
-  const int64_t seg = std::min(a_glen, w_glen);
-  if (std::max(a_glen, w_glen) % seg != 0)
-    throw std::invalid_argument("matmul_quantized: activation group " + std::to_string(a_glen) + " and weight group " +
-                                std::to_string(w_glen) + " must divide one another");
-  if (seg % 32 != 0 && seg != K)
-    throw std::invalid_argument("matmul_quantized: the K segment (shorter group length) " + std::to_string(seg) +
-                                " must be a multiple of 32 or the whole row (" + std::to_string(K) +
-                                "); use groups of 32, 64, 128, ...");
+  // A group longer than the row (K = 31 with g32: one partial group) is the whole row.
+  const int64_t a_glen = a.gpr == 0 ? K : std::min(a.glen, K);
+  const int64_t w_glen = w.gpr == 0 ? K : std::min(w.glen, K);
+  const int64_t seg = segment_length(a_glen, w_glen, K);
   const int64_t nseg = ceil_div(K, seg);
   const bool a_asym = a.params.mapping == Mapping::asymmetric;
   const bool w_asym = w.params.mapping == Mapping::asymmetric;
@@ -440,46 +450,23 @@ void matmul_f32(Device& d, const DevMatrix& x, const DevMatrix& w, const Buffer&
   run_a16(d, x, w.buf.get(), w.ld, kFmtF32, 32, 0, nullptr, nullptr, 1, 1, w.rows, Y, ldy, nullptr);
 }
 
-std::vector<int32_t> matmul_llm_int8(Device& d, const DevMatrix& x, DevQuantized& wq, const DevMatrix& w,
-                                     float threshold, const Buffer& Y, int64_t ldy, const GemmOptions& o) {
-  if (wq.format != Format::int_affine || wq.params.bits != 8 || wq.params.mapping != Mapping::symmetric ||
-      wq.gpr != 1)
-    throw std::invalid_argument("matmul_llm_int8: weights must be int8 symmetric per output channel (group_size 0), "
-                                "as LLM.int8 defines them");
-  if (w.rows != wq.rows || w.cols != wq.cols || x.cols != wq.cols || w.type != ElemType::f32)
-    throw std::invalid_argument("matmul_llm_int8: X, the int8 weights and the float weights disagree in shape");
-  if (!(threshold > 0.0f)) throw std::invalid_argument("matmul_llm_int8: threshold must be > 0 (paper: 6.0)");
+void outlier_accumulate(Device& d, const DevMatrix& x, const DevMatrix& w, const Buffer& cols, int64_t n_cols,
+                        const Buffer& Y, int64_t ldy) {
+  if (w.type != ElemType::f32 || x.cols != w.cols)
+    throw std::invalid_argument("outlier_accumulate: W must be float32 with as many columns as X (" +
+                                std::to_string(x.cols) + "), got " + std::to_string(w.cols));
+  if (n_cols < 0 || n_cols > x.cols || (n_cols > 0 && cols.bytes() < static_cast<size_t>(n_cols) * 4))
+    throw std::invalid_argument("outlier_accumulate: " + std::to_string(n_cols) + " outlier columns for K = " +
+                                std::to_string(x.cols) + " (or a column buffer too small)");
+  if (ldy < w.rows) throw std::invalid_argument("outlier_accumulate: ldy < N");
+  check_int(x.rows * ldy, "M × ldy");
+  if (n_cols == 0 || x.rows == 0 || w.rows == 0) return;
   auto lk = d.lock();
   const std::string xo = std::string("-DQEVAL_IN_HALF=") + (x.type == ElemType::f16 ? "1" : "0");
-  Buffer mask(d.context(), static_cast<size_t>(std::max<int64_t>(x.cols, 1)));
-  {
-    const std::string qo = "-DQEVAL_VEC=1 -DQEVAL_MAX_NV=8 " + xo;
-    cl_kernel k = d.kernel("quantize.cl", qo, "outlier_columns");
-    set_args(k, x.buf, static_cast<int>(x.rows), static_cast<int>(x.cols), static_cast<int>(x.ld), threshold, mask);
-    launch(d, k, round_up(x.cols, 64), 1, 64, 1, nullptr, "outlier_columns");
-  }
-  std::vector<uint8_t> m(static_cast<size_t>(x.cols));
-  mask.read(d.queue(), m.data(), m.size());
-  std::vector<int32_t> cols;
-  for (int64_t c = 0; c < x.cols; ++c)
-    if (m[static_cast<size_t>(c)]) cols.push_back(static_cast<int32_t>(c));
-
-  ActQuantSpec s;
-  s.bits = 8;
-  s.group_size = quant::kPerRow;
-  s.mapping = Mapping::symmetric;
-  s.with_sums = false;
-  const DevQuantized a = quantize_rows(d, x, s, &mask);
-  matmul_quantized(d, a, wq, Y, ldy, o);
-  if (!cols.empty()) {
-    Buffer cb(d.context(), cols.size() * 4);
-    cb.write(d.queue(), cols.data(), cols.size() * 4);
-    cl_kernel k = d.kernel("matmul_a16.cl", xo, "outlier_accumulate");
-    set_args(k, static_cast<int>(x.rows), static_cast<int>(w.rows), x.buf, static_cast<int>(x.ld), w.buf,
-             static_cast<int>(w.ld), cb, static_cast<int>(cols.size()), Y, static_cast<int>(ldy));
-    launch(d, k, round_up(w.rows, 64), static_cast<size_t>(x.rows), 64, 1, nullptr, "outlier_accumulate");
-  }
-  return cols;
+  cl_kernel k = d.kernel("matmul_a16.cl", xo, "outlier_accumulate");
+  set_args(k, static_cast<int>(x.rows), static_cast<int>(w.rows), x.buf, static_cast<int>(x.ld), w.buf,
+           static_cast<int>(w.ld), cols, static_cast<int>(n_cols), Y, static_cast<int>(ldy));
+  launch(d, k, round_up(w.rows, 64), static_cast<size_t>(x.rows), 64, 1, nullptr, "outlier_accumulate");
 }
 
 // ---- known-answer probes ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // gpu/ops.hpp — the OpenCL kernels as device-resident operations: dynamic quantization of rows, dequantize,
 // int8 GEMM (T0/T1 tiled, T2/T3/T3-emulated on the VNNI layout) with the scale/zero-point epilogue,
-// weight-only matmul (W4A16/W8A16/any format) and the LLM.int8 split.
+// weight-only matmul (W4A16/W8A16/any format) and LLM.int8's fp32 outlier part.
 //
 // Everything here works on device buffers and only enqueues (one in-order queue per Device), so the
 // benchmarks can time kernels with profiling events; gpu/backend.hpp wraps these for host matrices.
@@ -143,12 +143,13 @@ void matmul_a16(Device& d, const DevMatrix& x, const DevQuantized& w, const Buff
 // Y = X·Wᵀ in fp32 with W a float matrix on the device (N×K).
 void matmul_f32(Device& d, const DevMatrix& x, const DevMatrix& w, const Buffer& Y, int64_t ldy);
 
-// LLM.int8 (Dettmers et al. 2022): columns c with max_m |X[m][c]| > threshold are outliers. The rest is
-// quantized per token (int8 symmetric absmax, outlier columns excluded) and multiplied with the int8
-// per-channel weights `wq`; the outlier columns are multiplied in fp32 with the float weights `w`
-// (N×K; only the outlier columns are read) and added. Returns the outlier columns found.
-std::vector<int32_t> matmul_llm_int8(Device& d, const DevMatrix& x, DevQuantized& wq, const DevMatrix& w,
-                                     float threshold, const Buffer& Y, int64_t ldy, const GemmOptions& o);
+// LLM.int8's fp32 outlier part (Dettmers et al. 2022): Y[m][n] += Σ_i X[m][c_i]·W[n][c_i] over the input features
+// c_i of `cols` (int32, n_cols of them), fp32 fma in list order; W: the float weights (N×K, f32). Which features are
+// outliers is the scheme's decision (schemes/llm_int8, asked through Scheme::outlier_columns), never gpu/'s: the
+// model path (eval/model/backend/opencl_backend) composes the int8 part from quantize_rows with a col_mask (of X and
+// of the float weights) and matmul_quantized, and adds this.
+void outlier_accumulate(Device& d, const DevMatrix& x, const DevMatrix& w, const Buffer& cols, int64_t n_cols,
+                        const Buffer& Y, int64_t ldy);
 
 // The known-answer probe of a tier: a small GEMM against qeval::ref::gemm_s8s8_s32_ref (and, for T0, the
 // quantize kernel against ref::quantize_affine_ref). Returns "" on success, else what differed.

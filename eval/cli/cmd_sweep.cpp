@@ -122,7 +122,8 @@ void add_tensor_options(CLI::App* c, SweepArgs& a) {
                 "Factor of the outlier columns (default 20, as LLM.int8 reports for LLM activations)");
   c->add_option("--backend", a.backends,
                 "Backends, comma-separated. Tensor runs: cpu (default), opencl (when built in). Model runs: ref\n"
-                "(default: fake quantization), cpu (integer kernels; each run also reports its agreement with ref)")
+                "(default: fake quantization), cpu (integer kernels), opencl (the OpenCL kernels on one device, when built in;\n"
+                "$QEVAL_CL_DEVICE picks it); cpu and opencl runs also report their agreement with ref")
       ->delimiter(',')
       ->type_name("LIST");
 }

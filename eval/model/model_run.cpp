@@ -10,7 +10,6 @@
 #include <stdexcept>
 
 #include "eval/model/model_util.hpp"
-#include "quant/cpu/dispatch.hpp"
 
 namespace qeval::model {
 
@@ -193,7 +192,7 @@ ModelRunSpec ModelRunSpec::from_json(const nlohmann::json& j) {
         throw std::invalid_argument(std::string("model run: \"") + kReferenceOverridesKey + "\" must be true or false");
       s.reference_overrides = v.get<bool>();
     } else if (k == "backend") {
-      if (!v.is_string()) throw std::invalid_argument("model run: \"backend\" must be a backend name (ref, cpu)");
+      if (!v.is_string()) throw std::invalid_argument("model run: \"backend\" must be a backend name (ref, cpu, opencl)");
       s.backend = v.get<std::string>();
       (void)make_linear_backend(s.backend);  // an unknown name: an error naming the known ones
     } else if (k == "kind") {
@@ -536,9 +535,9 @@ nlohmann::json agreement_json(Run& r, const QuantizedModel& qm, const QuantizeOp
   return j;
 }
 
-nlohmann::json backend_json(const std::string& name) {
-  nlohmann::json j = {{"name", name}};
-  if (name == "cpu") j["gemm_isa"] = cpu::active_gemm_isa();
+nlohmann::json backend_json(const LinearBackend& be) {
+  nlohmann::json j = {{"name", be.name()}};
+  for (const auto& [k, v] : be.environment()) j[k] = v;
   return j;
 }
 
@@ -589,7 +588,8 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
   if (lambada) fp_la = r.timed("lambada_fp_s", [&] { return ctx.fp_lambada(*r.loaded, p.lambada, *r.q, p.threads); });
   plan_and_calibrate(r);
   const QuantizeOptions qo = quantize_options(spec, ctx, p.threads);
-  r.q->set_backend(make_linear_backend(spec.backend));
+  const std::shared_ptr<const LinearBackend> backend = make_linear_backend(spec.backend);
+  r.q->set_backend(backend);
   const QuantizedModel qm = r.timed("quantize_s", [&] { return quantize_model(*r.q, r.plan, r.calib.get(), qo); });
   r.timings["quantize"] = qm.timings;
   EvalOptions eo;
@@ -609,7 +609,7 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
   put_quantization(res, r, qm, stats);
   res["blame"] = blame_json(r, qm);
   res["mixed"] = r.mixed_json;
-  res["backend"] = backend_json(spec.backend);
+  res["backend"] = backend_json(*backend);
   res["throughput"] = throughput_json(r, e);
   res["agreement"] = nullptr;
   if (spec.backend != "ref") {

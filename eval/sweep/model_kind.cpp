@@ -211,7 +211,7 @@ std::vector<AxisValue<std::optional<schemes::SchemeConfig>>> parse_activations(c
 std::vector<AxisValue<std::string>> parse_backends(const json& entry, const std::string& path) {
   std::vector<AxisValue<std::string>> out;
   for (const auto& [v, p] : config_axis(entry, path, "backends", json::array({"ref"}))) {
-    const std::string b = as_string(v, p, "a model backend name (ref, cpu)");
+    const std::string b = as_string(v, p, "a model backend name (ref, cpu, opencl)");
     at_path(p, [&] { return model::make_linear_backend(b); });  // unknown: names the known backends
     out.push_back({b, p});
   }

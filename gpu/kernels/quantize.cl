@@ -395,20 +395,6 @@ __kernel void segment_sums(__global const uchar* codes, int rows, int cols, int 
   out[r * nseg + s] = acc;
 }
 
-// LLM.int8 outlier detection: column c is an outlier when max_m |x[m][c]| > threshold (Dettmers et al.
-// 2022, "LLM.int8()", threshold 6.0). One work-item per column; rows are read coalesced across columns.
-__kernel void outlier_columns(__global const IN_T* x, int rows, int cols, int ld, float threshold,
-                              __global uchar* mask) {
-  const int c = get_global_id(0);
-  if (c >= cols) return;
-  float amax = 0.0f;
-  for (int r = 0; r < rows; ++r) {
-    const float v = fabs(LOAD1(x, (size_t)r * (size_t)ld + c));
-    if (isfinite(v)) amax = fmax(amax, v);
-  }
-  mask[c] = amax > threshold ? 1 : 0;
-}
-
 // VNNI packing of weights for the T2/T3 GEMM (quant/layouts.h §4): one work-item per 32-bit word.
 // W: storage codes, int8 (w_xor 0x80 turns u into u − 128) or int4 packed (bits == 4: u − 8); zero beyond
 // N or K. Host twin: gpu/vnni.cpp.

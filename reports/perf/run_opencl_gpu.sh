@@ -12,6 +12,11 @@
 # step limits TEST_S (150), BENCH_S (110), VARIANTS_S (60) — each step also leaves room for the ones after it.
 # $OUT receives (≤ 8 files): summary.md (the table), tuning_table.json (to commit as gpu/tuning/<device>.json),
 # bench.json (Google Benchmark), logs.tgz (test/tune/bench logs and JSON, nvidia-smi, ptxas register use).
+#
+# Not here: a model run on `--backend opencl` (eval/model/backend/opencl_backend). Its binary needs LibTorch, whose
+# shared libraries (libtorch_cpu.so alone 120 MB; the qeval CLI's dependencies 528 MB, 2026-12-05) do not fit the
+# device tool's 64 MiB carry, and the GPU image has no Debian packages to install them from. Until a LibTorch-free
+# forward or a GPU image with LibTorch exists, the model path's opencl backend is measured on PoCL only.
 set -u
 export LC_ALL=C
 C=$PWD/.gpucarry

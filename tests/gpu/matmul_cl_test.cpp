@@ -1,5 +1,6 @@
 // tests/gpu/matmul_cl_test.cpp — quantized matmuls on the device: W8A8 and W4A8 (integer GEMM + scale/zero-point
-// epilogue), W4A16/W8A16 and every other weight format (dequantized in registers), and the LLM.int8 split.
+// epilogue), W4A16/W8A16 and every other weight format (dequantized in registers), and LLM.int8 composed from the
+// masked quantize, the int8 GEMM and the fp32 outlier part.
 // Integer parts are checked exactly through the reference's codes; float results within derived tolerances.
 //
 // Tolerances (u = 2^-24, the float32 unit roundoff; derivations, not fitted numbers):
@@ -350,59 +351,71 @@ TEST(MatmulCl, WeightOnlyWithHalfActivations) {
   EXPECT_EQ(test::first_difference(got.data, want.data), "") << "seed " << seed;
 }
 
-// ---- LLM.int8 ------------------------------------------------------------------------------------------
+// ---- LLM.int8 from the kernels: masked quantize (X and W) + int8 GEMM + fp32 outlier part --------------------------
 
-TEST(MatmulCl, LlmInt8SplitsOutlierColumns) {
+// The composition the model path runs (eval/model/backend/opencl_backend.cpp), outlier features given: gpu/ no longer
+// decides which features are outliers (that is schemes/llm_int8's threshold).
+quant::Matrix outlier_split_cl(Device& d, const quant::Matrix& x, const quant::Matrix& w,
+                               const std::vector<int32_t>& outl, Tier t) {
+  std::vector<uint8_t> mask(static_cast<size_t>(x.cols), 0);
+  for (int32_t c : outl) mask[static_cast<size_t>(c)] = 1;
+  Buffer bm(d.context(), mask.size()), bc(d.context(), std::max<size_t>(1, outl.size()) * 4);
+  bm.write(d.queue(), mask.data(), mask.size());
+  if (!outl.empty()) bc.write(d.queue(), outl.data(), outl.size() * 4);
+  ActQuantSpec s;  // int8 symmetric per row: LLM.int8's vector-wise codes
+  s.with_sums = false;
+  const DevMatrix dx = upload(d, x.view()), dw = upload(d, w.view());
+  const DevQuantized a = quantize_rows(d, dx, s, &bm);
+  DevQuantized wq = quantize_rows(d, dw, s, &bm);
+  DevMatrix y = alloc_matrix(d, x.rows, w.rows);
+  GemmOptions o;
+  o.tier = t;
+  matmul_quantized(d, a, wq, y.buf, y.ld, o);
+  outlier_accumulate(d, dx, dw, bc, static_cast<int64_t>(outl.size()), y.buf, y.ld);
+  return download(d, y);
+}
+
+TEST(MatmulCl, LlmInt8FromMaskedQuantizeGemmAndOutlierAccumulate) {
   QEVAL_CL_DEVICE_OR_SKIP(dev);
   const uint64_t seed = test::gpu_seed();
   for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{7, 33, 129}, {64, 129, 256}, {1, 64, 4096}}) {
     quant::Matrix x = test::gaussian_matrix(M, K, seed + static_cast<uint64_t>(K));
     const quant::Matrix w = test::gaussian_matrix(N, K, seed + 99, 0.05);
-    // outlier features (LLM.int8: a few hidden dimensions with |x| ≫ 6 in some tokens)
-    const std::vector<int64_t> outl = {0, K / 3, K - 1};
-    for (int64_t c : outl) x(M / 2, c) = 25.0f * (c % 2 ? -1.0f : 1.0f);
-    const float threshold = 6.0f;
-    QuantParams pw;
-    pw.bits = 8;
-    pw.group_size = 0;
-    const quant::QuantizedMatrix wq = ref::quantize_affine_ref(w.view(), pw);
-    for (Tier t : test::tiers_to_test(*dev)) {
-      GemmOptions o;
-      o.tier = t;
-      std::vector<int32_t> cols;
-      const quant::Matrix y = matmul_llm_int8_cl(*dev, x.view(), wq, w.view(), threshold, o, &cols);
-      // expected outlier set: columns whose max |x| exceeds the threshold (host scan)
-      std::vector<int32_t> want_cols;
-      for (int64_t c = 0; c < K; ++c) {
-        float amax = 0.0f;
-        for (int64_t m = 0; m < M; ++m) amax = std::max(amax, std::fabs(x(m, c)));
-        if (amax > threshold) want_cols.push_back(static_cast<int32_t>(c));
-      }
-      EXPECT_EQ(cols, want_cols);
-      // int8 part: the reference's per-token quantization of X with the outlier columns zeroed
-      quant::Matrix x0 = x;
-      for (int32_t c : want_cols)
+    // outlier features (LLM.int8: a few hidden dimensions with |x| ≫ 6 in some tokens), and none at all
+    const std::vector<int32_t> some = {0, static_cast<int32_t>(K / 3), static_cast<int32_t>(K - 1)};
+    for (int32_t c : some) x(M / 2, c) = 25.0f * (c % 2 ? -1.0f : 1.0f);
+    for (const std::vector<int32_t>& outl : {some, std::vector<int32_t>{}}) {
+      // int8 part: the reference's per-row codes of X and W with the outlier columns zeroed (symmetric: a zero
+      // column neither widens the absmax range nor adds to the product — the kernel's mask excludes it)
+      quant::Matrix x0 = x, w0 = w;
+      for (int32_t c : outl) {
         for (int64_t m = 0; m < M; ++m) x0(m, c) = 0.0f;
-      const quant::QuantizedMatrix a = quantize_ref(x0, 8, 0, Mapping::symmetric);
-      const Expected e = expected_quantized(a, wq);
-      // y = fl(y_int8 + s_out), s_out an fp32 fma sum over n_out products: tolerance = int8 part's bound
-      // (4u·|t|) + γ_nout·Σ|x_o·w_o| + one final rounding u·(|y_int8| + |s_out|).
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) {
-          double so = 0.0, sao = 0.0;
-          for (int32_t c : want_cols) {
-            const double p = static_cast<double>(x(m, c)) * w(n, c);
-            so += p;
-            sao += std::fabs(p);
+        for (int64_t n = 0; n < N; ++n) w0(n, c) = 0.0f;
+      }
+      const Expected e = expected_quantized(quantize_ref(x0, 8, 0, Mapping::symmetric),
+                                            quantize_ref(w0, 8, 0, Mapping::symmetric));
+      for (Tier t : test::tiers_to_test(*dev)) {
+        const quant::Matrix y = outlier_split_cl(*dev, x, w, outl, t);
+        // y = fl(y_int8 + s_out), s_out an fp32 fma sum over n_out products: tolerance = int8 part's bound
+        // (4u·|t|) + γ_nout·Σ|x_o·w_o| + one final rounding u·(|y_int8| + |s_out|).
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < N; ++n) {
+            double so = 0.0, sao = 0.0;
+            for (int32_t c : outl) {
+              const double p = static_cast<double>(x(m, c)) * w(n, c);
+              so += p;
+              sao += std::fabs(p);
+            }
+            const size_t i = static_cast<size_t>(m * N + n);
+            const double nout = static_cast<double>(outl.size());
+            const double tol = 4.0 * kU * e.abs_terms[i] + nout * kU / (1.0 - nout * kU) * sao +
+                               kU * (e.abs_terms[i] + sao) + 1e-30;
+            const double want = e.y_exact[i] + so;
+            ASSERT_LE(std::fabs(static_cast<double>(y(m, n)) - want), tol)
+                << to_string(t) << " M " << M << " N " << N << " K " << K << " outliers " << outl.size() << " at "
+                << m << "," << n << " seed " << seed;
           }
-          const size_t i = static_cast<size_t>(m * N + n);
-          const double nout = static_cast<double>(want_cols.size());
-          const double tol = 4.0 * kU * e.abs_terms[i] + nout * kU / (1.0 - nout * kU) * sao +
-                             kU * (e.abs_terms[i] + sao) + 1e-30;
-          const double want = e.y_exact[i] + so;
-          ASSERT_LE(std::fabs(static_cast<double>(y(m, n)) - want), tol)
-              << to_string(t) << " M " << M << " N " << N << " K " << K << " at " << m << "," << n << " seed " << seed;
-        }
+      }
     }
   }
 }

@@ -4,6 +4,9 @@
 #include "eval/model/backend/cpu_backend.hpp"
 #include "eval/model/backend/linear_backend.hpp"
 #include "eval/model/backend/ref_backend.hpp"
+#if QEVAL_HAVE_OPENCL
+#include "eval/model/backend/opencl_backend.hpp"
+#endif
 
 namespace qeval::model {
 
@@ -19,11 +22,24 @@ std::string label(const schemes::Scheme* s) { return s ? "'" + s->config().label
 
 }  // namespace
 
-std::vector<std::string> linear_backend_names() { return {"ref", "cpu"}; }
+std::vector<std::string> linear_backend_names() {
+#if QEVAL_HAVE_OPENCL
+  return {"ref", "cpu", "opencl"};
+#else
+  return {"ref", "cpu"};
+#endif
+}
 
 std::shared_ptr<const LinearBackend> make_linear_backend(const std::string& name) {
   if (name == "ref") return make_ref_backend();
   if (name == "cpu") return make_cpu_backend();
+#if QEVAL_HAVE_OPENCL
+  if (name == "opencl") return make_opencl_backend();
+#else
+  if (name == "opencl")
+    throw std::invalid_argument("model backend 'opencl': qeval was built without OpenCL (configure with "
+                                "-DQEVAL_OPENCL=ON; needs ocl-icd-opencl-dev opencl-headers)");
+#endif
   throw std::invalid_argument("unknown model backend '" + name + "' (this build has: " +
                               joined(linear_backend_names()) + ")");
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "eval/model/backend/outlier_split.hpp"
 #include "quant/cpu/dispatch.hpp"
 #include "quant/pack.hpp"
 #include "quant/quantize.hpp"
@@ -211,12 +212,6 @@ void fp_linear(MatrixView x, MatrixView eff, MutableMatrixView y) {
   Y.noalias() = X * W.transpose();
 }
 
-void copy_rows(MatrixView x, MutableMatrixView out) {
-  if (!out.data) return;
-  for (int64_t r = 0; r < x.rows; ++r)
-    std::memcpy(out.row(r), x.row(r), static_cast<size_t>(x.cols) * sizeof(float));
-}
-
 // What the product multiplied: scale · (v − offset), the values the activation scheme's fake_quantize writes.
 void write_seen(const IntOperand& a, MutableMatrixView out) {
   if (!out.data) return;
@@ -242,33 +237,25 @@ void permute_columns(IntOperand& a, const std::vector<int32_t>& perm) {
   }
 }
 
-// Per-row symmetric `bits`-bit codes of the columns `cols` of m (LLM.int8's vector-wise quantization).
+// The codes of the columns `cols` of m, one group per row (LLM.int8's vector-wise quantization: outlier_split_params).
 IntOperand row_codes(MatrixView m, const std::vector<int64_t>& cols, int bits) {
   quant::Matrix sub(m.rows, static_cast<int64_t>(cols.size()));
   for (int64_t r = 0; r < m.rows; ++r)
     for (size_t j = 0; j < cols.size(); ++j) sub(r, static_cast<int64_t>(j)) = m(r, cols[j]);
-  quant::QuantParams p;
-  p.bits = bits;
-  p.group_size = quant::kPerRow;
-  return int_operand(quant::quantize_affine(sub.view(), p));
+  return int_operand(quant::quantize_affine(sub.view(), outlier_split_params(bits)));
 }
 
 // LLM.int8: y = int8 part over the regular features + Σ_{j∈outliers} x_j·w_j (accumulated in double, added once).
 void outlier_split(const CpuLinear& p, MatrixView x, MutableMatrixView y) {
   const QuantizedLinear& L = p.layer;
-  const std::vector<int64_t> out = L.weight_scheme->outlier_columns(x);
-  std::vector<int64_t> reg;
-  for (int64_t j = 0, o = 0; j < x.cols; ++j) {
-    if (o < static_cast<int64_t>(out.size()) && out[static_cast<size_t>(o)] == j) { ++o; continue; }
-    reg.push_back(j);
-  }
-  int_linear(row_codes(x, reg, p.outlier_bits), row_codes(L.weight, reg, p.outlier_bits), y);
-  if (out.empty()) return;
+  const FeatureSplit f = split_features(*L.weight_scheme, x);
+  int_linear(row_codes(x, f.regular, p.outlier_bits), row_codes(L.weight, f.regular, p.outlier_bits), y);
+  if (f.outliers.empty()) return;
   parallel_rows(x.rows, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t o = 0; o < y.cols; ++o) {
         double v = 0.0;
-        for (int64_t j : out) v += static_cast<double>(x(r, j)) * static_cast<double>(L.weight(o, j));
+        for (int64_t j : f.outliers) v += static_cast<double>(x(r, j)) * static_cast<double>(L.weight(o, j));
         y(r, o) += static_cast<float>(v);
       }
   });
@@ -277,6 +264,9 @@ void outlier_split(const CpuLinear& p, MatrixView x, MutableMatrixView y) {
 class CpuBackend final : public LinearBackend {
  public:
   std::string name() const override { return "cpu"; }
+  std::vector<std::pair<std::string, std::string>> environment() const override {
+    return {{"gemm_isa", cpu::active_gemm_isa()}};
+  }
 
   Support supports(const schemes::SchemeTraits* w, const schemes::SchemeTraits* a) const override {
     using schemes::Target;

@@ -9,7 +9,8 @@
 //                              codes × LibTorch fp32 at::mm, or a Target::linear scheme's own linear(). Today's path.
 //   cpu     (cpu_backend.hpp)  packed integer kernels of quant/cpu: W8A8, W4A8, W4A16, LLM.int8 (int8 part +
 //                              fp32 outlier columns, asked of the scheme: Scheme::outlier_columns), grouped weights.
-//   opencl  (issue 13)         the kernels of gpu/ops.hpp behind the same interface.
+//   opencl  (opencl_backend.hpp) the kernels of gpu/ops.hpp behind the same interface, on one OpenCL device
+//                              (builds with QEVAL_OPENCL only): W8A8, W4A8, W·A16, LLM.int8, grouped weights.
 // A new backend implements this class (LibTorch-free: it sees quant/ and schemes/ types only, so a backend over
 // quant/cpu or gpu/ needs no LibTorch) and adds one line to make_linear_backend (backends.cpp).
 // docs/ARCHITECTURE.md ("The backend seam") walks through it.
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "quant/matrix.hpp"
@@ -86,11 +88,15 @@ class LinearBackend {
   // quantization, if any, is the backend's job).
   virtual void linear(const PreparedLinear& layer, quant::MatrixView x, quant::MutableMatrixView y,
                       const LinearCall& call) const = 0;
+
+  // What this backend runs on, for the report's metrics.backend (key, value), asked once per run after the layers
+  // were prepared: cpu: gemm_isa; opencl: the device, its driver and the GEMM tier. Default: nothing.
+  virtual std::vector<std::pair<std::string, std::string>> environment() const { return {}; }
 };
 
 // ---- the registry (backends.cpp) ------------------------------------------------------------------------------
 
-// The backends this build can make, by name: "ref", "cpu" (issue 13 adds "opencl").
+// The backends this build can make, by name: "ref", "cpu", and "opencl" when qeval is built with OpenCL.
 std::vector<std::string> linear_backend_names();
 // Throws std::invalid_argument naming the known backends when `name` is not one of them.
 std::shared_ptr<const LinearBackend> make_linear_backend(const std::string& name);
