@@ -411,6 +411,7 @@ void LlamaModel::apply_plan(const QuantPlan& plan, const std::map<std::string, s
   c10::InferenceMode guard(false);
   at::NoGradGuard no_grad;
   PlanSchemes made;
+  SqnrBufferScope sqnr_buffer;  // one double buffer for every layer's weight SQNR
   // Every plan error (targets, the backend's support) before anything is quantized.
   for (const auto& n : names) {
     LinearLayer& l = linear_layer(n);
