@@ -8,11 +8,14 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <limits>
 #include <memory>
 #include <utility>
 
 #include "eval/model/llama.hpp"
+#include "eval/model/ref/ggml_dequant_ref.hpp"
 
 namespace qeval::model {
 
@@ -22,6 +25,23 @@ ThreadScope::ThreadScope(int n) : prev(at::get_num_threads()) {
 
 ThreadScope::~ThreadScope() {
   if (at::get_num_threads() != prev) at::set_num_threads(prev);
+}
+
+at::Tensor fp32_of(const at::Tensor& t) {
+  const at::ScalarType st = t.scalar_type();
+  if (st == at::kFloat) return t;
+  if (st != at::kHalf && st != at::kBFloat16)
+    throw std::invalid_argument(std::string("fp32_of: tensor of dtype ") + c10::toString(st) +
+                                " (weights are fp32, F16 or BF16)");
+  const at::Tensor src = t.contiguous();
+  at::Tensor out = at::empty(src.sizes(), at::kFloat);
+  const auto* bytes = static_cast<const uint8_t*>(src.data_ptr());
+  if (st == at::kHalf) {
+    ref::dequantize_row_f16(bytes, out.data_ptr<float>(), src.numel());
+  } else {
+    ref::dequantize_row_bf16(bytes, out.data_ptr<float>(), src.numel());
+  }
+  return out;
 }
 
 quant::MatrixView view_of(const at::Tensor& t) { return quant::MatrixView(t.data_ptr<float>(), t.size(0), t.size(1)); }

@@ -25,6 +25,11 @@ struct ThreadScope {
   ThreadScope& operator=(const ThreadScope&) = delete;
 };
 
+// `t` when it is fp32, else a contiguous fp32 copy of an F16 (kHalf) or BF16 (kBFloat16) tensor, converted by the
+// loader's own converters (ref::dequantize_row_f16/bf16), so a weight kept in file precision gives at use exactly
+// the floats the fp32 load gives. Throws std::invalid_argument for another dtype.
+at::Tensor fp32_of(const at::Tensor& t);
+
 // Views of a 2-D contiguous fp32 tensor's storage (no copy).
 quant::MatrixView view_of(const at::Tensor& t);
 quant::MutableMatrixView mutable_view_of(at::Tensor& t);
