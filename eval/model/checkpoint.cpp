@@ -103,6 +103,26 @@ std::string shape_fields(const std::string& tensor, const ModelConfig& c) {
   return "[" + oi.first + (has(".bias") ? "" : ", " + oi.second) + "]";
 }
 
+// One tensor's element count against its data, and every value finite (16-bit codes checked by their bits).
+void check_tensor_data(const std::string& file, const std::string& name, const TensorF32& t) {
+  int64_t n = 1;
+  for (int64_t x : t.shape) {
+    if (x < 0 || __builtin_mul_overflow(n, x, &n)) {
+      throw CheckpointError(file, "tensor '" + name + "'", "negative dimension or element count overflow");
+    }
+  }
+  const size_t held = t.in_file_precision() ? t.bits16.size() : t.data.size();
+  if (static_cast<size_t>(n) != held) {
+    throw CheckpointError(file, "tensor '" + name + "'",
+                          "shape " + shape_str(t.shape) + " has " + std::to_string(n) + " elements but data has " +
+                              std::to_string(held));
+  }
+  int64_t bad = t.in_file_precision() ? first_nonfinite16(t.bits16, t.orig_type == "BF16") : -1;
+  for (size_t i = 0; bad < 0 && i < t.data.size(); ++i)
+    if (!std::isfinite(t.data[i])) bad = static_cast<int64_t>(i);
+  if (bad >= 0) throw CheckpointError(file, "tensor '" + name + "'", "element " + std::to_string(bad) + " is not finite");
+}
+
 }  // namespace
 
 // The family extras of block i (checkpoint.hpp): q/k norms when the config has them, any bias with the shape of its
@@ -197,30 +217,7 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
     expect("output.weight", {c.vocab_size, d});
   }
   if (!check_data) return;
-  for (const auto& [name, t] : cp.tensors) {
-    int64_t n = 1;
-    for (int64_t x : t.shape) {
-      if (x < 0 || __builtin_mul_overflow(n, x, &n)) {
-        throw CheckpointError(file, "tensor '" + name + "'", "negative dimension or element count overflow");
-      }
-    }
-    const size_t held = t.in_file_precision() ? t.bits16.size() : t.data.size();
-    if (static_cast<size_t>(n) != held) {
-      throw CheckpointError(file, "tensor '" + name + "'",
-                            "shape " + shape_str(t.shape) + " has " + std::to_string(n) + " elements but data has " +
-                                std::to_string(held));
-    }
-    if (t.in_file_precision()) {
-      const int64_t bad = first_nonfinite16(t.bits16, t.orig_type == "BF16");
-      if (bad >= 0)
-        throw CheckpointError(file, "tensor '" + name + "'", "element " + std::to_string(bad) + " is not finite");
-    }
-    for (size_t i = 0; i < t.data.size(); ++i) {
-      if (!std::isfinite(t.data[i])) {
-        throw CheckpointError(file, "tensor '" + name + "'", "element " + std::to_string(i) + " is not finite");
-      }
-    }
-  }
+  for (const auto& [name, t] : cp.tensors) check_tensor_data(file, name, t);
 }
 
 void validate_checkpoint(const Checkpoint& cp) { validate_checkpoint_impl(cp, true); }

@@ -108,7 +108,7 @@ struct TensorF32 {
   std::vector<int64_t> shape;
   std::vector<float> data;
   std::string orig_type;  // storage type in the file: "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"
-  std::vector<uint16_t> bits16;  // the F16/BF16 codes (orig_type says which) when kept in file precision
+  std::vector<uint16_t> bits16 = {};  // the F16/BF16 codes (orig_type says which) when kept in file precision
 
   bool in_file_precision() const { return !bits16.empty(); }
   // The values as fp32 (a converted copy when kept in file precision, else `data`).
