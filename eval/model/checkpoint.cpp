@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +14,7 @@
 
 #include "eval/model/checkpoint_internal.hpp"
 #include "eval/model/mapped_file.hpp"
+#include "eval/model/ref/ggml_dequant_ref.hpp"
 #include "eval/model/sha256.hpp"
 
 namespace qeval::model {
@@ -28,6 +31,39 @@ int64_t TensorF32::numel() const {
 }
 
 int64_t TensorF32::cols() const { return shape.empty() ? 1 : shape.back(); }
+
+std::vector<float> TensorF32::fp32() const {
+  if (!in_file_precision()) return data;
+  std::vector<float> out(bits16.size());
+  const auto* src = reinterpret_cast<const uint8_t*>(bits16.data());  // little-endian host (gguf.cpp checks)
+  const auto n = static_cast<int64_t>(bits16.size());
+  if (orig_type == "BF16") {
+    ref::dequantize_row_bf16(src, out.data(), n);
+  } else {
+    ref::dequantize_row_f16(src, out.data(), n);
+  }
+  return out;
+}
+
+int64_t TensorF32::resident_bytes() const {
+  return static_cast<int64_t>(data.size() * sizeof(float) + bits16.size() * sizeof(uint16_t));
+}
+
+int64_t Checkpoint::resident_bytes() const {
+  int64_t n = 0;
+  for (const auto& kv : tensors) n += kv.second.resident_bytes();
+  return n;
+}
+
+WeightPrecision weight_precision_from_env(WeightPrecision fallback) {
+  const char* v = std::getenv("QEVAL_WEIGHTS");
+  if (!v || !*v) return fallback;
+  const std::string s(v);
+  if (s == "fp32") return WeightPrecision::fp32;
+  if (s == "file") return WeightPrecision::file;
+  throw std::invalid_argument("QEVAL_WEIGHTS=" + s + ": unknown (use fp32 — every weight fp32 at load — or file — "
+                              "F16/BF16 weights kept 16-bit, converted per layer at use)");
+}
 
 namespace {
 
@@ -65,6 +101,26 @@ std::string shape_fields(const std::string& tensor, const ModelConfig& c) {
   else if (has("attn_output")) oi = {n.D, n.H + "·" + n.HD};
   else if (has("ffn_down")) oi = {n.D, n.F};
   return "[" + oi.first + (has(".bias") ? "" : ", " + oi.second) + "]";
+}
+
+// One tensor's element count against its data, and every value finite (16-bit codes checked by their bits).
+void check_tensor_data(const std::string& file, const std::string& name, const TensorF32& t) {
+  int64_t n = 1;
+  for (int64_t x : t.shape) {
+    if (x < 0 || __builtin_mul_overflow(n, x, &n)) {
+      throw CheckpointError(file, "tensor '" + name + "'", "negative dimension or element count overflow");
+    }
+  }
+  const size_t held = t.in_file_precision() ? t.bits16.size() : t.data.size();
+  if (static_cast<size_t>(n) != held) {
+    throw CheckpointError(file, "tensor '" + name + "'",
+                          "shape " + shape_str(t.shape) + " has " + std::to_string(n) + " elements but data has " +
+                              std::to_string(held));
+  }
+  int64_t bad = t.in_file_precision() ? first_nonfinite16(t.bits16, t.orig_type == "BF16") : -1;
+  for (size_t i = 0; bad < 0 && i < t.data.size(); ++i)
+    if (!std::isfinite(t.data[i])) bad = static_cast<int64_t>(i);
+  if (bad >= 0) throw CheckpointError(file, "tensor '" + name + "'", "element " + std::to_string(bad) + " is not finite");
 }
 
 }  // namespace
@@ -161,24 +217,7 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
     expect("output.weight", {c.vocab_size, d});
   }
   if (!check_data) return;
-  for (const auto& [name, t] : cp.tensors) {
-    int64_t n = 1;
-    for (int64_t x : t.shape) {
-      if (x < 0 || __builtin_mul_overflow(n, x, &n)) {
-        throw CheckpointError(file, "tensor '" + name + "'", "negative dimension or element count overflow");
-      }
-    }
-    if (static_cast<size_t>(n) != t.data.size()) {
-      throw CheckpointError(file, "tensor '" + name + "'",
-                            "shape " + shape_str(t.shape) + " has " + std::to_string(n) + " elements but data has " +
-                                std::to_string(t.data.size()));
-    }
-    for (size_t i = 0; i < t.data.size(); ++i) {
-      if (!std::isfinite(t.data[i])) {
-        throw CheckpointError(file, "tensor '" + name + "'", "element " + std::to_string(i) + " is not finite");
-      }
-    }
-  }
+  for (const auto& [name, t] : cp.tensors) check_tensor_data(file, name, t);
 }
 
 void validate_checkpoint(const Checkpoint& cp) { validate_checkpoint_impl(cp, true); }
@@ -211,7 +250,7 @@ std::string sha256_file_hex(const std::string& path) {
   return cache.emplace(key, std::move(hex)).first->second;
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
+Checkpoint load_checkpoint(const std::string& path, WeightPrecision precision) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) {
@@ -223,14 +262,14 @@ Checkpoint load_checkpoint(const std::string& path) {
     const size_t n = std::strlen(suf);
     return path.size() >= n && path.compare(path.size() - n, n, suf) == 0;
   };
-  if (ends_with(".gguf")) return load_gguf(path);
+  if (ends_with(".gguf")) return load_gguf(path, precision);
   if (ends_with(".safetensors") || ends_with(".index.json")) return load_safetensors(path);
   char magic[4] = {0, 0, 0, 0};
   {
     std::ifstream in(path, std::ios::binary);
     in.read(magic, 4);
   }
-  if (std::memcmp(magic, "GGUF", 4) == 0) return load_gguf(path);
+  if (std::memcmp(magic, "GGUF", 4) == 0) return load_gguf(path, precision);
   throw CheckpointError(path, "path",
                         "unrecognized model file: expected a .gguf file (or one starting with 'GGUF'), a .safetensors "
                         "file or a directory with config.json");

@@ -104,16 +104,30 @@ struct ModelConfig {
   }
 };
 
-// One tensor, dequantized to fp32, row-major, shape in PyTorch order.
+// One tensor, dequantized to fp32, row-major, shape in PyTorch order — or, loaded with WeightPrecision::file, a 2-D
+// F16/BF16 tensor kept in its file's 16 bits (`bits16`, `data` empty; f16/bf16 → fp32 is exact, so converting at use
+// gives the same floats as converting at load).
 struct TensorF32 {
   std::vector<int64_t> shape;
   std::vector<float> data;
   std::string orig_type;  // storage type in the file: "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"
+  std::vector<uint16_t> bits16 = {};  // the F16/BF16 codes (orig_type says which) when kept in file precision
 
+  bool in_file_precision() const { return !bits16.empty(); }
+  // The values as fp32 (a converted copy when kept in file precision, else `data`).
+  std::vector<float> fp32() const;
+  // Bytes this tensor holds in memory (4 per value, or 2 in file precision).
+  int64_t resident_bytes() const;
   int64_t numel() const;
   int64_t rows() const { return shape.empty() ? 1 : shape.front(); }  // [out, in] → out
   int64_t cols() const;                                               // innermost dimension
 };
+
+// How a loader keeps the weights: fp32 (every tensor converted at load, the default) or file (F16/BF16 matrices stay
+// 16-bit and the forward converts each layer when it uses it: half the resident bytes of an F16/BF16 model).
+enum class WeightPrecision : uint8_t { fp32, file };
+// QEVAL_WEIGHTS=fp32 → fp32, anything else (or unset) → `fallback`: how a model run chooses.
+WeightPrecision weight_precision_from_env(WeightPrecision fallback);
 
 struct Checkpoint {
   ModelConfig config;
@@ -127,6 +141,9 @@ struct Checkpoint {
   // of `sha256sum`-style lines "<hex>  <file name>\n" for config.json, model.safetensors.index.json (if sharded)
   // and every weight file, sorted by file name.
   std::string content_hash;
+
+  // Σ resident_bytes() over the tensors: what the store holds (not RSS).
+  int64_t resident_bytes() const;
 };
 
 // Structural problem in a checkpoint: file, field and problem, all in what().
@@ -142,11 +159,13 @@ class CheckpointError : public std::runtime_error {
 
 // A .gguf file (recognized by extension or by its "GGUF" magic), or a .safetensors file or a directory
 // holding config.json with model.safetensors or model.safetensors.index.json (sharded).
-Checkpoint load_checkpoint(const std::string& path);
-Checkpoint load_gguf(const std::string& path);
+// `precision` applies to GGUF files (safetensors are always loaded as fp32 for now).
+Checkpoint load_checkpoint(const std::string& path, WeightPrecision precision = WeightPrecision::fp32);
+Checkpoint load_gguf(const std::string& path, WeightPrecision precision = WeightPrecision::fp32);
 Checkpoint load_safetensors(const std::string& path);
 // The GGUF loader on bytes in memory (`name` is used in error messages); for fuzzing and tests.
-Checkpoint load_gguf_bytes(const uint8_t* data, size_t size, const std::string& name);
+Checkpoint load_gguf_bytes(const uint8_t* data, size_t size, const std::string& name,
+                           WeightPrecision precision = WeightPrecision::fp32);
 
 // Checks a checkpoint's config (positive sizes, n_heads | d_model, n_kv_heads | n_heads) and that every
 // required canonical tensor is present with the shape above and finite values. Throws CheckpointError with

@@ -324,7 +324,26 @@ GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& file) {
   return f;
 }
 
-TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t) {
+namespace {
+
+// A 2-D F16/BF16 tensor kept as its codes (WeightPrecision::file); throws for an Inf/NaN code as the fp32 path does.
+TensorF32 read_gguf_tensor16(const GgufFile& f, const GgufTensorInfo& t, const char* type) {
+  TensorF32 out;
+  out.shape = t.shape();
+  out.orig_type = type;
+  out.bits16.resize(static_cast<size_t>(t.n_elements));
+  std::memcpy(out.bits16.data(), f.data + f.data_offset + t.offset, out.bits16.size() * sizeof(uint16_t));
+  const int64_t bad = first_nonfinite16(out.bits16, out.orig_type == "BF16");
+  if (bad >= 0)
+    throw CheckpointError(f.file, "tensor '" + t.name + "'",
+                          "element " + std::to_string(bad) + " is Inf/NaN (" + type +
+                              ") — the weights contain NaN/Inf; the file is corrupt");
+  return out;
+}
+
+}  // namespace
+
+TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t, WeightPrecision precision) {
   const GgmlTypeTraits tr = ggml_type_traits(static_cast<uint32_t>(t.type));
   const std::string field = "tensor '" + t.name + "'";
   const ref::DequantizeRowFn dequantize = ref::dequantizer(static_cast<uint32_t>(t.type));
@@ -334,6 +353,9 @@ TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t) {
                               ggml_supported_type_names() +
                               ") — re-quantize the model to one of these (llama-quantize) or convert it to F16");
   }
+  const bool is16 = t.type == GgmlType::F16 || t.type == GgmlType::BF16;
+  if (precision == WeightPrecision::file && is16 && t.shape().size() == 2 && t.n_elements > 0)
+    return read_gguf_tensor16(f, t, tr.name);
   TensorF32 out;
   out.shape = t.shape();
   out.orig_type = tr.name;
@@ -579,7 +601,7 @@ std::vector<std::string> gguf_unused_tensors(const GgufFile& f, const ModelConfi
   return unused;
 }
 
-Checkpoint gguf_to_checkpoint(const GgufFile& f) {
+Checkpoint gguf_to_checkpoint(const GgufFile& f, WeightPrecision precision) {
   Checkpoint cp;
   cp.path = f.file;
   cp.config = gguf_model_config(f);
@@ -598,7 +620,7 @@ Checkpoint gguf_to_checkpoint(const GgufFile& f) {
     gguf_family_tensors(shapes_only);
     validate_checkpoint_impl(shapes_only, false);
   }
-  for (const auto& t : f.tensors) cp.tensors.emplace(t.name, read_gguf_tensor(f, t));
+  for (const auto& t : f.tensors) cp.tensors.emplace(t.name, read_gguf_tensor(f, t, precision));
   gguf_family_tensors(cp);
   for (const std::string& name : gguf_unused_tensors(f, cp.config))
     std::fprintf(stderr,
@@ -609,22 +631,22 @@ Checkpoint gguf_to_checkpoint(const GgufFile& f) {
 }
 
 namespace {
-Checkpoint unhashed_checkpoint(const uint8_t* data, size_t size, const std::string& name) {
-  Checkpoint cp = gguf_to_checkpoint(parse_gguf(data, size, name));
+Checkpoint unhashed_checkpoint(const uint8_t* data, size_t size, const std::string& name, WeightPrecision precision) {
+  Checkpoint cp = gguf_to_checkpoint(parse_gguf(data, size, name), precision);
   cp.path = name;
   return cp;
 }
 }  // namespace
 
-Checkpoint load_gguf_bytes(const uint8_t* data, size_t size, const std::string& name) {
-  Checkpoint cp = unhashed_checkpoint(data, size, name);
+Checkpoint load_gguf_bytes(const uint8_t* data, size_t size, const std::string& name, WeightPrecision precision) {
+  Checkpoint cp = unhashed_checkpoint(data, size, name, precision);
   cp.content_hash = "sha256:" + sha256_hex(data, size);
   return cp;
 }
 
-Checkpoint load_gguf(const std::string& path) {
+Checkpoint load_gguf(const std::string& path, WeightPrecision precision) {
   const MappedFile m(path);
-  Checkpoint cp = unhashed_checkpoint(m.data(), m.size(), path);
+  Checkpoint cp = unhashed_checkpoint(m.data(), m.size(), path, precision);
   cp.content_hash = sha256_file_hex(path);  // the file's bytes; hashed once per process (cached)
   return cp;
 }

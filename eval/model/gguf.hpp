@@ -69,9 +69,9 @@ struct GgufFile {
 // offset and size is checked against the file; tensors must lie inside the file, aligned, non-overlapping.
 GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& file);
 
-// Dequantizes one tensor to fp32 (shape in PyTorch order). Throws for types without a dequantizer and for
-// non-finite values.
-TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t);
+// Dequantizes one tensor to fp32 (shape in PyTorch order), or with WeightPrecision::file keeps a 2-D F16/BF16 tensor's
+// codes (TensorF32::bits16). Throws for types without a dequantizer and for non-finite values.
+TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t, WeightPrecision precision = WeightPrecision::fp32);
 
 // ModelConfig from general.architecture and the {arch}.* keys (see checkpoint.hpp for the key names).
 ModelConfig gguf_model_config(const GgufFile& f);
@@ -82,7 +82,7 @@ void gguf_family_tensors(Checkpoint& cp);
 
 // Config + every tensor dequantized + metadata; validated. path/content_hash are left to the caller. A tensor no
 // layer reads (gguf_unused_tensors) is kept but reported: one warning line per tensor on stderr.
-Checkpoint gguf_to_checkpoint(const GgufFile& f);
+Checkpoint gguf_to_checkpoint(const GgufFile& f, WeightPrecision precision = WeightPrecision::fp32);
 
 // The tensors the forward reads for `cfg`: the set validate_checkpoint requires, output.weight when untied, and
 // where present the family tensors (biases, q/k norms, post-norms, Phi-3's fused matrices, rope_freqs).

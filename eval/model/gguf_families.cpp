@@ -22,15 +22,16 @@ bool neox_rope(const std::string& arch) {
   return arch == "qwen2" || arch == "qwen3" || arch == "phi3" || arch == "gemma2";
 }
 
-// Rows [r0, r0 + n) of `t` as a tensor of their own (shape only when `t` holds no data).
+// Rows [r0, r0 + n) of `t` as a tensor of their own, in the storage `t` has (fp32 or its file's 16 bits; shape
+// only when `t` holds no values).
 TensorF32 row_slice(const TensorF32& t, int64_t r0, int64_t n) {
   TensorF32 out;
   out.shape = t.shape;
   out.shape[0] = n;
   out.orig_type = t.orig_type;
-  if (t.data.empty()) return out;
   const int64_t cols = t.shape.size() > 1 ? t.shape[1] : 1;
-  out.data.assign(t.data.begin() + r0 * cols, t.data.begin() + (r0 + n) * cols);
+  if (!t.data.empty()) out.data.assign(t.data.begin() + r0 * cols, t.data.begin() + (r0 + n) * cols);
+  if (!t.bits16.empty()) out.bits16.assign(t.bits16.begin() + r0 * cols, t.bits16.begin() + (r0 + n) * cols);
   return out;
 }
 
@@ -65,10 +66,17 @@ void split_phi3(Checkpoint& cp, const std::string& b) {
     split_rows(cp, b + "ffn_up.weight", {{b + "ffn_gate.weight", c.d_ff}, {b + "ffn_up.weight", c.d_ff}});
 }
 
+// A tensor kept in file precision is converted to fp32 first (exact; q/k only, a small part of the weights).
 void permute_if_present(Checkpoint& cp, const std::string& name, int64_t n_head) {
   auto it = cp.tensors.find(name);
-  if (it == cp.tensors.end() || it->second.data.empty()) return;
-  permute_rows_hf_to_gguf(it->second, n_head, cp.path, name);
+  if (it == cp.tensors.end()) return;
+  TensorF32& t = it->second;
+  if (t.in_file_precision()) {
+    t.data = t.fp32();
+    t.bits16.clear();
+  }
+  if (t.data.empty()) return;  // shapes only
+  permute_rows_hf_to_gguf(t, n_head, cp.path, name);
 }
 
 }  // namespace

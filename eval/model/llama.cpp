@@ -81,9 +81,16 @@ at::Tensor tensor_from(const Checkpoint& ck, const std::string& name, std::vecto
   }
   int64_t n = 1;
   for (auto s : shape) n *= s;
-  if (static_cast<int64_t>(t.data.size()) != n)
-    throw std::invalid_argument(ck.path + ": tensor '" + name + "' holds " + std::to_string(t.data.size()) +
+  const size_t held = t.in_file_precision() ? t.bits16.size() : t.data.size();
+  if (static_cast<int64_t>(held) != n)
+    throw std::invalid_argument(ck.path + ": tensor '" + name + "' holds " + std::to_string(held) +
                                 " values for " + std::to_string(n) + " elements");
+  if (t.in_file_precision()) {  // shared: the 16-bit codes (converted per use, fp32_of); copied: fp32 now
+    const at::ScalarType st = t.orig_type == "BF16" ? at::kBFloat16 : at::kHalf;
+    uint16_t* codes = const_cast<uint16_t*>(t.bits16.data());
+    if (keep) return at::from_blob(codes, shape, [keep](void*) {}, at::TensorOptions().dtype(st));
+    return fp32_of(at::from_blob(codes, shape, at::TensorOptions().dtype(st)));
+  }
   float* data = const_cast<float*>(t.data.data());
   if (keep) return at::from_blob(data, shape, [keep](void*) {}, at::TensorOptions().dtype(at::kFloat));
   return at::from_blob(data, shape, at::kFloat).clone();
@@ -202,7 +209,7 @@ const std::string& LlamaModel::recompute_content_hash() {
   // XXH64 chained over the parameters in named_parameters() order (name bytes, then fp32 data).
   uint64_t h = 0;
   for (auto& [name, t] : named_parameters()) {
-    at::Tensor c = t.detach().contiguous();
+    at::Tensor c = fp32_of(t.detach()).contiguous();
     h = XXH64(name.data(), name.size(), h);
     h = XXH64(c.data_ptr<float>(), static_cast<size_t>(c.numel()) * sizeof(float), h);
   }
@@ -250,7 +257,7 @@ void LlamaModel::own_weights() {
   std::map<const void*, at::Tensor> copies;  // keeps aliases aliased (tied output = token_embd)
   auto own = [&](at::Tensor& t) {
     auto [it, fresh] = copies.try_emplace(t.unsafeGetTensorImpl());
-    if (fresh) it->second = t.clone();
+    if (fresh) it->second = t.scalar_type() == at::kFloat ? t.clone() : fp32_of(t);  // file precision → fp32
     t = it->second;
   };
   own(tok_embd_);
@@ -284,7 +291,7 @@ Checkpoint LlamaModel::to_checkpoint() const {
   ck.config = cfg_;
   ck.content_hash = content_hash_;
   auto put = [&](const std::string& name, const at::Tensor& t) {
-    at::Tensor c = t.detach().contiguous();
+    at::Tensor c = fp32_of(t.detach()).contiguous();
     TensorF32 out;
     out.shape = c.sizes().vec();
     out.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
@@ -379,7 +386,7 @@ quant::QuantizedMatrix quantize_weight(LinearLayer& l, const schemes::Calibratio
   if (l.weight_scheme->needs_calibration() && !c)
     throw std::invalid_argument("quant plan: scheme '" + l.weight_scheme->name() + "' needs calibration data for " +
                                 l.name + " (capture it with CalibrationCapture and pass it to apply_plan)");
-  at::Tensor w = l.weight.detach().contiguous();
+  at::Tensor w = fp32_of(l.weight.detach()).contiguous();
   quant::QuantizedMatrix q = l.weight_scheme->quantize(view_of(w), c);
   at::Tensor eff = at::empty_like(w);
   l.weight_scheme->dequantize(q, mutable_view_of(eff));
@@ -403,6 +410,7 @@ void LlamaModel::apply_plan(const QuantPlan& plan, const std::map<std::string, s
   c10::InferenceMode guard(false);
   at::NoGradGuard no_grad;
   PlanSchemes made;
+  SqnrBufferScope sqnr_buffer;  // one double buffer for every layer's weight SQNR
   // Every plan error (targets, the backend's support) before anything is quantized.
   for (const auto& n : names) {
     LinearLayer& l = linear_layer(n);
@@ -440,8 +448,12 @@ void LlamaModel::prepare_linear(LinearLayer& layer, const quant::QuantizedMatrix
   d.layer = layer.name;
   d.weight_scheme = layer.linear_scheme ? layer.linear_scheme : layer.weight_scheme;
   d.codes = codes;
-  const at::Tensor w = layer.weight.detach().contiguous(), e = layer.effective.detach().contiguous();
-  d.weight = view_of(w);
+  // A weight kept in file precision is converted for what the backend keeps: the effective weight (the weight itself
+  // for an fp-weight layer) always, the fp weight only for a Target::linear scheme — the only reader of d.weight.
+  const bool fp32_weight = layer.weight.scalar_type() == at::kFloat || layer.linear_scheme;
+  const at::Tensor w = fp32_weight ? fp32_of(layer.weight.detach()).contiguous() : at::Tensor();
+  const at::Tensor e = fp32_of(layer.effective.detach()).contiguous();
+  if (w.defined()) d.weight = view_of(w);
   d.effective = view_of(e);
   d.linear_calib = layer.linear_calib;
   d.act_scheme = layer.act_scheme;
@@ -502,7 +514,7 @@ at::Tensor LlamaModel::fp_linear(LinearLayer& layer, at::Tensor x2) {
     // Straight-through estimator when differentiable; the plain quantized input otherwise.
     x2 = training_ ? x2 + (q - x2).detach() : q;
   }
-  const at::Tensor y = matmul_t(x2, use_plan ? layer.effective : layer.weight, reassociation_);
+  const at::Tensor y = matmul_t(x2, fp32_of(use_plan ? layer.effective : layer.weight), reassociation_);
   if (observer_) observer_(layer, x2, y);
   return y;
 }
@@ -662,7 +674,7 @@ at::Tensor LlamaModel::embed_impl(const at::Tensor& tokens) {
     throw std::invalid_argument("LlamaModel::forward: token id " + std::to_string(lo < 0 ? lo : hi) +
                                 " outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) +
                                 ") — tokenizer and model do not match");
-  const at::Tensor e = at::embedding(tok_embd_, tok);  // [B, T, D]
+  const at::Tensor e = fp32_of(at::embedding(tok_embd_, tok));  // [B, T, D] (F16/BF16 rows: converted exactly)
   return cfg_.embed_scale > 0 ? e * cfg_.embed_scale : e;
 }
 

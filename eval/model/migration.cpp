@@ -104,7 +104,7 @@ void shared_migration(LlamaModel& m, int64_t l, InputGroup g, const std::vector<
   std::vector<at::Tensor> keep;
   std::vector<quant::MatrixView> views;
   for (const LayerSlot* s : quantized) {
-    keep.push_back(s->layer->weight.detach().contiguous());
+    keep.push_back(fp32_of(s->layer->weight.detach()).contiguous());
     views.push_back(view_of(keep.back()));
   }
   schemes::Calibration c = captured;
@@ -128,7 +128,7 @@ void per_layer_migrations(const std::vector<const LayerSlot*>& quantized, const 
                           BlockMigrations& out) {
   for (const LayerSlot* s : quantized) {
     if (!s->w_needs.any_statistics() || !s->w_migrates) continue;
-    const at::Tensor w = s->layer->weight.detach().contiguous();
+    const at::Tensor w = fp32_of(s->layer->weight.detach()).contiguous();
     schemes::Calibration c = captured;
     c.layer_name = s->name;
     const std::vector<float> sc = s->ws->input_channel_scales(c, {view_of(w)});
@@ -166,7 +166,7 @@ BlockMigrations decide_migrations(LlamaModel& m, int64_t l, const ResolvedPlan& 
 std::optional<Migration> head_migration(const LayerSlot& head, const schemes::Calibration& c) {
   if (!head.ws || !head.w_needs.any_statistics() || !head.w_migrates) return std::nullopt;
   c10::InferenceMode gi(false);
-  const at::Tensor w = head.layer->weight.detach().contiguous();
+  const at::Tensor w = fp32_of(head.layer->weight.detach()).contiguous();
   Migration mg;
   mg.s = head.ws->input_channel_scales(c, {view_of(w)});
   if (mg.s.empty()) return std::nullopt;

@@ -101,7 +101,7 @@ struct QuantizedAlone {
   QuantizedAlone(LlamaModel& m, LinearLayer& l, std::shared_ptr<const schemes::Scheme> sch) : layer(l) {
     c10::InferenceMode gi(false);
     at::NoGradGuard ng;
-    const at::Tensor wt = l.weight.detach().contiguous();
+    const at::Tensor wt = fp32_of(l.weight.detach()).contiguous();
     schemes::Calibration cal;
     cal.layer_name = l.name;
     const quant::QuantizedMatrix q = sch->quantize(view_of(wt), &cal);

@@ -226,7 +226,7 @@ std::shared_ptr<const ModelRunContext::Loaded> ModelRunContext::model(const std:
   const double t0 = now_s();
   auto l = std::make_shared<Loaded>();
   l->path = full;
-  l->ck = load_checkpoint(full);
+  l->ck = load_checkpoint(full, weight_precision_from_env(WeightPrecision::file));  // F16/BF16 stay 16-bit
   l->ts = token_source_for(l->ck);
   l->load_seconds = now_s() - t0;
   std::lock_guard<std::mutex> lock(mu_);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "eval/common/files.hpp"
+#include "eval/model/sqnr_sum.hpp"
 #include "quant/matrix.hpp"
 
 namespace qeval::model {
@@ -24,12 +25,31 @@ struct ThreadScope {
   ThreadScope& operator=(const ThreadScope&) = delete;
 };
 
+// `t` when it is fp32, else a contiguous fp32 copy of an F16 (kHalf) or BF16 (kBFloat16) tensor, converted by the
+// loader's own converters (ref::dequantize_row_f16/bf16), so a weight kept in file precision gives at use exactly
+// the floats the fp32 load gives. Throws std::invalid_argument for another dtype.
+at::Tensor fp32_of(const at::Tensor& t);
+
 // Views of a 2-D contiguous fp32 tensor's storage (no copy).
 quant::MatrixView view_of(const at::Tensor& t);
 quant::MutableMatrixView mutable_view_of(at::Tensor& t);
 
-// 10·log10(Σref² / Σ(ref − got)²) in double; +inf when they are equal.
+// 10·log10(Σref² / Σ(ref − got)²) in double; +inf when they are equal. The sums are at::sum's over the double
+// values (bit for bit): for contiguous fp32 in one pass over the floats (sqnr_sum.hpp; QEVAL_SQNR_BUFFER=1 forces
+// the double buffer), else through a double buffer.
 double sqnr_db(const at::Tensor& ref, const at::Tensor& got);
+// The two sums of sqnr_db for n contiguous floats each.
+SquareSums square_sums(const float* ref, const float* got, int64_t n);
+
+// While one lives on this thread, sqnr_db reuses one double buffer across calls instead of fresh pages per layer
+// (quantize_model holds one for its layers); the buffer is freed when the outermost scope ends.
+class SqnrBufferScope {
+ public:
+  SqnrBufferScope();
+  ~SqnrBufferScope();
+  SqnrBufferScope(const SqnrBufferScope&) = delete;
+  SqnrBufferScope& operator=(const SqnrBufferScope&) = delete;
+};
 
 // v, or null when it is not finite (JSON has no inf/NaN).
 nlohmann::json finite_or_null(double v);

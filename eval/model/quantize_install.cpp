@@ -26,7 +26,7 @@ quant::QuantizedMatrix quantize_weight(const LayerSlot& s, const schemes::Calibr
   info.role = s.role == Role::weight ? "weight" : "linear";
   c10::InferenceMode g(false);
   at::NoGradGuard ng;
-  const at::Tensor w = L.weight.detach().contiguous();
+  const at::Tensor w = fp32_of(L.weight.detach()).contiguous();  // file precision: this layer's fp32, for now only
   quant::QuantizedMatrix q = s.ws->quantize(view_of(w), &c);
   at::Tensor eff = at::empty_like(w);
   s.ws->dequantize(q, mutable_view_of(eff));

@@ -190,6 +190,7 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
                               const QuantizeOptions& o) {
   const double t_start = now_s();
   ThreadScope threads(o.threads);
+  SqnrBufferScope sqnr_buffer;  // one double buffer for every layer's weight SQNR
   c10::InferenceMode inference;
   stages::require_fresh(m);
   stages::SchemeSet set(o.make_scheme ? o.make_scheme : stages::default_factory());
