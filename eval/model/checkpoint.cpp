@@ -31,6 +31,12 @@ int64_t TensorF32::cols() const { return shape.empty() ? 1 : shape.back(); }
 
 namespace {
 
+// The config key of the routed expert count, as the file's format names it.
+std::string expert_count_field(const ModelConfig& c) {
+  if (c.source != "safetensors") return c.arch + ".expert_count";
+  return c.arch == "mixtral" ? "num_local_experts" : "num_experts";
+}
+
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
@@ -59,8 +65,15 @@ std::string shape_fields(const std::string& tensor, const ModelConfig& c) {
   const auto has = [&](const char* k) { return tensor.find(k) != std::string::npos; };
   if (has("token_embd") || tensor == "output.weight") return "[" + n.V + ", " + n.D + "]";
   if (has("_norm.weight")) return "[" + (has("attn_q_norm") || has("attn_k_norm") ? n.HD : n.D) + "]";
+  const bool hf = c.source == "safetensors";
+  const std::string FE = !hf ? n.F : c.arch == "mixtral" ? "intermediate_size" : "moe_intermediate_size";
+  const std::string FS = hf ? "shared_expert_intermediate_size" : n.F;
   std::pair<std::string, std::string> oi = {n.F, n.D};  // ffn_gate, ffn_up
-  if (has("attn_q.")) oi = {n.H + "·" + n.HD, n.D};
+  if (has("ffn_gate_inp_shexp")) oi = {"1", n.D};
+  else if (has("ffn_gate_inp")) oi = {expert_count_field(c), n.D};
+  else if (has("_shexp")) oi = has("ffn_down") ? std::make_pair(n.D, FS) : std::make_pair(FS, n.D);
+  else if (c.is_moe() && has("ffn_")) oi = has("ffn_down") ? std::make_pair(n.D, FE) : std::make_pair(FE, n.D);
+  else if (has("attn_q.")) oi = {n.H + "·" + n.HD, n.D};
   else if (has("attn_k.") || has("attn_v.")) oi = {n.KV + "·" + n.HD, n.D};
   else if (has("attn_output")) oi = {n.D, n.H + "·" + n.HD};
   else if (has("ffn_down")) oi = {n.D, n.F};
@@ -68,6 +81,37 @@ std::string shape_fields(const std::string& tensor, const ModelConfig& c) {
 }
 
 }  // namespace
+
+// A MoE block i: router, every expert's three matrices, the shared expert where the config has one. An expert the
+// weights lack names the config's expert count; one the config does not promise is refused by the reader.
+template <class Expect>
+void validate_moe_tensors(const Checkpoint& cp, int64_t i, const Expect& expect) {
+  const ModelConfig& c = cp.config;
+  const std::string b = "blk." + std::to_string(i) + ".";
+  const int64_t d = c.d_model, f = c.d_ff_expert;
+  if (c.n_experts_used <= 0 || c.n_experts_used > c.n_experts || f <= 0)
+    throw CheckpointError(cp.path, "config.n_experts_used", std::to_string(c.n_experts_used) + " of " +
+                                                                std::to_string(c.n_experts) + " experts (d_ff_expert " +
+                                                                std::to_string(f) + ") — need 1 ≤ top-k ≤ experts");
+  if (cp.tensors.count(b + "ffn_gate.weight"))
+    throw CheckpointError(cp.path, "tensor '" + b + "ffn_gate.weight'", "a dense FFN in a mixture-of-experts block");
+  expect(b + "ffn_gate_inp.weight", {c.n_experts, d});
+  for (int64_t e = 0; e < c.n_experts; ++e) {
+    const std::string x = "." + std::to_string(e) + ".weight";
+    if (!cp.tensors.count(b + "ffn_gate" + x) || !cp.tensors.count(b + "ffn_up" + x) || !cp.tensors.count(b + "ffn_down" + x))
+      throw CheckpointError(cp.path, "config['" + expert_count_field(c) + "']",
+                            std::to_string(c.n_experts) + " experts, but the weights lack expert " + std::to_string(e) +
+                                " of block " + std::to_string(i) + " (" + b + "ffn_{gate,up,down}" + x + ")");
+    expect(b + "ffn_gate" + x, {f, d});
+    expect(b + "ffn_up" + x, {f, d});
+    expect(b + "ffn_down" + x, {d, f});
+  }
+  if (c.d_ff_shared <= 0) return;
+  expect(b + "ffn_gate_inp_shexp.weight", {1, d});
+  expect(b + "ffn_gate_shexp.weight", {c.d_ff_shared, d});
+  expect(b + "ffn_up_shexp.weight", {c.d_ff_shared, d});
+  expect(b + "ffn_down_shexp.weight", {d, c.d_ff_shared});
+}
 
 // The family extras of block i (checkpoint.hpp): q/k norms when the config has them, any bias with the shape of its
 // layer's output, and a sliding-window layer list that covers every block.
@@ -147,9 +191,13 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
     expect(b + "attn_v.weight", {c.n_kv_heads * hd, d});
     expect(b + "attn_output.weight", {d, c.n_heads * hd});
     expect(b + "ffn_norm.weight", {d});
-    expect(b + "ffn_gate.weight", {c.d_ff, d});
-    expect(b + "ffn_up.weight", {c.d_ff, d});
-    expect(b + "ffn_down.weight", {d, c.d_ff});
+    if (c.is_moe()) {
+      validate_moe_tensors(cp, i, expect);
+    } else {
+      expect(b + "ffn_gate.weight", {c.d_ff, d});
+      expect(b + "ffn_up.weight", {c.d_ff, d});
+      expect(b + "ffn_down.weight", {d, c.d_ff});
+    }
     validate_family_tensors(cp, i, expect);
   }
   expect("output_norm.weight", {d});

@@ -50,7 +50,7 @@ namespace qeval::model {
 
 struct ModelConfig {
   std::string arch;          // "llama" (GGUF general.architecture; HF LlamaForCausalLM → "llama"); HF families:
-                             // "mistral", "qwen2", "qwen3", "phi3", "gemma2" (config.json model_type)
+                             // "mistral", "qwen2", "qwen3", "phi3", "gemma2", "mixtral", "qwen2_moe" (model_type)
   int64_t n_layers = 0;      // {arch}.block_count | num_hidden_layers
   int64_t d_model = 0;       // {arch}.embedding_length | hidden_size
   int64_t n_heads = 0;       // {arch}.attention.head_count | num_attention_heads
@@ -94,6 +94,16 @@ struct ModelConfig {
   double attn_softcap = 0.0, final_softcap = 0.0;  // 0: none
   bool post_norms = false;
 
+  // Mixture of experts (Mixtral: num_local_experts; Qwen2-MoE: num_experts, eval/model/moe.hpp): each block's FFN is
+  // a router blk.{i}.ffn_gate_inp.weight [n_experts, d_model] (kept fp), softmax over the experts in fp32, the top
+  // n_experts_used (renormalised to sum 1 when expert_norm_topk: Mixtral always, Qwen2-MoE norm_topk_prob) and per
+  // expert e a SwiGLU blk.{i}.ffn_{gate,up}.{e}.weight [d_ff_expert, d_model], ffn_down.{e}.weight [d_model,
+  // d_ff_expert] (llama.cpp's pre-stacking names); Qwen2-MoE adds a shared expert ffn_{gate,up,down}_shexp (d_ff_shared)
+  // scaled by sigmoid(x·ffn_gate_inp_shexp [1, d_model]). n_experts = 0: a dense FFN.
+  int64_t n_experts = 0, n_experts_used = 0, d_ff_expert = 0, d_ff_shared = 0;
+  bool expert_norm_topk = true;
+
+  bool is_moe() const { return n_experts > 0; }
   int64_t head_dim() const { return head_dim_explicit > 0 ? head_dim_explicit : n_heads > 0 ? d_model / n_heads : 0; }
   bool is_sliding(int64_t layer) const {
     return sliding_window > 0 && layer >= 0 && static_cast<size_t>(layer) < layer_sliding.size() &&

@@ -39,6 +39,23 @@ std::string xxh64_hex(const void* data, size_t bytes, uint64_t seed) {
   return buf;
 }
 
+std::vector<LinearLayer*> LlamaBlock::linears() {
+  std::vector<LinearLayer*> out = {&attn_q, &attn_k, &attn_v, &attn_output};
+  if (!is_moe()) {
+    out.insert(out.end(), {&ffn_gate, &ffn_up, &ffn_down});
+    return out;
+  }
+  for (size_t e = 0; e < moe.gate.size(); ++e) out.insert(out.end(), {&moe.gate[e], &moe.up[e], &moe.down[e]});
+  if (moe.shared_gate.weight.defined()) out.insert(out.end(), {&moe.shared_gate, &moe.shared_up, &moe.shared_down});
+  return out;
+}
+
+std::vector<const LinearLayer*> LlamaBlock::linears() const {
+  std::vector<const LinearLayer*> out;
+  for (LinearLayer* l : const_cast<LlamaBlock*>(this)->linears()) out.push_back(l);
+  return out;
+}
+
 int64_t LinearLayer::in_features() const { return weight.defined() ? weight.size(1) : 0; }
 int64_t LinearLayer::out_features() const { return weight.defined() ? weight.size(0) : 0; }
 
@@ -57,6 +74,9 @@ void check_config(const ModelConfig& c, const std::string& where) {
   if (c.head_dim() % 2 != 0) bad("head_dim " + std::to_string(c.head_dim()) + " must be even for RoPE");
   if (!(c.rope_theta > 0)) bad("rope_theta must be positive");
   if (!(c.rms_eps >= 0)) bad("rms_eps must be ≥ 0");
+  if (c.is_moe() && (c.n_experts_used < 1 || c.n_experts_used > c.n_experts || c.d_ff_expert <= 0))
+    bad("mixture of experts: need 1 ≤ n_experts_used (" + std::to_string(c.n_experts_used) + ") ≤ n_experts (" +
+        std::to_string(c.n_experts) + ") and d_ff_expert > 0");
 }
 
 // The tensor `name` of ck with the given shape: a copy, or — when `keep` is set — a view of ck's data that keeps
@@ -100,7 +120,8 @@ at::Tensor optional_tensor(const Checkpoint& ck, const std::string& name, std::v
 }
 
 bool supported_arch(const std::string& a) {
-  return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3" || a == "gemma2";
+  return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3" || a == "gemma2" ||
+         a == "mixtral" || a == "qwen2_moe";
 }
 
 // Biases and q/k norms of block i, where the checkpoint has them.
@@ -108,8 +129,7 @@ void load_family_tensors(const Checkpoint& ck, int64_t i, LlamaBlock& b) {
   const ModelConfig& c = ck.config;
   if (c.source == "gguf") return;  // GGUF: Llama only, as before the families (its loader warns about extra tensors)
   const std::string p = "blk." + std::to_string(i) + ".";
-  for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up, &b.ffn_down})
-    l->bias = optional_tensor(ck, l->name + ".bias", {l->weight.size(0)});
+  for (LinearLayer* l : b.linears()) l->bias = optional_tensor(ck, l->name + ".bias", {l->weight.size(0)});
   if (c.attn_qk_norm) {
     b.attn_q_norm = tensor_from(ck, p + "attn_q_norm.weight", {c.head_dim()});
     b.attn_k_norm = tensor_from(ck, p + "attn_k_norm.weight", {c.head_dim()});
@@ -118,6 +138,25 @@ void load_family_tensors(const Checkpoint& ck, int64_t i, LlamaBlock& b) {
     b.post_attn_norm = tensor_from(ck, p + "post_attention_norm.weight", {c.d_model});
     b.post_ffw_norm = tensor_from(ck, p + "post_ffw_norm.weight", {c.d_model});
   }
+}
+
+// Block i's router and experts (MoeFfn), shared expert where the config has one.
+void load_moe(const Checkpoint& ck, int64_t i, LlamaBlock& b, const std::shared_ptr<const Checkpoint>& keep) {
+  const ModelConfig& c = ck.config;
+  const int64_t D = c.d_model, F = c.d_ff_expert, S = c.d_ff_shared;
+  const std::string p = "blk." + std::to_string(i) + ".";
+  b.moe.router = tensor_from(ck, p + "ffn_gate_inp.weight", {c.n_experts, D}, keep);
+  for (int64_t e = 0; e < c.n_experts; ++e) {
+    const std::string x = "." + std::to_string(e);
+    b.moe.gate.push_back(make_linear(p + "ffn_gate" + x, tensor_from(ck, p + "ffn_gate" + x + ".weight", {F, D}, keep)));
+    b.moe.up.push_back(make_linear(p + "ffn_up" + x, tensor_from(ck, p + "ffn_up" + x + ".weight", {F, D}, keep)));
+    b.moe.down.push_back(make_linear(p + "ffn_down" + x, tensor_from(ck, p + "ffn_down" + x + ".weight", {D, F}, keep)));
+  }
+  if (S <= 0) return;
+  b.moe.shared_gate_inp = tensor_from(ck, p + "ffn_gate_inp_shexp.weight", {1, D}, keep);
+  b.moe.shared_gate = make_linear(p + "ffn_gate_shexp", tensor_from(ck, p + "ffn_gate_shexp.weight", {S, D}, keep));
+  b.moe.shared_up = make_linear(p + "ffn_up_shexp", tensor_from(ck, p + "ffn_up_shexp.weight", {S, D}, keep));
+  b.moe.shared_down = make_linear(p + "ffn_down_shexp", tensor_from(ck, p + "ffn_down_shexp.weight", {D, S}, keep));
 }
 
 // c·tanh(x/c), in place (soft-capping; c = 0: none).
@@ -156,9 +195,13 @@ LlamaModel::LlamaModel(const Checkpoint& ck, const std::shared_ptr<const Checkpo
     b.attn_k = make_linear(p + "attn_k", tensor_from(ck, p + "attn_k.weight", {KV * hd, D}, keep));
     b.attn_v = make_linear(p + "attn_v", tensor_from(ck, p + "attn_v.weight", {KV * hd, D}, keep));
     b.attn_output = make_linear(p + "attn_output", tensor_from(ck, p + "attn_output.weight", {D, H * hd}, keep));
-    b.ffn_gate = make_linear(p + "ffn_gate", tensor_from(ck, p + "ffn_gate.weight", {F, D}, keep));
-    b.ffn_up = make_linear(p + "ffn_up", tensor_from(ck, p + "ffn_up.weight", {F, D}, keep));
-    b.ffn_down = make_linear(p + "ffn_down", tensor_from(ck, p + "ffn_down.weight", {D, F}, keep));
+    if (cfg_.is_moe()) {
+      load_moe(ck, i, b, keep);
+    } else {
+      b.ffn_gate = make_linear(p + "ffn_gate", tensor_from(ck, p + "ffn_gate.weight", {F, D}, keep));
+      b.ffn_up = make_linear(p + "ffn_up", tensor_from(ck, p + "ffn_up.weight", {F, D}, keep));
+      b.ffn_down = make_linear(p + "ffn_down", tensor_from(ck, p + "ffn_down.weight", {D, F}, keep));
+    }
     load_family_tensors(ck, i, b);
   }
   const bool has_output = ck.tensors.count("output.weight") != 0;
@@ -174,6 +217,7 @@ LlamaModel::LlamaModel(const Checkpoint& ck, const std::shared_ptr<const Checkpo
 LlamaModel::LlamaModel(const ModelConfig& cfg, uint64_t seed, double init_std)
     : cfg_(cfg), backend_(make_ref_backend()) {
   check_config(cfg_, "random model");
+  if (cfg_.is_moe()) throw std::invalid_argument("random model: mixture-of-experts configs are not supported (load one)");
   c10::InferenceMode guard(false);
   const int64_t D = cfg_.d_model, hd = cfg_.head_dim(), H = cfg_.n_heads, KV = cfg_.n_kv_heads, F = cfg_.d_ff,
                 V = cfg_.vocab_size;
@@ -228,13 +272,15 @@ std::vector<std::pair<std::string, at::Tensor>> LlamaModel::named_parameters() {
   for (size_t i = 0; i < blocks_.size(); ++i) {
     LlamaBlock& b = blocks_[i];
     const std::string p = "blk." + std::to_string(i) + ".";
+    const std::vector<LinearLayer*> ls = b.linears();
     out.emplace_back(p + "attn_norm.weight", b.attn_norm);
-    for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output})
-      out.emplace_back(l->name + ".weight", l->weight);
+    for (size_t k = 0; k < 4; ++k) out.emplace_back(ls[k]->name + ".weight", ls[k]->weight);
     out.emplace_back(p + "ffn_norm.weight", b.ffn_norm);
-    for (LinearLayer* l : {&b.ffn_gate, &b.ffn_up, &b.ffn_down}) out.emplace_back(l->name + ".weight", l->weight);
+    if (b.is_moe()) out.emplace_back(p + "ffn_gate_inp.weight", b.moe.router);
+    for (size_t k = 4; k < ls.size(); ++k) out.emplace_back(ls[k]->name + ".weight", ls[k]->weight);
+    if (b.moe.shared_gate_inp.defined()) out.emplace_back(p + "ffn_gate_inp_shexp.weight", b.moe.shared_gate_inp);
     // Family tensors after the Llama ones (a Llama's list, and so its content hash, is unchanged).
-    for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up, &b.ffn_down})
+    for (LinearLayer* l : ls)
       if (l->bias.defined()) out.emplace_back(l->name + ".bias", l->bias);
     if (b.attn_q_norm.defined()) out.emplace_back(p + "attn_q_norm.weight", b.attn_q_norm);
     if (b.attn_k_norm.defined()) out.emplace_back(p + "attn_k_norm.weight", b.attn_k_norm);
@@ -263,7 +309,11 @@ void LlamaModel::own_weights() {
   };
   own(tok_embd_);
   own(output_norm_);
-  for (auto& b : blocks_) own(b.attn_norm), own(b.ffn_norm);
+  for (auto& b : blocks_) {
+    own(b.attn_norm), own(b.ffn_norm);
+    if (b.is_moe()) own(b.moe.router);
+    if (b.moe.shared_gate_inp.defined()) own(b.moe.shared_gate_inp);
+  }
   for (const auto& n : linear_names()) {
     LinearLayer& l = linear_layer(n);
     const bool fp = l.effective.is_same(l.weight);
@@ -309,9 +359,7 @@ Checkpoint LlamaModel::to_checkpoint() const {
 std::vector<std::string> LlamaModel::linear_names() const {
   std::vector<std::string> out;
   for (const auto& b : blocks_)
-    for (const LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up,
-                                 &b.ffn_down})
-      out.push_back(l->name);
+    for (const LinearLayer* l : b.linears()) out.push_back(l->name);
   out.push_back(output_.name);
   return out;
 }
@@ -330,15 +378,16 @@ LinearLayer& LlamaModel::linear_layer(const std::string& name) {
       const long i = std::strtol(name.c_str() + 4, &end, 10);
       if (end == name.c_str() + dot && i >= 0 && i < static_cast<long>(blocks_.size())) {
         LlamaBlock& b = blocks_[static_cast<size_t>(i)];
-        for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up,
-                               &b.ffn_down})
+        for (LinearLayer* l : b.linears())
           if (l->name == name) return *l;
       }
     }
   }
   throw std::invalid_argument("no linear layer named '" + name + "' (layers: blk.{0.." +
                               std::to_string(blocks_.size() - 1) +
-                              "}.{attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down}, output)");
+                              "}.{attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down}" +
+                              (cfg_.is_moe() ? std::string(" with MoE experts as ffn_gate.{e} etc.") : std::string()) +
+                              ", output)");
 }
 
 void LlamaModel::clear_plan() {
@@ -686,11 +735,15 @@ at::Tensor LlamaModel::block_impl(int64_t l, const at::Tensor& x_in) {
   if (b.post_attn_norm.defined()) a = rmsnorm(a, b.post_attn_norm);
   const at::Tensor x = x_in + a;
   const at::Tensor n2 = rmsnorm(x, b.ffn_norm);
-  const at::Tensor g = linear(b.ffn_gate, n2);
-  const at::Tensor u = linear(b.ffn_up, n2);
-  at::Tensor f = linear(b.ffn_down, (cfg_.ffn_act == "gelu_tanh" ? at::gelu(g, "tanh") : at::silu(g)) * u);
+  at::Tensor f = b.is_moe() ? moe_ffn(b, n2) : ffn(b.ffn_gate, b.ffn_up, b.ffn_down, n2);
   if (b.post_ffw_norm.defined()) f = rmsnorm(f, b.post_ffw_norm);
   return x + f;
+}
+
+at::Tensor LlamaModel::ffn(LinearLayer& gate, LinearLayer& up, LinearLayer& down, const at::Tensor& x) {
+  const at::Tensor g = linear(gate, x);
+  const at::Tensor u = linear(up, x);
+  return linear(down, (cfg_.ffn_act == "gelu_tanh" ? at::gelu(g, "tanh") : at::silu(g)) * u);
 }
 
 at::Tensor LlamaModel::forward_hidden_impl(const at::Tensor& tokens) {

@@ -226,6 +226,29 @@ std::string tensor_suffix(const std::string& n) {
 }
 }  // namespace
 
+namespace {
+// A routed expert's matrix, "block_sparse_moe.experts.{e}.w1.weight" (Mixtral: w1 gate, w3 up, w2 down) or
+// "mlp.experts.{e}.gate_proj.weight" (Qwen2-MoE) → ("ffn_gate.{e}", e); nullopt for other names.
+std::optional<std::pair<std::string, int64_t>> hf_expert(const std::string& rest) {
+  static const std::map<std::string, std::string> kPart = {{"w1", "ffn_gate"},        {"w3", "ffn_up"},
+                                                           {"w2", "ffn_down"},        {"gate_proj", "ffn_gate"},
+                                                           {"up_proj", "ffn_up"},     {"down_proj", "ffn_down"}};
+  for (const std::string pre : {"block_sparse_moe.experts.", "mlp.experts."}) {
+    if (rest.compare(0, pre.size(), pre) != 0) continue;
+    size_t q = pre.size();
+    while (q < rest.size() && q - pre.size() < 9 && rest[q] >= '0' && rest[q] <= '9') ++q;
+    if (q == pre.size() || q >= rest.size() || rest[q] != '.' || (rest[pre.size()] == '0' && q - pre.size() > 1))
+      return std::nullopt;
+    const std::string part = rest.substr(q + 1);
+    const auto it = part.size() > 7 ? kPart.find(part.substr(0, part.size() - 7)) : kPart.end();
+    if (it == kPart.end() || part.compare(part.size() - 7, 7, ".weight") != 0) return std::nullopt;
+    const int64_t e = std::stoll(rest.substr(pre.size(), q - pre.size()));
+    return std::make_pair(it->second + "." + std::to_string(e), e);
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string& file) {
   static const std::map<std::string, std::string> kTop = {{"model.embed_tokens.weight", "token_embd.weight"},
                                                           {"model.norm.weight", "output_norm.weight"},
@@ -263,7 +286,18 @@ std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string
           {"self_attn.qkv_proj.weight", {"attn_qkv", RopePermute::none}},
           {"mlp.gate_up_proj.weight", {"ffn_gate_up", RopePermute::none}},
           {"pre_feedforward_layernorm.weight", {"ffn_pre_norm", RopePermute::none}},
-          {"post_feedforward_layernorm.weight", {"post_ffw_norm", RopePermute::none}}};
+          {"post_feedforward_layernorm.weight", {"post_ffw_norm", RopePermute::none}},
+          {"block_sparse_moe.gate.weight", {"ffn_gate_inp", RopePermute::none}},
+          {"mlp.gate.weight", {"ffn_gate_inp", RopePermute::none}},
+          {"mlp.shared_expert.gate_proj.weight", {"ffn_gate_shexp", RopePermute::none}},
+          {"mlp.shared_expert.up_proj.weight", {"ffn_up_shexp", RopePermute::none}},
+          {"mlp.shared_expert.down_proj.weight", {"ffn_down_shexp", RopePermute::none}},
+          {"mlp.shared_expert_gate.weight", {"ffn_gate_inp_shexp", RopePermute::none}}};
+      if (const auto ex = hf_expert(rest)) {
+        HfMapping m{"blk." + std::to_string(layer) + "." + ex->first + ".weight", RopePermute::none, layer};
+        m.expert = ex->second;
+        return m;
+      }
       if (const auto it = kBlk.find(rest); it != kBlk.end()) {
         return HfMapping{"blk." + std::to_string(layer) + "." + it->second.first + tensor_suffix(rest), it->second.second,
                          layer, fused_kind(it->second.first)};
@@ -271,7 +305,8 @@ std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string
     }
   }
   throw CheckpointError(file, "tensor '" + n + "'",
-                        "not a weight of the supported families (Llama, Mistral, Qwen2, Qwen3; adapters and other architectures are "
+                        "not a weight of the supported families (Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2, Mixtral, Qwen2-MoE; "
+                        "adapters and other architectures are "
                         "not supported)");
 }
 
@@ -445,7 +480,9 @@ const std::vector<std::pair<std::string, std::string>>& hf_families() {
                                                                      {"Qwen2ForCausalLM", "qwen2"},
                                                                      {"Qwen3ForCausalLM", "qwen3"},
                                                                      {"Phi3ForCausalLM", "phi3"},
-                                                                     {"Gemma2ForCausalLM", "gemma2"}};
+                                                                     {"Gemma2ForCausalLM", "gemma2"},
+                                                                     {"MixtralForCausalLM", "mixtral"},
+                                                                     {"Qwen2MoeForCausalLM", "qwen2_moe"}};
   return k;
 }
 
@@ -540,6 +577,32 @@ void hf_gemma2(const ConfigReader& r, ModelConfig& m) {
   m.post_norms = true;
 }
 
+// The number of routed experts' key: Mixtral's num_local_experts, Qwen2-MoE's num_experts.
+const char* hf_expert_count_key(const std::string& family) {
+  return family == "mixtral" ? "num_local_experts" : "num_experts";
+}
+
+// Mixtral / Qwen2-MoE: expert count, top-k, the experts' FFN width, renormalisation, the shared expert (Qwen2-MoE).
+// Every layer must be sparse (Qwen2-MoE's mlp_only_layers / decoder_sparse_step would mix dense blocks in).
+void hf_moe(const ConfigReader& r, const std::string& family, ModelConfig& m) {
+  m.n_experts = r.integer(hf_expert_count_key(family), true, 0);
+  m.n_experts_used = r.integer("num_experts_per_tok", true, 0);
+  if (m.n_experts_used > m.n_experts)
+    r.fail("num_experts_per_tok", std::to_string(m.n_experts_used) + " exceeds " + hf_expert_count_key(family) + " " +
+                                      std::to_string(m.n_experts));
+  if (family == "mixtral") {
+    m.d_ff_expert = m.d_ff;
+    return;
+  }
+  m.d_ff_expert = r.integer("moe_intermediate_size", true, 0);
+  m.d_ff_shared = r.integer("shared_expert_intermediate_size", false, 0);
+  m.expert_norm_topk = r.flag("norm_topk_prob", false);
+  if (r.integer("decoder_sparse_step", false, 1) != 1)
+    r.fail("decoder_sparse_step", "only 1 (every layer sparse) is supported");
+  if (const json* d = r.find("mlp_only_layers"); d && !(d->is_array() && d->empty()))
+    r.fail("mlp_only_layers", "dense layers in a MoE model are not supported (must be empty)");
+}
+
 }  // namespace
 
 ModelConfig hf_llama_config(const json& c, const std::string& file) {
@@ -564,6 +627,7 @@ ModelConfig hf_llama_config(const json& c, const std::string& file) {
   m.attn_qk_norm = family == "qwen3";
   hf_rope(r, m);
   if (m.n_layers > 0 && m.n_layers <= (int64_t{1} << 20)) hf_sliding(r, family, m);
+  if (family == "mixtral" || family == "qwen2_moe") hf_moe(r, family, m);
   if (family == "gemma2") {
     hf_gemma2(r, m);
   } else if (const json* act = r.find("hidden_act"); act && !(act->is_string() && act->get<std::string>() == "silu")) {
@@ -578,7 +642,7 @@ namespace {
 // the file the config does not promise, or a promised one missing, names the config key.
 void check_biases(const json& c, const Checkpoint& cp, const std::string& file) {
   const ConfigReader r{c, file};
-  const bool attn = r.flag("attention_bias", false), mlp = r.flag("mlp_bias", false), qwen2 = cp.config.arch == "qwen2";
+  const bool attn = r.flag("attention_bias", false), mlp = r.flag("mlp_bias", false), qwen2 = cp.config.arch == "qwen2" || cp.config.arch == "qwen2_moe";
   const std::pair<const char*, int> layers[] = {{"attn_q", 0}, {"attn_k", 0}, {"attn_v", 0}, {"attn_output", 1},
                                                 {"ffn_gate", 2}, {"ffn_up", 2}, {"ffn_down", 2}};
   for (int64_t i = 0; i < cp.config.n_layers; ++i) {
@@ -725,6 +789,10 @@ Checkpoint load_safetensors(const std::string& path) {
                               "layer " + std::to_string(mp->layer) + " ≥ num_hidden_layers " +
                                   std::to_string(cp.config.n_layers));
       }
+      if (mp->expert >= cp.config.n_experts && mp->expert >= 0)
+        throw CheckpointError(config_path, std::string("config['") + hf_expert_count_key(cp.config.arch) + "']",
+                              std::to_string(cp.config.n_experts) + " experts, but the weights hold " + e.name +
+                                  " (expert " + std::to_string(mp->expert) + ")");
       if (mp->canonical == "output.weight" && cp.config.tied_embeddings) continue;  // tied: lm_head = embed_tokens
       add_hf_tensor(cp, *mp, read_safetensors_tensor(st, e), sp, e.name);
     }
