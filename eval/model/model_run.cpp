@@ -443,6 +443,7 @@ void put_quantization(nlohmann::json& res, const Run& r, const QuantizedModel& q
   res["quantized_params"] = qm.quantized_params();
   res["linear_params"] = linear_params;
   res["calibration_tokens"] = qm.calibration_tokens;
+  if (!qm.expert_tokens.empty()) res["expert_calibration_tokens"] = qm.expert_tokens;
   res["layers"] = qm.layers_json();
   res["scheme_stats"] = stats;
   res["scheme_stats_summary"] = scheme_stats_summary(stats);
