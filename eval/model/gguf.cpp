@@ -472,7 +472,8 @@ ModelConfig gguf_model_config(const GgufFile& f) {
     }
   }
   if (kv.find(p + "expert_count", false) && kv.integer(p + "expert_count", true) > 0) {
-    throw CheckpointError(f.file, "kv '" + p + "expert_count'", "mixture-of-experts models are not supported");
+    throw CheckpointError(f.file, "kv '" + p + "expert_count'", "mixture-of-experts GGUFs (stacked ffn_*_exps) are not read yet — load the "
+                          "Hugging Face checkpoint directory (config.json + safetensors: Mixtral, Qwen2-MoE)");
   }
   return cfg;
 }

@@ -252,6 +252,14 @@ TEST(Families, FamilyGgufsAreRefusedNotMisread) {
       EXPECT_NE(std::string(e.what()).find("is not supported by the forward yet"), std::string::npos) << e.what();
     }
   }
+  // Mixtral's GGUF is architecture 'llama' with llama.expert_count 4 and stacked experts: refused by the reader.
+  try {
+    load_checkpoint(family_dir("mixtral") + "/model.gguf");
+    ADD_FAILURE() << "mixtral GGUF: loaded";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("llama.expert_count': mixture-of-experts GGUFs"), std::string::npos)
+        << e.what();
+  }
 }
 
 // The quantization hooks on a family with biases: 4-bit RTN on every linear layer of Qwen2. The quantized forward
