@@ -60,20 +60,24 @@ struct ShapeFieldNames {
   }
 };
 
+// A MoE block's FFN tensors: router [experts, D], shared gate [1, D], expert / shared matrices by their widths.
+std::string moe_shape_fields(const std::string& tensor, const ModelConfig& c, const ShapeFieldNames& n) {
+  const auto has = [&](const char* k) { return tensor.find(k) != std::string::npos; };
+  const bool hf = c.source == "safetensors";
+  std::string f = !hf ? n.F : c.arch == "mixtral" ? "intermediate_size" : "moe_intermediate_size";
+  if (has("_shexp") && hf) f = "shared_expert_intermediate_size";
+  if (has("ffn_gate_inp")) return "[" + (has("_shexp") ? std::string("1") : expert_count_field(c)) + ", " + n.D + "]";
+  return has("ffn_down") ? "[" + n.D + ", " + f + "]" : "[" + f + ", " + n.D + "]";
+}
+
 std::string shape_fields(const std::string& tensor, const ModelConfig& c) {
   const ShapeFieldNames n(c);
   const auto has = [&](const char* k) { return tensor.find(k) != std::string::npos; };
   if (has("token_embd") || tensor == "output.weight") return "[" + n.V + ", " + n.D + "]";
   if (has("_norm.weight")) return "[" + (has("attn_q_norm") || has("attn_k_norm") ? n.HD : n.D) + "]";
-  const bool hf = c.source == "safetensors";
-  const std::string FE = !hf ? n.F : c.arch == "mixtral" ? "intermediate_size" : "moe_intermediate_size";
-  const std::string FS = hf ? "shared_expert_intermediate_size" : n.F;
+  if (c.is_moe() && has("ffn_")) return moe_shape_fields(tensor, c, n);
   std::pair<std::string, std::string> oi = {n.F, n.D};  // ffn_gate, ffn_up
-  if (has("ffn_gate_inp_shexp")) oi = {"1", n.D};
-  else if (has("ffn_gate_inp")) oi = {expert_count_field(c), n.D};
-  else if (has("_shexp")) oi = has("ffn_down") ? std::make_pair(n.D, FS) : std::make_pair(FS, n.D);
-  else if (c.is_moe() && has("ffn_")) oi = has("ffn_down") ? std::make_pair(n.D, FE) : std::make_pair(FE, n.D);
-  else if (has("attn_q.")) oi = {n.H + "·" + n.HD, n.D};
+  if (has("attn_q.")) oi = {n.H + "·" + n.HD, n.D};
   else if (has("attn_k.") || has("attn_v.")) oi = {n.KV + "·" + n.HD, n.D};
   else if (has("attn_output")) oi = {n.D, n.H + "·" + n.HD};
   else if (has("ffn_down")) oi = {n.D, n.F};
@@ -111,6 +115,17 @@ void validate_moe_tensors(const Checkpoint& cp, int64_t i, const Expect& expect)
   expect(b + "ffn_gate_shexp.weight", {c.d_ff_shared, d});
   expect(b + "ffn_up_shexp.weight", {c.d_ff_shared, d});
   expect(b + "ffn_down_shexp.weight", {d, c.d_ff_shared});
+}
+
+// Block i's FFN: gate, up, down — or a MoE block's router and experts.
+template <class Expect>
+void validate_ffn_tensors(const Checkpoint& cp, int64_t i, const Expect& expect) {
+  const ModelConfig& c = cp.config;
+  if (c.is_moe()) return validate_moe_tensors(cp, i, expect);
+  const std::string b = "blk." + std::to_string(i) + ".";
+  expect(b + "ffn_gate.weight", {c.d_ff, c.d_model});
+  expect(b + "ffn_up.weight", {c.d_ff, c.d_model});
+  expect(b + "ffn_down.weight", {c.d_model, c.d_ff});
 }
 
 // The family extras of block i (checkpoint.hpp): q/k norms when the config has them, any bias with the shape of its
@@ -191,13 +206,7 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
     expect(b + "attn_v.weight", {c.n_kv_heads * hd, d});
     expect(b + "attn_output.weight", {d, c.n_heads * hd});
     expect(b + "ffn_norm.weight", {d});
-    if (c.is_moe()) {
-      validate_moe_tensors(cp, i, expect);
-    } else {
-      expect(b + "ffn_gate.weight", {c.d_ff, d});
-      expect(b + "ffn_up.weight", {c.d_ff, d});
-      expect(b + "ffn_down.weight", {d, c.d_ff});
-    }
+    validate_ffn_tensors(cp, i, expect);
     validate_family_tensors(cp, i, expect);
   }
   expect("output_norm.weight", {d});

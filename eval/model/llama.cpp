@@ -61,6 +61,13 @@ int64_t LinearLayer::out_features() const { return weight.defined() ? weight.siz
 
 namespace {
 
+template <class Bad>
+void check_moe_config(const ModelConfig& c, const Bad& bad) {
+  if (c.is_moe() && (c.n_experts_used < 1 || c.n_experts_used > c.n_experts || c.d_ff_expert <= 0))
+    bad("mixture of experts: need 1 ≤ n_experts_used (" + std::to_string(c.n_experts_used) + ") ≤ n_experts (" +
+        std::to_string(c.n_experts) + ") and d_ff_expert > 0");
+}
+
 void check_config(const ModelConfig& c, const std::string& where) {
   auto bad = [&](const std::string& what) {
     throw std::invalid_argument(where + ": model config: " + what);
@@ -74,10 +81,9 @@ void check_config(const ModelConfig& c, const std::string& where) {
   if (c.head_dim() % 2 != 0) bad("head_dim " + std::to_string(c.head_dim()) + " must be even for RoPE");
   if (!(c.rope_theta > 0)) bad("rope_theta must be positive");
   if (!(c.rms_eps >= 0)) bad("rms_eps must be ≥ 0");
-  if (c.is_moe() && (c.n_experts_used < 1 || c.n_experts_used > c.n_experts || c.d_ff_expert <= 0))
-    bad("mixture of experts: need 1 ≤ n_experts_used (" + std::to_string(c.n_experts_used) + ") ≤ n_experts (" +
-        std::to_string(c.n_experts) + ") and d_ff_expert > 0");
+  check_moe_config(c, bad);
 }
+
 
 // The tensor `name` of ck with the given shape: a copy, or — when `keep` is set — a view of ck's data that keeps
 // ck alive (the caller then owns nothing and must copy before modifying; LlamaModel::own_weights).

@@ -100,9 +100,18 @@ void install(LlamaModel& m, const LayerSlot& s, const schemes::Calibration& c, c
   t.quantize += out.layers.back().seconds;
 }
 
-// MoE block l: the calibration tokens each expert's gate saw, when every expert was captured (reported per block).
+// MoE block l: the calibration tokens each of its expert layers saw (their input group's capture), and per block the
+// experts' counts when every expert was captured.
 void record_expert_tokens(const LlamaModel& m, int64_t l, const std::map<std::string, schemes::Calibration>& captured,
                           QuantizedModel& out) {
+  const std::string block = "blk." + std::to_string(l) + ".";
+  for (const BlockGroup& g : block_groups(m, l)) {
+    auto it = captured.find(g.members[0]);
+    if (g.members[0].find(".ffn_") == std::string::npos || it == captured.end()) continue;
+    for (auto& info : out.layers)
+      for (const auto& name : g.members)
+        if (info.layer == name) info.calibration_tokens = it->second.n_samples;
+  }
   nlohmann::json counts = nlohmann::json::array();
   for (int64_t e = 0; e < m.config().n_experts; ++e) {
     auto it = captured.find("blk." + std::to_string(l) + ".ffn_gate." + std::to_string(e));
@@ -139,8 +148,6 @@ void quantize_block(LlamaModel& m, int64_t l, const stages::ResolvedPlan& rp, st
       const stages::Migration* mg = mi != mig.by_layer.end() ? &mi->second : nullptr;
       install(m, s, stages::layer_calibration(name, it != captured.end() ? &it->second : nullptr, mg),
               inv != mig.runtime_inv.end() ? &inv->second : nullptr, mg, out, t);
-      if (m.config().is_moe() && it != captured.end() && name.find(".ffn_") != std::string::npos)
-        out.layers.back().calibration_tokens = it->second.n_samples;
     }
   }
   if (m.config().is_moe()) record_expert_tokens(m, l, captured, out);

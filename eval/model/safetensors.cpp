@@ -247,6 +247,50 @@ std::optional<std::pair<std::string, int64_t>> hf_expert(const std::string& rest
   }
   return std::nullopt;
 }
+
+// A block tensor's mapping from its name after "model.layers.{layer}."; nullopt when it is none of the families'.
+std::optional<HfMapping> hf_block_mapping(const std::string& rest, int64_t layer) {
+  static const std::map<std::string, std::pair<std::string, RopePermute>> kBlk = {
+      {"input_layernorm.weight", {"attn_norm", RopePermute::none}},
+      {"self_attn.q_proj.weight", {"attn_q", RopePermute::q}},
+      {"self_attn.k_proj.weight", {"attn_k", RopePermute::k}},
+      {"self_attn.v_proj.weight", {"attn_v", RopePermute::none}},
+      {"self_attn.o_proj.weight", {"attn_output", RopePermute::none}},
+      {"post_attention_layernorm.weight", {"ffn_norm", RopePermute::none}},
+      {"mlp.gate_proj.weight", {"ffn_gate", RopePermute::none}},
+      {"mlp.up_proj.weight", {"ffn_up", RopePermute::none}},
+      {"mlp.down_proj.weight", {"ffn_down", RopePermute::none}},
+      {"self_attn.q_proj.bias", {"attn_q", RopePermute::q}},
+      {"self_attn.k_proj.bias", {"attn_k", RopePermute::k}},
+      {"self_attn.v_proj.bias", {"attn_v", RopePermute::none}},
+      {"self_attn.o_proj.bias", {"attn_output", RopePermute::none}},
+      {"mlp.gate_proj.bias", {"ffn_gate", RopePermute::none}},
+      {"mlp.up_proj.bias", {"ffn_up", RopePermute::none}},
+      {"mlp.down_proj.bias", {"ffn_down", RopePermute::none}},
+      {"self_attn.q_norm.weight", {"attn_q_norm", RopePermute::head}},
+      {"self_attn.k_norm.weight", {"attn_k_norm", RopePermute::head}},
+      {"self_attn.qkv_proj.weight", {"attn_qkv", RopePermute::none}},
+      {"mlp.gate_up_proj.weight", {"ffn_gate_up", RopePermute::none}},
+      {"pre_feedforward_layernorm.weight", {"ffn_pre_norm", RopePermute::none}},
+      {"post_feedforward_layernorm.weight", {"post_ffw_norm", RopePermute::none}},
+      {"block_sparse_moe.gate.weight", {"ffn_gate_inp", RopePermute::none}},
+      {"mlp.gate.weight", {"ffn_gate_inp", RopePermute::none}},
+      {"mlp.shared_expert.gate_proj.weight", {"ffn_gate_shexp", RopePermute::none}},
+      {"mlp.shared_expert.up_proj.weight", {"ffn_up_shexp", RopePermute::none}},
+      {"mlp.shared_expert.down_proj.weight", {"ffn_down_shexp", RopePermute::none}},
+      {"mlp.shared_expert_gate.weight", {"ffn_gate_inp_shexp", RopePermute::none}}};
+  if (const auto ex = hf_expert(rest)) {
+    HfMapping m{"blk." + std::to_string(layer) + "." + ex->first + ".weight", RopePermute::none, layer};
+    m.expert = ex->second;
+    return m;
+  }
+  if (const auto it = kBlk.find(rest); it != kBlk.end()) {
+    return HfMapping{"blk." + std::to_string(layer) + "." + it->second.first + tensor_suffix(rest), it->second.second,
+                     layer, fused_kind(it->second.first)};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string& file) {
@@ -264,44 +308,7 @@ std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string
       const int64_t layer = std::stoll(n.substr(p, q - p));
       const std::string rest = n.substr(q + 1);
       if (rest == "self_attn.rotary_emb.inv_freq") return std::nullopt;
-      static const std::map<std::string, std::pair<std::string, RopePermute>> kBlk = {
-          {"input_layernorm.weight", {"attn_norm", RopePermute::none}},
-          {"self_attn.q_proj.weight", {"attn_q", RopePermute::q}},
-          {"self_attn.k_proj.weight", {"attn_k", RopePermute::k}},
-          {"self_attn.v_proj.weight", {"attn_v", RopePermute::none}},
-          {"self_attn.o_proj.weight", {"attn_output", RopePermute::none}},
-          {"post_attention_layernorm.weight", {"ffn_norm", RopePermute::none}},
-          {"mlp.gate_proj.weight", {"ffn_gate", RopePermute::none}},
-          {"mlp.up_proj.weight", {"ffn_up", RopePermute::none}},
-          {"mlp.down_proj.weight", {"ffn_down", RopePermute::none}},
-          {"self_attn.q_proj.bias", {"attn_q", RopePermute::q}},
-          {"self_attn.k_proj.bias", {"attn_k", RopePermute::k}},
-          {"self_attn.v_proj.bias", {"attn_v", RopePermute::none}},
-          {"self_attn.o_proj.bias", {"attn_output", RopePermute::none}},
-          {"mlp.gate_proj.bias", {"ffn_gate", RopePermute::none}},
-          {"mlp.up_proj.bias", {"ffn_up", RopePermute::none}},
-          {"mlp.down_proj.bias", {"ffn_down", RopePermute::none}},
-          {"self_attn.q_norm.weight", {"attn_q_norm", RopePermute::head}},
-          {"self_attn.k_norm.weight", {"attn_k_norm", RopePermute::head}},
-          {"self_attn.qkv_proj.weight", {"attn_qkv", RopePermute::none}},
-          {"mlp.gate_up_proj.weight", {"ffn_gate_up", RopePermute::none}},
-          {"pre_feedforward_layernorm.weight", {"ffn_pre_norm", RopePermute::none}},
-          {"post_feedforward_layernorm.weight", {"post_ffw_norm", RopePermute::none}},
-          {"block_sparse_moe.gate.weight", {"ffn_gate_inp", RopePermute::none}},
-          {"mlp.gate.weight", {"ffn_gate_inp", RopePermute::none}},
-          {"mlp.shared_expert.gate_proj.weight", {"ffn_gate_shexp", RopePermute::none}},
-          {"mlp.shared_expert.up_proj.weight", {"ffn_up_shexp", RopePermute::none}},
-          {"mlp.shared_expert.down_proj.weight", {"ffn_down_shexp", RopePermute::none}},
-          {"mlp.shared_expert_gate.weight", {"ffn_gate_inp_shexp", RopePermute::none}}};
-      if (const auto ex = hf_expert(rest)) {
-        HfMapping m{"blk." + std::to_string(layer) + "." + ex->first + ".weight", RopePermute::none, layer};
-        m.expert = ex->second;
-        return m;
-      }
-      if (const auto it = kBlk.find(rest); it != kBlk.end()) {
-        return HfMapping{"blk." + std::to_string(layer) + "." + it->second.first + tensor_suffix(rest), it->second.second,
-                         layer, fused_kind(it->second.first)};
-      }
+      if (auto m = hf_block_mapping(rest, layer)) return m;
     }
   }
   throw CheckpointError(file, "tensor '" + n + "'",
@@ -605,6 +612,15 @@ void hf_moe(const ConfigReader& r, const std::string& family, ModelConfig& m) {
 
 }  // namespace
 
+// A routed expert's index beyond the config's expert count names the config key.
+void check_expert_index(const ModelConfig& c, const HfMapping& mp, const std::string& config_path,
+                        const std::string& name) {
+  if (mp.expert < 0 || mp.expert < c.n_experts) return;
+  throw CheckpointError(config_path, std::string("config['") + hf_expert_count_key(c.arch) + "']",
+                        std::to_string(c.n_experts) + " experts, but the weights hold " + name + " (expert " +
+                            std::to_string(mp.expert) + ")");
+}
+
 ModelConfig hf_llama_config(const json& c, const std::string& file) {
   const ConfigReader r{c, file};
   const std::string family = hf_family(r);
@@ -789,10 +805,7 @@ Checkpoint load_safetensors(const std::string& path) {
                               "layer " + std::to_string(mp->layer) + " ≥ num_hidden_layers " +
                                   std::to_string(cp.config.n_layers));
       }
-      if (mp->expert >= cp.config.n_experts && mp->expert >= 0)
-        throw CheckpointError(config_path, std::string("config['") + hf_expert_count_key(cp.config.arch) + "']",
-                              std::to_string(cp.config.n_experts) + " experts, but the weights hold " + e.name +
-                                  " (expert " + std::to_string(mp->expert) + ")");
+      check_expert_index(cp.config, *mp, config_path, e.name);
       if (mp->canonical == "output.weight" && cp.config.tied_embeddings) continue;  // tied: lm_head = embed_tokens
       add_hf_tensor(cp, *mp, read_safetensors_tensor(st, e), sp, e.name);
     }
