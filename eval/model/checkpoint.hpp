@@ -50,7 +50,7 @@ namespace qeval::model {
 
 struct ModelConfig {
   std::string arch;          // "llama" (GGUF general.architecture; HF LlamaForCausalLM → "llama"); HF families:
-                             // "mistral", "qwen2", "qwen3", "phi3", "gemma2", "mixtral", "qwen2_moe" (model_type)
+                             // "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "mixtral", "qwen2_moe
   int64_t n_layers = 0;      // {arch}.block_count | num_hidden_layers
   int64_t d_model = 0;       // {arch}.embedding_length | hidden_size
   int64_t n_heads = 0;       // {arch}.attention.head_count | num_attention_heads
@@ -79,9 +79,13 @@ struct ModelConfig {
   // RoPE frequency scaling (rope_parameters / rope_scaling with rope_type "llama3"; see llama.cpp's
   // rope_freqs and transformers' _compute_llama3_parameters): wavelengths above original_context / low_freq_factor
   // are divided by `factor`, those below original_context / high_freq_factor kept, the band between interpolated.
-  std::string rope_scaling = "none";  // "none" | "llama3"
+  // "linear" (Gemma 3's global layers): every θ_i divided by rope_factor (transformers' linear scaling).
+  std::string rope_scaling = "none";  // "none" | "llama3" | "linear"
   double rope_factor = 1.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
   int64_t rope_original_context = 0;
+  // Gemma 3: the sliding (local) layers' RoPE base, unscaled (rope_parameters.sliding_attention.rope_theta, or
+  // rope_local_base_freq); rope_theta and rope_scaling then apply to the global layers only. 0: one base for all.
+  double rope_theta_local = 0.0;
 
   // Gemma 2: norms stored as w and applied as 1 + w (the safetensors loader adds the 1, as llama.cpp's converter
   // does, so canonical norm weights are always multipliers); GeGLU with tanh-GELU; embeddings × embed_scale
@@ -104,6 +108,7 @@ struct ModelConfig {
   bool expert_norm_topk = true;
 
   bool is_moe() const { return n_experts > 0; }
+  bool local_rope(int64_t layer) const { return rope_theta_local > 0 && is_sliding(layer); }
   int64_t head_dim() const { return head_dim_explicit > 0 ? head_dim_explicit : n_heads > 0 ? d_model / n_heads : 0; }
   bool is_sliding(int64_t layer) const {
     return sliding_window > 0 && layer >= 0 && static_cast<size_t>(layer) < layer_sliding.size() &&

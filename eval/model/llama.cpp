@@ -81,6 +81,7 @@ void check_config(const ModelConfig& c, const std::string& where) {
   if (c.head_dim() % 2 != 0) bad("head_dim " + std::to_string(c.head_dim()) + " must be even for RoPE");
   if (!(c.rope_theta > 0)) bad("rope_theta must be positive");
   if (!(c.rms_eps >= 0)) bad("rms_eps must be ≥ 0");
+  if (!(c.rope_theta_local >= 0)) bad("rope_theta_local must be ≥ 0");
   check_moe_config(c, bad);
 }
 
@@ -127,7 +128,7 @@ at::Tensor optional_tensor(const Checkpoint& ck, const std::string& name, std::v
 
 bool supported_arch(const std::string& a) {
   return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3" || a == "gemma2" ||
-         a == "mixtral" || a == "qwen2_moe";
+         a == "gemma3" || a == "mixtral" || a == "qwen2_moe";
 }
 
 // Biases and q/k norms of block i, where the checkpoint has them.
@@ -591,9 +592,13 @@ namespace {
 // rope_freqs): wavelength λ = 2π/θ; λ < L/high_freq_factor keeps θ, λ > L/low_freq_factor takes θ/factor, between
 // them s = (L/λ − low)/(high − low) mixes (1 − s)·θ/factor + s·θ (L = original_max_position_embeddings).
 // Worked case (the llama3 fixture: base 5·10⁵, head_dim 16, L 32, factor 8, low 1, high 4): i = 0 (λ = 6.28 < 8)
-// keeps θ = 1; i = 1 (θ = 0.1935, λ = 32.5 > 32) → θ/8.
-double rope_frequency(const ModelConfig& c, int64_t i) {
-  const double theta = std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim()));
+// keeps θ = 1; i = 1 (θ = 0.1935, λ = 32.5 > 32) → θ/8. Linear scaling (Gemma 3's global layers): θ/factor for all i;
+// a local (sliding) layer of Gemma 3 uses base rope_theta_local, unscaled.
+double rope_frequency(const ModelConfig& c, int64_t i, bool local) {
+  const double base = local ? c.rope_theta_local : c.rope_theta;
+  const double theta = std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim()));
+  if (local) return theta;  // Gemma 3: the local base is never scaled
+  if (c.rope_scaling == "linear") return theta / c.rope_factor;
   if (c.rope_scaling != "llama3") return theta;
   const double pi = 3.14159265358979323846, wavelen = 2 * pi / theta, L = static_cast<double>(c.rope_original_context);
   if (wavelen < L / c.rope_high_freq_factor) return theta;
@@ -604,8 +609,9 @@ double rope_frequency(const ModelConfig& c, int64_t i) {
 
 }  // namespace
 
-std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T) {
-  auto it = rope_cache_.find(T);
+std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T, bool local) {
+  local = local && cfg_.rope_theta_local > 0;
+  auto it = rope_cache_.find({T, local});
   if (it != rope_cache_.end()) return it->second;
   c10::InferenceMode guard(false);  // plain tensors: usable in training graphs too
   const int64_t half = cfg_.head_dim() / 2;
@@ -613,23 +619,23 @@ std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T) {
   float* cp = c.data_ptr<float>();
   float* sp = s.data_ptr<float>();
   for (int64_t i = 0; i < half; ++i) {
-    const double theta = rope_frequency(cfg_, i);
+    const double theta = rope_frequency(cfg_, i, local);
     for (int64_t p = 0; p < T; ++p) {
       const double a = static_cast<double>(p) * theta;
       cp[p * half + i] = static_cast<float>(std::cos(a));
       sp[p * half + i] = static_cast<float>(std::sin(a));
     }
   }
-  rope_cache_[T] = {c, s};
+  rope_cache_[{T, local}] = {c, s};
   return {c, s};
 }
 
-at::Tensor LlamaModel::apply_rope(const at::Tensor& x) {
+at::Tensor LlamaModel::apply_rope(const at::Tensor& x, bool local) {
   const int64_t B = x.size(0), T = x.size(1), h = x.size(2), hd = x.size(3);
   if (hd != cfg_.head_dim())
     throw std::invalid_argument("apply_rope: head_dim " + std::to_string(hd) + " != config's " +
                                 std::to_string(cfg_.head_dim()));
-  auto [c, s] = rope_tables(T);
+  auto [c, s] = rope_tables(T, local);
   const at::Tensor cb = c.view({1, T, 1, hd / 2}), sb = s.view({1, T, 1, hd / 2});
   const at::Tensor xp = x.reshape({B, T, h, hd / 2, 2});
   const at::Tensor x0 = xp.select(-1, 0), x1 = xp.select(-1, 1);
@@ -676,8 +682,8 @@ at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x
   at::Tensor k = linear(blk.attn_k, x).view({B, T, KV, hd});
   if (blk.attn_q_norm.defined()) q = rmsnorm(q, blk.attn_q_norm);  // Qwen3: per head, before RoPE
   if (blk.attn_k_norm.defined()) k = rmsnorm(k, blk.attn_k_norm);
-  q = apply_rope(q);
-  k = apply_rope(k);
+  q = apply_rope(q, cfg_.local_rope(layer));
+  k = apply_rope(k, cfg_.local_rope(layer));
   at::Tensor v = linear(blk.attn_v, x).view({B, T, KV, hd});
 
   const bool kv_quant = kv_scheme_ && !bypass_plan_;

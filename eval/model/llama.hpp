@@ -12,6 +12,8 @@
 // product is the same rows; a per-tensor scheme then sees each part as its own tensor). Gemma 2 (checkpoint.hpp):
 //   x = embed·embed_scale;  h = x + post_attn_norm(attention(attn_norm(x))),  scores = c·tanh(q·kᵀ·attn_scale / c);
 //   x = h + post_ffw_norm(ffn_down(gelu_tanh(ffn_gate(n)) ⊙ ffn_up(n))), n = ffn_norm(h);  logits = c'·tanh(out/c').
+// Gemma 3: Gemma 2's block without soft-capping, plus q/k RMSNorm (1 + w) and RoPE base rope_theta_local on the
+// sliding layers (rope_theta, optionally linearly scaled, on the global ones).
 // Mixtral / Qwen2-MoE: the FFN is a router and experts (eval/model/moe.hpp), one linear layer per expert matrix.
 // Supported: kSupportedArchs.
 // Attention: grouped-query (query head h reads key/value head h / (n_heads / n_kv_heads), the
@@ -213,10 +215,11 @@ class LlamaModel {
   // The single linear hook point: x [..., in] → [..., out].
   at::Tensor linear(LinearLayer& layer, const at::Tensor& x);
 
-  // RoPE tables for positions [0, T): cos, sin, each [T, head_dim/2] fp32 (cached per T).
-  std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T);
+  // RoPE tables for positions [0, T): cos, sin, each [T, head_dim/2] fp32 (cached per T and base). local: the
+  // sliding layers' base (Gemma 3's rope_theta_local), else rope_theta with its scaling.
+  std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T, bool local = false);
   // Applies RoPE to x [B, T, heads, head_dim] (GGUF adjacent-pair convention), positions 0..T-1.
-  at::Tensor apply_rope(const at::Tensor& x);
+  at::Tensor apply_rope(const at::Tensor& x, bool local = false);
 
  private:
   LlamaModel(const Checkpoint& ck, const std::shared_ptr<const Checkpoint>& keep);
@@ -250,7 +253,7 @@ class LlamaModel {
   CalibrationCapture* capture_ = nullptr;
   KvHook kv_hook_;
   LinearObserver observer_;
-  std::map<int64_t, std::pair<at::Tensor, at::Tensor>> rope_cache_;
+  std::map<std::pair<int64_t, bool>, std::pair<at::Tensor, at::Tensor>> rope_cache_;
 };
 
 // A kv_cache (or activation) scheme on the keys and values [B·T, n_kv_heads·head_dim] of a batch, in place: each
@@ -259,7 +262,7 @@ class LlamaModel {
 void fake_quantize_kv_cache(const schemes::Scheme& s, at::Tensor& keys, at::Tensor& values, int64_t T);
 
 // The ModelConfig::arch values the forward runs (and how an error lists them).
-inline constexpr const char* kSupportedArchs = "llama, mistral, qwen2, qwen3, phi3, gemma2, mixtral, qwen2_moe";
+inline constexpr const char* kSupportedArchs = "llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3, mixtral, qwen2_moe";
 
 // xxh64 of a float buffer, as 16 hex digits (content hashes of weights).
 std::string xxh64_hex(const void* data, size_t bytes, uint64_t seed = 0);

@@ -488,6 +488,7 @@ const std::vector<std::pair<std::string, std::string>>& hf_families() {
                                                                      {"Qwen3ForCausalLM", "qwen3"},
                                                                      {"Phi3ForCausalLM", "phi3"},
                                                                      {"Gemma2ForCausalLM", "gemma2"},
+                                                                     {"Gemma3ForCausalLM", "gemma3_text"},
                                                                      {"MixtralForCausalLM", "mixtral"},
                                                                      {"Qwen2MoeForCausalLM", "qwen2_moe"}};
   return k;
@@ -569,13 +570,48 @@ void hf_sliding(const ConfigReader& r, const std::string& family, ModelConfig& m
   m.layer_sliding = sliding;
 }
 
+// A Gemma 3 RoPE entry ({rope_theta, rope_type, factor}): its base; linear scaling only where `scaled` (global).
+double hf_rope_entry(const ConfigReader& s, ModelConfig& m, bool scaled) {
+  const json* type = s.find("rope_type") ? s.find("rope_type") : s.find("type");
+  const std::string t = type && type->is_string() ? type->get<std::string>() : "default";
+  if (t == "linear" && scaled) {
+    m.rope_scaling = "linear";
+    m.rope_factor = s.real("factor", true, 0);
+    if (!(m.rope_factor > 0)) s.fail("factor", "must be positive");
+  } else if (t != "default") {
+    s.fail("rope_type", "RoPE type '" + t + "' is not supported here (supported: default" +
+                            (scaled ? ", linear)" : " on the sliding layers)"));
+  }
+  return s.real("rope_theta", true, 0);
+}
+
+// Gemma 3's two RoPE bases: rope_parameters per layer type {"full_attention": {…}, "sliding_attention": {…}}
+// (transformers 5), or rope_theta + rope_scaling (global) and rope_local_base_freq (sliding) before.
+void hf_rope_gemma3(const ConfigReader& r, ModelConfig& m) {
+  m.rope_scaling = "none";
+  const json* p = r.find("rope_parameters");
+  if (p && p->is_object() && p->contains("full_attention") && p->contains("sliding_attention")) {
+    m.rope_theta = hf_rope_entry({(*p)["full_attention"], r.file, "rope_parameters']['full_attention"}, m, true);
+    m.rope_theta_local = hf_rope_entry({(*p)["sliding_attention"], r.file, "rope_parameters']['sliding_attention"}, m, false);
+  } else {
+    m.rope_theta = r.real("rope_theta", false, 1000000.0);
+    m.rope_theta_local = r.real("rope_local_base_freq", false, 10000.0);
+    if (const json* sc = r.find("rope_scaling"); sc && sc->is_object()) {
+      json e = *sc;
+      e["rope_theta"] = m.rope_theta;
+      hf_rope_entry({e, r.file, "rope_scaling"}, m, true);
+    }
+  }
+  if (!(m.rope_theta > 0) || !(m.rope_theta_local > 0)) r.fail("rope_parameters", "RoPE bases must be positive");
+}
+
 // Gemma 2's config: hidden_activation gelu_pytorch_tanh, sqrt(hidden_size) embedding scale (in fp32, as HF's
 // normalizer tensor), query_pre_attn_scalar, soft-caps (null = none), pre+post norms.
 void hf_gemma2(const ConfigReader& r, ModelConfig& m) {
   const json* act = r.find("hidden_activation") ? r.find("hidden_activation") : r.find("hidden_act");
   if (!act || *act != "gelu_pytorch_tanh")
     r.fail("hidden_activation", "activation " + (act ? json_for_message(*act) : std::string("absent")) +
-                                    " is not supported for Gemma 2 (gelu_pytorch_tanh only)");
+                                    " is not supported for Gemma (gelu_pytorch_tanh only)");
   m.ffn_act = "gelu_tanh";
   m.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(m.d_model)));
   m.attn_scale = 1.0 / std::sqrt(r.real("query_pre_attn_scalar", true, 0));
@@ -625,7 +661,7 @@ ModelConfig hf_llama_config(const json& c, const std::string& file) {
   const ConfigReader r{c, file};
   const std::string family = hf_family(r);
   ModelConfig m;
-  m.arch = family;
+  m.arch = family == "gemma3_text" ? "gemma3" : family;  // model_type gemma3_text: the text-only Gemma 3
   m.source = "safetensors";
   m.n_layers = r.integer("num_hidden_layers", true, 0);
   m.d_model = r.integer("hidden_size", true, 0);
@@ -640,11 +676,12 @@ ModelConfig hf_llama_config(const json& c, const std::string& file) {
   m.tied_embeddings = r.flag("tie_word_embeddings", false);
   if (const int64_t hd = r.integer("head_dim", false, 0); hd > 0 && m.n_heads > 0 && hd * m.n_heads != m.d_model)
     m.head_dim_explicit = hd;
-  m.attn_qk_norm = family == "qwen3";
+  m.attn_qk_norm = family == "qwen3" || family == "gemma3_text";
   hf_rope(r, m);
   if (m.n_layers > 0 && m.n_layers <= (int64_t{1} << 20)) hf_sliding(r, family, m);
   if (family == "mixtral" || family == "qwen2_moe") hf_moe(r, family, m);
-  if (family == "gemma2") {
+  if (family == "gemma3_text") hf_rope_gemma3(r, m);
+  if (family == "gemma2" || family == "gemma3_text") {
     hf_gemma2(r, m);
   } else if (const json* act = r.find("hidden_act"); act && !(act->is_string() && act->get<std::string>() == "silu")) {
     r.fail("hidden_act", "activation " + json_for_message(*act) + " is not supported (silu only)");
@@ -707,7 +744,7 @@ void add_hf_tensor(Checkpoint& cp, const HfMapping& mp, TensorF32 t, const std::
     if (p.permute == RopePermute::q) permute_rows_hf_to_gguf(part, cp.config.n_heads, file, name);
     if (p.permute == RopePermute::k) permute_rows_hf_to_gguf(part, cp.config.n_kv_heads, file, name);
     if (p.permute == RopePermute::head) permute_rows_hf_to_gguf(part, 1, file, name);
-    if (cp.config.arch == "gemma2" && p.canonical.size() > 12 && p.canonical.find("norm.weight") == p.canonical.size() - 11)
+    if ((cp.config.arch == "gemma2" || cp.config.arch == "gemma3") && p.canonical.size() > 12 && p.canonical.find("norm.weight") == p.canonical.size() - 11)
       for (float& v : part.data) v += 1.0f;  // Gemma applies 1 + w (exact for the fixtures' w = k/64)
     cp.tensors.emplace(p.canonical, std::move(part));
   }

@@ -103,6 +103,28 @@ TEST(Families, Llama3RopeScalingMatchesHf) {
 TEST(Families, Qwen3QkNormMatchesHf) { expect_matches_hf("qwen3"); }
 TEST(Families, Phi3FusedQkvAndGateUpMatchesHf) { expect_matches_hf("phi3"); }
 TEST(Families, Gemma2MatchesHf) { expect_matches_hf("gemma2"); }
+TEST(Families, Gemma3LocalGlobalRopeMatchesHf) {
+  const ModelConfig c = load_checkpoint(family_dir("gemma3")).config;
+  EXPECT_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(c.rope_theta_local, 1e4);
+  EXPECT_TRUE(c.attn_qk_norm);
+  expect_matches_hf("gemma3");
+}
+
+// Gemma 3 before transformers 5: rope_theta (global) + rope_local_base_freq (sliding), no per-type rope_parameters;
+// the same config, bit-identical logits.
+TEST(Families, Gemma3OlderRopeLayoutGivesTheSameLogits) {
+  test::TempDir tmp;
+  std::filesystem::copy_file(family_dir("gemma3") + "/model.safetensors", tmp.path() + "/model.safetensors");
+  nlohmann::json cfg = test::read_json(family_dir("gemma3") + "/config.json");
+  cfg["rope_theta"] = cfg["rope_parameters"]["full_attention"]["rope_theta"];
+  cfg["rope_local_base_freq"] = cfg["rope_parameters"]["sliding_attention"]["rope_theta"];
+  cfg.erase("rope_parameters");
+  std::ofstream(tmp.path() + "/config.json") << cfg.dump();
+  LlamaModel a(load_checkpoint(family_dir("gemma3"))), b(load_checkpoint(tmp.path()));
+  EXPECT_EQ(b.config().rope_theta_local, 1e4);
+  EXPECT_TRUE(at::equal(a.forward(fixture_ids("gemma3")), b.forward(fixture_ids("gemma3"))));
+}
 
 // The smallest router margin p_k − p_(k+1) (k = top-k, p the router's softmax) over the fixture's tokens and layers,
 // from each layer's FFN input: the inputs captured at every expert's gate, which together cover every token. Also
@@ -217,9 +239,11 @@ TEST(Families, BadConfigNamesTheField) {
   expect_error([](nlohmann::json& c) { c["head_dim"] = 16; }, "qwen3", "head_dim");
   expect_error([](nlohmann::json& c) { c["num_key_value_heads"] = 4; }, "qwen2", "num_key_value_heads");
   expect_error([](nlohmann::json& c) { c["intermediate_size"] = 96; }, "mistral", "intermediate_size");
-  expect_error([](nlohmann::json& c) { c["architectures"] = {"Gemma3ForCausalLM"}; }, "qwen2",
+  expect_error([](nlohmann::json& c) { c["architectures"] = {"Gemma3ForConditionalGeneration"}; }, "qwen2",
                "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, "
-               "Gemma2ForCausalLM");
+               "Gemma2ForCausalLM, Gemma3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM");
+  expect_error([](nlohmann::json& c) { c["rope_parameters"]["sliding_attention"]["rope_type"] = "linear"; }, "gemma3",
+               "config['rope_parameters']['sliding_attention']['rope_type']");
   expect_error([](nlohmann::json& c) { c["hidden_activation"] = "gelu"; }, "gemma2", "hidden_activation");
   expect_error([](nlohmann::json& c) { c["architectures"] = {"LlamaForCausalLM"}; }, "qwen2", "attention_bias");
   expect_error([](nlohmann::json& c) { c["rope_parameters"]["rope_type"] = "yarn"; }, "llama3", "rope_parameters");
