@@ -109,6 +109,11 @@ TEST(Families, Gemma3LocalGlobalRopeMatchesHf) {
   EXPECT_EQ(c.rope_theta_local, 1e4);
   EXPECT_TRUE(c.attn_qk_norm);
   expect_matches_hf("gemma3");
+  // One base (1e6) on both layers moves HF's logits by 1.24 (manifest feature_off_effects): so must it move qeval's.
+  Checkpoint one_base = load_checkpoint(family_dir("gemma3"));
+  one_base.config.rope_theta_local = 0;
+  LlamaModel m(one_base);
+  EXPECT_GT((m.forward(fixture_ids("gemma3")) - hf_logits("gemma3")).abs().max().item<double>(), 0.1);
 }
 
 // Gemma 3 before transformers 5: rope_theta (global) + rope_local_base_freq (sliding), no per-type rope_parameters;
