@@ -646,6 +646,23 @@ void hf_moe(const ConfigReader& r, const std::string& family, ModelConfig& m) {
     r.fail("mlp_only_layers", "dense layers in a MoE model are not supported (must be empty)");
 }
 
+// What each family adds to the Llama config: RoPE layout, q/k norms, sliding windows, experts, Gemma's specifics, and
+// the activation (SwiGLU's silu for every non-Gemma family).
+void hf_family_features(const ConfigReader& r, const std::string& family, ModelConfig& m) {
+  const bool gemma = family == "gemma2" || family == "gemma3_text";
+  m.attn_qk_norm = family == "qwen3" || family == "gemma3_text";
+  if (family == "gemma3_text") {
+    hf_rope_gemma3(r, m);
+  } else {
+    hf_rope(r, m);
+  }
+  if (m.n_layers > 0 && m.n_layers <= (int64_t{1} << 20)) hf_sliding(r, family, m);
+  if (family == "mixtral" || family == "qwen2_moe") hf_moe(r, family, m);
+  if (gemma) return hf_gemma2(r, m);
+  if (const json* act = r.find("hidden_act"); act && !(act->is_string() && act->get<std::string>() == "silu"))
+    r.fail("hidden_act", "activation " + json_for_message(*act) + " is not supported (silu only)");
+}
+
 }  // namespace
 
 // A routed expert's index beyond the config's expert count names the config key.
@@ -676,16 +693,7 @@ ModelConfig hf_llama_config(const json& c, const std::string& file) {
   m.tied_embeddings = r.flag("tie_word_embeddings", false);
   if (const int64_t hd = r.integer("head_dim", false, 0); hd > 0 && m.n_heads > 0 && hd * m.n_heads != m.d_model)
     m.head_dim_explicit = hd;
-  m.attn_qk_norm = family == "qwen3" || family == "gemma3_text";
-  hf_rope(r, m);
-  if (m.n_layers > 0 && m.n_layers <= (int64_t{1} << 20)) hf_sliding(r, family, m);
-  if (family == "mixtral" || family == "qwen2_moe") hf_moe(r, family, m);
-  if (family == "gemma3_text") hf_rope_gemma3(r, m);
-  if (family == "gemma2" || family == "gemma3_text") {
-    hf_gemma2(r, m);
-  } else if (const json* act = r.find("hidden_act"); act && !(act->is_string() && act->get<std::string>() == "silu")) {
-    r.fail("hidden_act", "activation " + json_for_message(*act) + " is not supported (silu only)");
-  }
+  hf_family_features(r, family, m);
   return m;
 }
 

@@ -129,6 +129,12 @@ TEST(Families, Gemma3OlderRopeLayoutGivesTheSameLogits) {
   LlamaModel a(load_checkpoint(family_dir("gemma3"))), b(load_checkpoint(tmp.path()));
   EXPECT_EQ(b.config().rope_theta_local, 1e4);
   EXPECT_TRUE(at::equal(a.forward(fixture_ids("gemma3")), b.forward(fixture_ids("gemma3"))));
+  // Real Gemma 3 checkpoints scale the global base linearly (factor 8): read from the older rope_scaling too.
+  cfg["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 8.0}};
+  std::ofstream(tmp.path() + "/config.json") << cfg.dump();
+  const ModelConfig c = load_checkpoint(tmp.path()).config;
+  EXPECT_EQ(c.rope_scaling, "linear");
+  EXPECT_EQ(c.rope_factor, 8.0);
 }
 
 // The smallest router margin p_k − p_(k+1) (k = top-k, p the router's softmax) over the fixture's tokens and layers,
