@@ -67,6 +67,12 @@ WeightPrecision weight_precision_from_env(WeightPrecision fallback) {
 
 namespace {
 
+// The config key of the routed expert count, as the file's format names it.
+std::string expert_count_field(const ModelConfig& c) {
+  if (c.source != "safetensors") return c.arch + ".expert_count";
+  return c.arch == "mixtral" ? "num_local_experts" : "num_experts";
+}
+
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
@@ -90,11 +96,22 @@ struct ShapeFieldNames {
   }
 };
 
+// A MoE block's FFN tensors: router [experts, D], shared gate [1, D], expert / shared matrices by their widths.
+std::string moe_shape_fields(const std::string& tensor, const ModelConfig& c, const ShapeFieldNames& n) {
+  const auto has = [&](const char* k) { return tensor.find(k) != std::string::npos; };
+  const bool hf = c.source == "safetensors";
+  std::string f = !hf ? n.F : c.arch == "mixtral" ? "intermediate_size" : "moe_intermediate_size";
+  if (has("_shexp") && hf) f = "shared_expert_intermediate_size";
+  if (has("ffn_gate_inp")) return "[" + (has("_shexp") ? std::string("1") : expert_count_field(c)) + ", " + n.D + "]";
+  return has("ffn_down") ? "[" + n.D + ", " + f + "]" : "[" + f + ", " + n.D + "]";
+}
+
 std::string shape_fields(const std::string& tensor, const ModelConfig& c) {
   const ShapeFieldNames n(c);
   const auto has = [&](const char* k) { return tensor.find(k) != std::string::npos; };
   if (has("token_embd") || tensor == "output.weight") return "[" + n.V + ", " + n.D + "]";
   if (has("_norm.weight")) return "[" + (has("attn_q_norm") || has("attn_k_norm") ? n.HD : n.D) + "]";
+  if (c.is_moe() && has("ffn_")) return moe_shape_fields(tensor, c, n);
   std::pair<std::string, std::string> oi = {n.F, n.D};  // ffn_gate, ffn_up
   if (has("attn_q.")) oi = {n.H + "·" + n.HD, n.D};
   else if (has("attn_k.") || has("attn_v.")) oi = {n.KV + "·" + n.HD, n.D};
@@ -124,6 +141,48 @@ void check_tensor_data(const std::string& file, const std::string& name, const T
 }
 
 }  // namespace
+
+// A MoE block i: router, every expert's three matrices, the shared expert where the config has one. An expert the
+// weights lack names the config's expert count; one the config does not promise is refused by the reader.
+template <class Expect>
+void validate_moe_tensors(const Checkpoint& cp, int64_t i, const Expect& expect) {
+  const ModelConfig& c = cp.config;
+  const std::string b = "blk." + std::to_string(i) + ".";
+  const int64_t d = c.d_model, f = c.d_ff_expert;
+  if (c.n_experts_used <= 0 || c.n_experts_used > c.n_experts || f <= 0)
+    throw CheckpointError(cp.path, "config.n_experts_used", std::to_string(c.n_experts_used) + " of " +
+                                                                std::to_string(c.n_experts) + " experts (d_ff_expert " +
+                                                                std::to_string(f) + ") — need 1 ≤ top-k ≤ experts");
+  if (cp.tensors.count(b + "ffn_gate.weight"))
+    throw CheckpointError(cp.path, "tensor '" + b + "ffn_gate.weight'", "a dense FFN in a mixture-of-experts block");
+  expect(b + "ffn_gate_inp.weight", {c.n_experts, d});
+  for (int64_t e = 0; e < c.n_experts; ++e) {
+    const std::string x = "." + std::to_string(e) + ".weight";
+    if (!cp.tensors.count(b + "ffn_gate" + x) || !cp.tensors.count(b + "ffn_up" + x) || !cp.tensors.count(b + "ffn_down" + x))
+      throw CheckpointError(cp.path, "config['" + expert_count_field(c) + "']",
+                            std::to_string(c.n_experts) + " experts, but the weights lack expert " + std::to_string(e) +
+                                " of block " + std::to_string(i) + " (" + b + "ffn_{gate,up,down}" + x + ")");
+    expect(b + "ffn_gate" + x, {f, d});
+    expect(b + "ffn_up" + x, {f, d});
+    expect(b + "ffn_down" + x, {d, f});
+  }
+  if (c.d_ff_shared <= 0) return;
+  expect(b + "ffn_gate_inp_shexp.weight", {1, d});
+  expect(b + "ffn_gate_shexp.weight", {c.d_ff_shared, d});
+  expect(b + "ffn_up_shexp.weight", {c.d_ff_shared, d});
+  expect(b + "ffn_down_shexp.weight", {d, c.d_ff_shared});
+}
+
+// Block i's FFN: gate, up, down — or a MoE block's router and experts.
+template <class Expect>
+void validate_ffn_tensors(const Checkpoint& cp, int64_t i, const Expect& expect) {
+  const ModelConfig& c = cp.config;
+  if (c.is_moe()) return validate_moe_tensors(cp, i, expect);
+  const std::string b = "blk." + std::to_string(i) + ".";
+  expect(b + "ffn_gate.weight", {c.d_ff, c.d_model});
+  expect(b + "ffn_up.weight", {c.d_ff, c.d_model});
+  expect(b + "ffn_down.weight", {c.d_model, c.d_ff});
+}
 
 // The family extras of block i (checkpoint.hpp): q/k norms when the config has them, any bias with the shape of its
 // layer's output, and a sliding-window layer list that covers every block.
@@ -203,9 +262,7 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
     expect(b + "attn_v.weight", {c.n_kv_heads * hd, d});
     expect(b + "attn_output.weight", {d, c.n_heads * hd});
     expect(b + "ffn_norm.weight", {d});
-    expect(b + "ffn_gate.weight", {c.d_ff, d});
-    expect(b + "ffn_up.weight", {c.d_ff, d});
-    expect(b + "ffn_down.weight", {d, c.d_ff});
+    validate_ffn_tensors(cp, i, expect);
     validate_family_tensors(cp, i, expect);
   }
   expect("output_norm.weight", {d});
@@ -223,7 +280,8 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
 void validate_checkpoint(const Checkpoint& cp) { validate_checkpoint_impl(cp, true); }
 
 bool forward_supports_arch(const std::string& a) {
-  return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3" || a == "gemma2";
+  return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3" || a == "gemma2" ||
+         a == "gemma3" || a == "mixtral" || a == "qwen2_moe";
 }
 
 namespace {

@@ -50,7 +50,7 @@ namespace qeval::model {
 
 struct ModelConfig {
   std::string arch;          // "llama" (GGUF general.architecture; HF LlamaForCausalLM → "llama"); HF families:
-                             // "mistral", "qwen2", "qwen3", "phi3", "gemma2" (config.json model_type)
+                             // "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "mixtral", "qwen2_moe
   int64_t n_layers = 0;      // {arch}.block_count | num_hidden_layers
   int64_t d_model = 0;       // {arch}.embedding_length | hidden_size
   int64_t n_heads = 0;       // {arch}.attention.head_count | num_attention_heads
@@ -79,12 +79,16 @@ struct ModelConfig {
   // RoPE frequency scaling (rope_parameters / rope_scaling with rope_type "llama3"; see llama.cpp's
   // rope_freqs and transformers' _compute_llama3_parameters): wavelengths above original_context / low_freq_factor
   // are divided by `factor`, those below original_context / high_freq_factor kept, the band between interpolated.
-  std::string rope_scaling = "none";  // "none" | "llama3" | "freq_factors"
+  // "linear" (Gemma 3's global layers): every θ_i divided by rope_factor (transformers' linear scaling).
+  std::string rope_scaling = "none";  // "none" | "llama3" | "linear" | "freq_factors"
   double rope_factor = 1.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
   int64_t rope_original_context = 0;
   // "freq_factors" (a GGUF's rope_freqs.weight, where llama.cpp's converter stores Llama 3.1's scaling): θ_i is
   // divided by rope_freq_factors[i] (head_dim / 2 values), as llama.cpp's RoPE does.
   std::vector<float> rope_freq_factors;
+  // Gemma 3: the sliding (local) layers' RoPE base, unscaled (rope_parameters.sliding_attention.rope_theta, or
+  // rope_local_base_freq); rope_theta and rope_scaling then apply to the global layers only. 0: one base for all.
+  double rope_theta_local = 0.0;
 
   // Gemma 2: norms stored as w and applied as 1 + w (the safetensors loader adds the 1, as llama.cpp's converter
   // does, so canonical norm weights are always multipliers); GeGLU with tanh-GELU; embeddings × embed_scale
@@ -97,6 +101,17 @@ struct ModelConfig {
   double attn_softcap = 0.0, final_softcap = 0.0;  // 0: none
   bool post_norms = false;
 
+  // Mixture of experts (Mixtral: num_local_experts; Qwen2-MoE: num_experts, eval/model/moe.hpp): each block's FFN is
+  // a router blk.{i}.ffn_gate_inp.weight [n_experts, d_model] (kept fp), softmax over the experts in fp32, the top
+  // n_experts_used (renormalised to sum 1 when expert_norm_topk: Mixtral always, Qwen2-MoE norm_topk_prob) and per
+  // expert e a SwiGLU blk.{i}.ffn_{gate,up}.{e}.weight [d_ff_expert, d_model], ffn_down.{e}.weight [d_model,
+  // d_ff_expert] (llama.cpp's pre-stacking names); Qwen2-MoE adds a shared expert ffn_{gate,up,down}_shexp (d_ff_shared)
+  // scaled by sigmoid(x·ffn_gate_inp_shexp [1, d_model]). n_experts = 0: a dense FFN.
+  int64_t n_experts = 0, n_experts_used = 0, d_ff_expert = 0, d_ff_shared = 0;
+  bool expert_norm_topk = true;
+
+  bool is_moe() const { return n_experts > 0; }
+  bool local_rope(int64_t layer) const { return rope_theta_local > 0 && is_sliding(layer); }
   int64_t head_dim() const { return head_dim_explicit > 0 ? head_dim_explicit : n_heads > 0 ? d_model / n_heads : 0; }
   bool is_sliding(int64_t layer) const {
     return sliding_window > 0 && layer >= 0 && static_cast<size_t>(layer) < layer_sliding.size() &&
@@ -174,7 +189,7 @@ void validate_checkpoint(const Checkpoint& cp);
 
 // The ModelConfig::arch values the forward runs (and how an error lists them). GGUF writes Mistral and Llama 3
 // as "llama"; the others under these names (llama.cpp's converter).
-inline constexpr const char* kSupportedArchs = "llama, mistral, qwen2, qwen3, phi3, gemma2";
+inline constexpr const char* kSupportedArchs = "llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3, mixtral, qwen2_moe";
 bool forward_supports_arch(const std::string& arch);
 
 // Writes a GGUF v3 file with every tensor as F32, the {arch}.* hyperparameters from cp.config (rope.freq_base

@@ -494,6 +494,10 @@ void read_gemma2(const KvReader& kv, ModelConfig& cfg) {
 void read_family_features(const KvReader& kv, ModelConfig& cfg) {
   if (cfg.n_layers > (int64_t{1} << 20)) return;  // a corrupt block count: validate_checkpoint names it
   const std::string p = cfg.arch + ".";
+  if (cfg.arch == "gemma3")
+    throw CheckpointError(kv.f.file, "kv 'general.architecture'",
+                          "GGUF gemma3 is not read yet (its local RoPE base and norms are not translated) — load the "
+                          "Hugging Face checkpoint directory instead");
   if (cfg.arch == "qwen3") cfg.attn_qk_norm = true;
   if (cfg.arch == "gemma2") read_gemma2(kv, cfg);
   // Phi-3: a window applies to every layer, as in transformers (llama.cpp currently ignores it).
@@ -569,7 +573,8 @@ ModelConfig gguf_model_config(const GgufFile& f) {
     }
   }
   if (kv.find(p + "expert_count", false) && kv.integer(p + "expert_count", true) > 0) {
-    throw CheckpointError(f.file, "kv '" + p + "expert_count'", "mixture-of-experts models are not supported");
+    throw CheckpointError(f.file, "kv '" + p + "expert_count'", "mixture-of-experts GGUFs (stacked ffn_*_exps) are not read yet — load the "
+                          "Hugging Face checkpoint directory (config.json + safetensors: Mixtral, Qwen2-MoE)");
   }
   return cfg;
 }

@@ -39,10 +39,34 @@ std::string xxh64_hex(const void* data, size_t bytes, uint64_t seed) {
   return buf;
 }
 
+std::vector<LinearLayer*> LlamaBlock::linears() {
+  std::vector<LinearLayer*> out = {&attn_q, &attn_k, &attn_v, &attn_output};
+  if (!is_moe()) {
+    out.insert(out.end(), {&ffn_gate, &ffn_up, &ffn_down});
+    return out;
+  }
+  for (size_t e = 0; e < moe.gate.size(); ++e) out.insert(out.end(), {&moe.gate[e], &moe.up[e], &moe.down[e]});
+  if (moe.shared_gate.weight.defined()) out.insert(out.end(), {&moe.shared_gate, &moe.shared_up, &moe.shared_down});
+  return out;
+}
+
+std::vector<const LinearLayer*> LlamaBlock::linears() const {
+  std::vector<const LinearLayer*> out;
+  for (LinearLayer* l : const_cast<LlamaBlock*>(this)->linears()) out.push_back(l);
+  return out;
+}
+
 int64_t LinearLayer::in_features() const { return weight.defined() ? weight.size(1) : 0; }
 int64_t LinearLayer::out_features() const { return weight.defined() ? weight.size(0) : 0; }
 
 namespace {
+
+template <class Bad>
+void check_moe_config(const ModelConfig& c, const Bad& bad) {
+  if (c.is_moe() && (c.n_experts_used < 1 || c.n_experts_used > c.n_experts || c.d_ff_expert <= 0))
+    bad("mixture of experts: need 1 ≤ n_experts_used (" + std::to_string(c.n_experts_used) + ") ≤ n_experts (" +
+        std::to_string(c.n_experts) + ") and d_ff_expert > 0");
+}
 
 void check_config(const ModelConfig& c, const std::string& where) {
   auto bad = [&](const std::string& what) {
@@ -60,7 +84,10 @@ void check_config(const ModelConfig& c, const std::string& where) {
   if (c.rope_scaling == "freq_factors" && c.rope_freq_factors.size() != static_cast<size_t>(c.head_dim() / 2))
     bad("rope_freq_factors holds " + std::to_string(c.rope_freq_factors.size()) + " values, head_dim / 2 = " +
         std::to_string(c.head_dim() / 2));
+  if (!(c.rope_theta_local >= 0)) bad("rope_theta_local must be ≥ 0");
+  check_moe_config(c, bad);
 }
+
 
 // The tensor `name` of ck with the given shape: a copy, or — when `keep` is set — a view of ck's data that keeps
 // ck alive (the caller then owns nothing and must copy before modifying; LlamaModel::own_weights).
@@ -113,8 +140,7 @@ at::Tensor optional_tensor(const Checkpoint& ck, const std::string& name, std::v
 void load_family_tensors(const Checkpoint& ck, int64_t i, LlamaBlock& b) {
   const ModelConfig& c = ck.config;
   const std::string p = "blk." + std::to_string(i) + ".";
-  for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up, &b.ffn_down})
-    l->bias = optional_tensor(ck, l->name + ".bias", {l->weight.size(0)});
+  for (LinearLayer* l : b.linears()) l->bias = optional_tensor(ck, l->name + ".bias", {l->weight.size(0)});
   if (c.attn_qk_norm) {
     b.attn_q_norm = tensor_from(ck, p + "attn_q_norm.weight", {c.head_dim()});
     b.attn_k_norm = tensor_from(ck, p + "attn_k_norm.weight", {c.head_dim()});
@@ -123,6 +149,25 @@ void load_family_tensors(const Checkpoint& ck, int64_t i, LlamaBlock& b) {
     b.post_attn_norm = tensor_from(ck, p + "post_attention_norm.weight", {c.d_model});
     b.post_ffw_norm = tensor_from(ck, p + "post_ffw_norm.weight", {c.d_model});
   }
+}
+
+// Block i's router and experts (MoeFfn), shared expert where the config has one.
+void load_moe(const Checkpoint& ck, int64_t i, LlamaBlock& b, const std::shared_ptr<const Checkpoint>& keep) {
+  const ModelConfig& c = ck.config;
+  const int64_t D = c.d_model, F = c.d_ff_expert, S = c.d_ff_shared;
+  const std::string p = "blk." + std::to_string(i) + ".";
+  b.moe.router = tensor_from(ck, p + "ffn_gate_inp.weight", {c.n_experts, D}, keep);
+  for (int64_t e = 0; e < c.n_experts; ++e) {
+    const std::string x = "." + std::to_string(e);
+    b.moe.gate.push_back(make_linear(p + "ffn_gate" + x, tensor_from(ck, p + "ffn_gate" + x + ".weight", {F, D}, keep)));
+    b.moe.up.push_back(make_linear(p + "ffn_up" + x, tensor_from(ck, p + "ffn_up" + x + ".weight", {F, D}, keep)));
+    b.moe.down.push_back(make_linear(p + "ffn_down" + x, tensor_from(ck, p + "ffn_down" + x + ".weight", {D, F}, keep)));
+  }
+  if (S <= 0) return;
+  b.moe.shared_gate_inp = tensor_from(ck, p + "ffn_gate_inp_shexp.weight", {1, D}, keep);
+  b.moe.shared_gate = make_linear(p + "ffn_gate_shexp", tensor_from(ck, p + "ffn_gate_shexp.weight", {S, D}, keep));
+  b.moe.shared_up = make_linear(p + "ffn_up_shexp", tensor_from(ck, p + "ffn_up_shexp.weight", {S, D}, keep));
+  b.moe.shared_down = make_linear(p + "ffn_down_shexp", tensor_from(ck, p + "ffn_down_shexp.weight", {D, S}, keep));
 }
 
 // c·tanh(x/c), in place (soft-capping; c = 0: none).
@@ -155,9 +200,13 @@ LlamaModel::LlamaModel(const Checkpoint& ck, const std::shared_ptr<const Checkpo
     b.attn_k = make_linear(p + "attn_k", tensor_from(ck, p + "attn_k.weight", {KV * hd, D}, keep));
     b.attn_v = make_linear(p + "attn_v", tensor_from(ck, p + "attn_v.weight", {KV * hd, D}, keep));
     b.attn_output = make_linear(p + "attn_output", tensor_from(ck, p + "attn_output.weight", {D, H * hd}, keep));
-    b.ffn_gate = make_linear(p + "ffn_gate", tensor_from(ck, p + "ffn_gate.weight", {F, D}, keep));
-    b.ffn_up = make_linear(p + "ffn_up", tensor_from(ck, p + "ffn_up.weight", {F, D}, keep));
-    b.ffn_down = make_linear(p + "ffn_down", tensor_from(ck, p + "ffn_down.weight", {D, F}, keep));
+    if (cfg_.is_moe()) {
+      load_moe(ck, i, b, keep);
+    } else {
+      b.ffn_gate = make_linear(p + "ffn_gate", tensor_from(ck, p + "ffn_gate.weight", {F, D}, keep));
+      b.ffn_up = make_linear(p + "ffn_up", tensor_from(ck, p + "ffn_up.weight", {F, D}, keep));
+      b.ffn_down = make_linear(p + "ffn_down", tensor_from(ck, p + "ffn_down.weight", {D, F}, keep));
+    }
     load_family_tensors(ck, i, b);
   }
   const bool has_output = ck.tensors.count("output.weight") != 0;
@@ -173,6 +222,7 @@ LlamaModel::LlamaModel(const Checkpoint& ck, const std::shared_ptr<const Checkpo
 LlamaModel::LlamaModel(const ModelConfig& cfg, uint64_t seed, double init_std)
     : cfg_(cfg), backend_(make_ref_backend()) {
   check_config(cfg_, "random model");
+  if (cfg_.is_moe()) throw std::invalid_argument("random model: mixture-of-experts configs are not supported (load one)");
   c10::InferenceMode guard(false);
   const int64_t D = cfg_.d_model, hd = cfg_.head_dim(), H = cfg_.n_heads, KV = cfg_.n_kv_heads, F = cfg_.d_ff,
                 V = cfg_.vocab_size;
@@ -227,13 +277,15 @@ std::vector<std::pair<std::string, at::Tensor>> LlamaModel::named_parameters() {
   for (size_t i = 0; i < blocks_.size(); ++i) {
     LlamaBlock& b = blocks_[i];
     const std::string p = "blk." + std::to_string(i) + ".";
+    const std::vector<LinearLayer*> ls = b.linears();
     out.emplace_back(p + "attn_norm.weight", b.attn_norm);
-    for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output})
-      out.emplace_back(l->name + ".weight", l->weight);
+    for (size_t k = 0; k < 4; ++k) out.emplace_back(ls[k]->name + ".weight", ls[k]->weight);
     out.emplace_back(p + "ffn_norm.weight", b.ffn_norm);
-    for (LinearLayer* l : {&b.ffn_gate, &b.ffn_up, &b.ffn_down}) out.emplace_back(l->name + ".weight", l->weight);
+    if (b.is_moe()) out.emplace_back(p + "ffn_gate_inp.weight", b.moe.router);
+    for (size_t k = 4; k < ls.size(); ++k) out.emplace_back(ls[k]->name + ".weight", ls[k]->weight);
+    if (b.moe.shared_gate_inp.defined()) out.emplace_back(p + "ffn_gate_inp_shexp.weight", b.moe.shared_gate_inp);
     // Family tensors after the Llama ones (a Llama's list, and so its content hash, is unchanged).
-    for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up, &b.ffn_down})
+    for (LinearLayer* l : ls)
       if (l->bias.defined()) out.emplace_back(l->name + ".bias", l->bias);
     if (b.attn_q_norm.defined()) out.emplace_back(p + "attn_q_norm.weight", b.attn_q_norm);
     if (b.attn_k_norm.defined()) out.emplace_back(p + "attn_k_norm.weight", b.attn_k_norm);
@@ -262,7 +314,11 @@ void LlamaModel::own_weights() {
   };
   own(tok_embd_);
   own(output_norm_);
-  for (auto& b : blocks_) own(b.attn_norm), own(b.ffn_norm);
+  for (auto& b : blocks_) {
+    own(b.attn_norm), own(b.ffn_norm);
+    if (b.is_moe()) own(b.moe.router);
+    if (b.moe.shared_gate_inp.defined()) own(b.moe.shared_gate_inp);
+  }
   for (const auto& n : linear_names()) {
     LinearLayer& l = linear_layer(n);
     const bool fp = l.effective.is_same(l.weight);
@@ -308,9 +364,7 @@ Checkpoint LlamaModel::to_checkpoint() const {
 std::vector<std::string> LlamaModel::linear_names() const {
   std::vector<std::string> out;
   for (const auto& b : blocks_)
-    for (const LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up,
-                                 &b.ffn_down})
-      out.push_back(l->name);
+    for (const LinearLayer* l : b.linears()) out.push_back(l->name);
   out.push_back(output_.name);
   return out;
 }
@@ -329,15 +383,16 @@ LinearLayer& LlamaModel::linear_layer(const std::string& name) {
       const long i = std::strtol(name.c_str() + 4, &end, 10);
       if (end == name.c_str() + dot && i >= 0 && i < static_cast<long>(blocks_.size())) {
         LlamaBlock& b = blocks_[static_cast<size_t>(i)];
-        for (LinearLayer* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up,
-                               &b.ffn_down})
+        for (LinearLayer* l : b.linears())
           if (l->name == name) return *l;
       }
     }
   }
   throw std::invalid_argument("no linear layer named '" + name + "' (layers: blk.{0.." +
                               std::to_string(blocks_.size() - 1) +
-                              "}.{attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down}, output)");
+                              "}.{attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down}" +
+                              (cfg_.is_moe() ? std::string(" with MoE experts as ffn_gate.{e} etc.") : std::string()) +
+                              ", output)");
 }
 
 void LlamaModel::clear_plan() {
@@ -540,10 +595,14 @@ namespace {
 // rope_freqs): wavelength λ = 2π/θ; λ < L/high_freq_factor keeps θ, λ > L/low_freq_factor takes θ/factor, between
 // them s = (L/λ − low)/(high − low) mixes (1 − s)·θ/factor + s·θ (L = original_max_position_embeddings).
 // Worked case (the llama3 fixture: base 5·10⁵, head_dim 16, L 32, factor 8, low 1, high 4): i = 0 (λ = 6.28 < 8)
-// keeps θ = 1; i = 1 (θ = 0.1935, λ = 32.5 > 32) → θ/8.
-double rope_frequency(const ModelConfig& c, int64_t i) {
-  const double theta = std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim()));
+// keeps θ = 1; i = 1 (θ = 0.1935, λ = 32.5 > 32) → θ/8. Linear scaling (Gemma 3's global layers): θ/factor for all i;
+// a local (sliding) layer of Gemma 3 uses base rope_theta_local, unscaled.
+double rope_frequency(const ModelConfig& c, int64_t i, bool local) {
+  const double base = local ? c.rope_theta_local : c.rope_theta;
+  const double theta = std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim()));
+  if (local) return theta;  // Gemma 3: the local base is never scaled
   if (c.rope_scaling == "freq_factors") return theta / static_cast<double>(c.rope_freq_factors[static_cast<size_t>(i)]);
+  if (c.rope_scaling == "linear") return theta / c.rope_factor;
   if (c.rope_scaling != "llama3") return theta;
   const double pi = 3.14159265358979323846, wavelen = 2 * pi / theta, L = static_cast<double>(c.rope_original_context);
   if (wavelen < L / c.rope_high_freq_factor) return theta;
@@ -554,8 +613,9 @@ double rope_frequency(const ModelConfig& c, int64_t i) {
 
 }  // namespace
 
-std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T) {
-  auto it = rope_cache_.find(T);
+std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T, bool local) {
+  local = local && cfg_.rope_theta_local > 0;
+  auto it = rope_cache_.find({T, local});
   if (it != rope_cache_.end()) return it->second;
   c10::InferenceMode guard(false);  // plain tensors: usable in training graphs too
   const int64_t half = cfg_.head_dim() / 2;
@@ -563,23 +623,23 @@ std::pair<at::Tensor, at::Tensor> LlamaModel::rope_tables(int64_t T) {
   float* cp = c.data_ptr<float>();
   float* sp = s.data_ptr<float>();
   for (int64_t i = 0; i < half; ++i) {
-    const double theta = rope_frequency(cfg_, i);
+    const double theta = rope_frequency(cfg_, i, local);
     for (int64_t p = 0; p < T; ++p) {
       const double a = static_cast<double>(p) * theta;
       cp[p * half + i] = static_cast<float>(std::cos(a));
       sp[p * half + i] = static_cast<float>(std::sin(a));
     }
   }
-  rope_cache_[T] = {c, s};
+  rope_cache_[{T, local}] = {c, s};
   return {c, s};
 }
 
-at::Tensor LlamaModel::apply_rope(const at::Tensor& x) {
+at::Tensor LlamaModel::apply_rope(const at::Tensor& x, bool local) {
   const int64_t B = x.size(0), T = x.size(1), h = x.size(2), hd = x.size(3);
   if (hd != cfg_.head_dim())
     throw std::invalid_argument("apply_rope: head_dim " + std::to_string(hd) + " != config's " +
                                 std::to_string(cfg_.head_dim()));
-  auto [c, s] = rope_tables(T);
+  auto [c, s] = rope_tables(T, local);
   const at::Tensor cb = c.view({1, T, 1, hd / 2}), sb = s.view({1, T, 1, hd / 2});
   const at::Tensor xp = x.reshape({B, T, h, hd / 2, 2});
   const at::Tensor x0 = xp.select(-1, 0), x1 = xp.select(-1, 1);
@@ -626,8 +686,8 @@ at::Tensor LlamaModel::attention(int layer, LlamaBlock& blk, const at::Tensor& x
   at::Tensor k = linear(blk.attn_k, x).view({B, T, KV, hd});
   if (blk.attn_q_norm.defined()) q = rmsnorm(q, blk.attn_q_norm);  // Qwen3: per head, before RoPE
   if (blk.attn_k_norm.defined()) k = rmsnorm(k, blk.attn_k_norm);
-  q = apply_rope(q);
-  k = apply_rope(k);
+  q = apply_rope(q, cfg_.local_rope(layer));
+  k = apply_rope(k, cfg_.local_rope(layer));
   at::Tensor v = linear(blk.attn_v, x).view({B, T, KV, hd});
 
   const bool kv_quant = kv_scheme_ && !bypass_plan_;
@@ -691,11 +751,15 @@ at::Tensor LlamaModel::block_impl(int64_t l, const at::Tensor& x_in) {
   if (b.post_attn_norm.defined()) a = rmsnorm(a, b.post_attn_norm);
   const at::Tensor x = x_in + a;
   const at::Tensor n2 = rmsnorm(x, b.ffn_norm);
-  const at::Tensor g = linear(b.ffn_gate, n2);
-  const at::Tensor u = linear(b.ffn_up, n2);
-  at::Tensor f = linear(b.ffn_down, (cfg_.ffn_act == "gelu_tanh" ? at::gelu(g, "tanh") : at::silu(g)) * u);
+  at::Tensor f = b.is_moe() ? moe_ffn(b, n2) : ffn(b.ffn_gate, b.ffn_up, b.ffn_down, n2);
   if (b.post_ffw_norm.defined()) f = rmsnorm(f, b.post_ffw_norm);
   return x + f;
+}
+
+at::Tensor LlamaModel::ffn(LinearLayer& gate, LinearLayer& up, LinearLayer& down, const at::Tensor& x) {
+  const at::Tensor g = linear(gate, x);
+  const at::Tensor u = linear(up, x);
+  return linear(down, (cfg_.ffn_act == "gelu_tanh" ? at::gelu(g, "tanh") : at::silu(g)) * u);
 }
 
 at::Tensor LlamaModel::forward_hidden_impl(const at::Tensor& tokens) {

@@ -12,6 +12,9 @@
 // product is the same rows; a per-tensor scheme then sees each part as its own tensor). Gemma 2 (checkpoint.hpp):
 //   x = embed·embed_scale;  h = x + post_attn_norm(attention(attn_norm(x))),  scores = c·tanh(q·kᵀ·attn_scale / c);
 //   x = h + post_ffw_norm(ffn_down(gelu_tanh(ffn_gate(n)) ⊙ ffn_up(n))), n = ffn_norm(h);  logits = c'·tanh(out/c').
+// Gemma 3: Gemma 2's block without soft-capping, plus q/k RMSNorm (1 + w) and RoPE base rope_theta_local on the
+// sliding layers (rope_theta, optionally linearly scaled, on the global ones).
+// Mixtral / Qwen2-MoE: the FFN is a router and experts (eval/model/moe.hpp), one linear layer per expert matrix.
 // Supported: kSupportedArchs.
 // Attention: grouped-query (query head h reads key/value head h / (n_heads / n_kv_heads), the
 // llama.cpp / Hugging Face repeat_kv convention), causal, scores scaled by 1/sqrt(head_dim), softmax in fp32.
@@ -94,11 +97,25 @@ struct LinearLayer {
   int64_t out_features() const;
 };
 
+// A mixture-of-experts FFN (eval/model/moe.hpp): the router and, per expert, its own gate / up / down layers.
+struct MoeFfn {
+  at::Tensor router;                        // [n_experts, d_model] fp32, never quantized (ffn_gate_inp)
+  std::vector<LinearLayer> gate, up, down;  // one of each per expert: blk.{i}.ffn_{gate,up,down}.{e}
+  at::Tensor shared_gate_inp;               // [1, d_model] (Qwen2-MoE's shared expert gate) or undefined
+  LinearLayer shared_gate, shared_up, shared_down;  // blk.{i}.ffn_{gate,up,down}_shexp; undefined weights: none
+};
+
 struct LlamaBlock {
   at::Tensor attn_norm, ffn_norm;  // [d_model]
   at::Tensor attn_q_norm, attn_k_norm;  // [head_dim] (Qwen3) or undefined
   at::Tensor post_attn_norm, post_ffw_norm;  // [d_model] (Gemma 2) or undefined
-  LinearLayer attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down;
+  LinearLayer attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down;  // ffn_*: undefined in a MoE block
+  MoeFfn moe;  // a MoE block's FFN (router undefined in a dense block)
+  bool is_moe() const { return moe.router.defined(); }
+  // Every linear layer in forward order: attn_q, attn_k, attn_v, attn_output, then ffn_gate, ffn_up, ffn_down — or,
+  // in a MoE block, each expert's gate, up, down (expert 0 first), then the shared expert's.
+  std::vector<LinearLayer*> linears();
+  std::vector<const LinearLayer*> linears() const;
 };
 
 // Called inside attention of layer `layer` with keys (after RoPE) and values, each contiguous
@@ -198,10 +215,11 @@ class LlamaModel {
   // The single linear hook point: x [..., in] → [..., out].
   at::Tensor linear(LinearLayer& layer, const at::Tensor& x);
 
-  // RoPE tables for positions [0, T): cos, sin, each [T, head_dim/2] fp32 (cached per T).
-  std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T);
+  // RoPE tables for positions [0, T): cos, sin, each [T, head_dim/2] fp32 (cached per T and base). local: the
+  // sliding layers' base (Gemma 3's rope_theta_local), else rope_theta with its scaling.
+  std::pair<at::Tensor, at::Tensor> rope_tables(int64_t T, bool local = false);
   // Applies RoPE to x [B, T, heads, head_dim] (GGUF adjacent-pair convention), positions 0..T-1.
-  at::Tensor apply_rope(const at::Tensor& x);
+  at::Tensor apply_rope(const at::Tensor& x, bool local = false);
 
  private:
   LlamaModel(const Checkpoint& ck, const std::shared_ptr<const Checkpoint>& keep);
@@ -210,6 +228,8 @@ class LlamaModel {
   at::Tensor matmul(const at::Tensor& a, const at::Tensor& b) const;    // at::matmul(a, b) in the reassociation_ order
   at::Tensor fp_linear(LinearLayer& layer, at::Tensor x2);  // no quantization, the bypass, or training
   at::Tensor attention(int layer, LlamaBlock& blk, const at::Tensor& x);
+  at::Tensor ffn(LinearLayer& gate, LinearLayer& up, LinearLayer& down, const at::Tensor& x);  // down(act(gate)·up)
+  at::Tensor moe_ffn(LlamaBlock& blk, const at::Tensor& x);  // eval/model/moe.cpp
   at::Tensor attention_scores(int layer, const at::Tensor& qh, const at::Tensor& kh, int64_t T) const;
   at::Tensor logits_of(const at::Tensor& hidden);  // the output layer, then the final soft-cap (Gemma 2)
   at::Tensor forward_hidden_impl(const at::Tensor& tokens);
@@ -233,7 +253,7 @@ class LlamaModel {
   CalibrationCapture* capture_ = nullptr;
   KvHook kv_hook_;
   LinearObserver observer_;
-  std::map<int64_t, std::pair<at::Tensor, at::Tensor>> rope_cache_;
+  std::map<std::pair<int64_t, bool>, std::pair<at::Tensor, at::Tensor>> rope_cache_;
 };
 
 // A kv_cache (or activation) scheme on the keys and values [B·T, n_kv_heads·head_dim] of a batch, in place: each

@@ -40,6 +40,26 @@ bool group_foldable(const LlamaModel& m, InputGroup g) {
   return true;
 }
 
+std::vector<BlockGroup> block_groups(const LlamaModel& m, int64_t block) {
+  std::vector<BlockGroup> out;
+  for (InputGroup g : kInputGroups) {
+    if (m.config().is_moe() && (g == InputGroup::ffn_in || g == InputGroup::ffn_out)) continue;
+    out.push_back({g, group_members(block, g), group_foldable(m, g)});
+  }
+  if (!m.config().is_moe()) return out;
+  const std::string p = "blk." + std::to_string(block) + ".";
+  for (int64_t e = 0; e < m.config().n_experts; ++e) {
+    const std::string x = "." + std::to_string(e);
+    out.push_back({InputGroup::ffn_in, {p + "ffn_gate" + x, p + "ffn_up" + x}, false});
+    out.push_back({InputGroup::ffn_out, {p + "ffn_down" + x}, false});
+  }
+  if (m.config().d_ff_shared > 0) {
+    out.push_back({InputGroup::ffn_in, {p + "ffn_gate_shexp", p + "ffn_up_shexp"}, false});
+    out.push_back({InputGroup::ffn_out, {p + "ffn_down_shexp"}, false});
+  }
+  return out;
+}
+
 namespace {
 
 at::Tensor& norm_param(LlamaModel& m, const std::string& name, std::vector<std::pair<std::string, at::Tensor>>& params) {
@@ -97,7 +117,7 @@ namespace stages {
 namespace {
 
 // One set of factors for every quantized member (they share scheme id and params), from the first of them.
-void shared_migration(LlamaModel& m, int64_t l, InputGroup g, const std::vector<const LayerSlot*>& quantized,
+void shared_migration(LlamaModel& m, int64_t l, const BlockGroup& g, const std::vector<const LayerSlot*>& quantized,
                       const schemes::Calibration& captured, BlockMigrations& out) {
   const LayerSlot& lead = *quantized[0];
   if (!lead.w_migrates) return;
@@ -113,12 +133,12 @@ void shared_migration(LlamaModel& m, int64_t l, InputGroup g, const std::vector<
   if (sc.empty()) return;
   Migration mg;
   mg.s = sc;
-  mg.folded = group_foldable(m, g);
+  mg.folded = g.foldable;
   if (mg.folded) {
-    mg.producer = fold_migration(m, l, g, sc);
+    mg.producer = fold_migration(m, l, g.kind, sc);
     std::vector<float> inv(sc.size());
     for (size_t j = 0; j < sc.size(); ++j) inv[j] = 1.0f / sc[j];
-    out.runtime_inv[g] = inv;
+    out.runtime_inv[g.kind] = inv;
   }
   for (const LayerSlot* s : quantized) out.by_layer[s->name] = mg;
 }
@@ -143,8 +163,8 @@ BlockMigrations decide_migrations(LlamaModel& m, int64_t l, const ResolvedPlan& 
   BlockMigrations out;
   c10::InferenceMode gi(false);
   at::NoGradGuard ng;
-  for (InputGroup g : kInputGroups) {
-    const auto members = group_members(l, g);
+  for (const BlockGroup& g : block_groups(m, l)) {
+    const auto& members = g.members;
     auto it = captured.find(members[0]);
     if (it == captured.end()) continue;
     std::vector<const LayerSlot*> quantized;

@@ -403,7 +403,7 @@ nlohmann::json blame_json(Run& r, const QuantizedModel& qm) {
 
 nlohmann::json model_json(const Run& r) {
   const ModelConfig& c = r.loaded->ck.config;
-  return {{"path", r.spec.model},
+  nlohmann::json j = {{"path", r.spec.model},
           {"content_hash", r.loaded->ck.content_hash},
           {"config",
            {{"arch", c.arch},
@@ -414,6 +414,11 @@ nlohmann::json model_json(const Run& r) {
             {"d_ff", c.d_ff},
             {"vocab_size", c.vocab_size},
             {"tied_embeddings", c.tied_embeddings}}}};
+  if (c.is_moe()) {  // only for MoE models: the dense models' results keep their bytes
+    j["config"]["n_experts"] = c.n_experts;
+    j["config"]["n_experts_used"] = c.n_experts_used;
+  }
+  return j;
 }
 
 // The evaluation's figures, as the result JSON names them.
@@ -442,6 +447,7 @@ void put_quantization(nlohmann::json& res, const Run& r, const QuantizedModel& q
   res["quantized_params"] = qm.quantized_params();
   res["linear_params"] = linear_params;
   res["calibration_tokens"] = qm.calibration_tokens;
+  if (!qm.expert_tokens.empty()) res["expert_calibration_tokens"] = qm.expert_tokens;
   res["layers"] = qm.layers_json();
   res["scheme_stats"] = stats;
   res["scheme_stats_summary"] = scheme_stats_summary(stats);

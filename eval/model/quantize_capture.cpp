@@ -24,6 +24,22 @@ CaptureNeeds capture_needs(const std::vector<const LayerSlot*>& members) {
   return n;
 }
 
+namespace {
+
+// Only a MoE expert can see no calibration token (the router sent it none): its calibrated scheme has nothing to
+// work from, and qeval refuses rather than quantize from an empty Hessian or switch schemes behind the user's back.
+[[noreturn]] void refuse_unrouted(const std::string& layer, int64_t tokens) {
+  const size_t ffn = layer.find(".ffn_"), dot = layer.rfind('.');
+  const std::string pattern = ffn != std::string::npos && dot > ffn ? layer.substr(0, ffn + 5) + "*" + layer.substr(dot)
+                                                                   : layer;
+  throw std::invalid_argument("quantize_model: expert layer " + layer + " saw none of the " + std::to_string(tokens) +
+                              " calibration tokens (the router sent it none) and its scheme reads calibration data — "
+                              "use more calibration windows, or give that expert a calibration-free scheme with an "
+                              "override {\"pattern\": \"" + pattern + "\", \"weight\": {\"scheme\": \"rtn\"}}");
+}
+
+}  // namespace
+
 Calibrator::Calibrator(LlamaModel& m, const CalibrationWindows& calib, const QuantizeOptions& o,
                        std::shared_ptr<std::atomic<bool>> kv_enabled)
     : m_(m), o_(o), kv_(std::move(kv_enabled)), n_(calib.count), t_(calib.length), b_(std::max<int64_t>(1, o.batch)) {
@@ -86,6 +102,7 @@ std::map<std::string, schemes::Calibration> Calibrator::capture(int64_t l,
   }
   std::map<std::string, schemes::Calibration> out;
   for (auto& [rep, cap] : caps) {
+    if (cap->rows_seen(rep) == 0) refuse_unrouted(rep, tokens());
     out[rep] = cap->calibration(rep);
     if (o_.on_capture) o_.on_capture(rep, out[rep]);
   }

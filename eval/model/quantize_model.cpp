@@ -23,6 +23,7 @@ nlohmann::json LayerQuantInfo::to_json() const {
     j["bits_per_weight"] = bits_per_weight;
     j["weight_sqnr_db"] = finite_or_null(weight_sqnr_db);
   }
+  if (calibration_tokens >= 0) j["calibration_tokens"] = calibration_tokens;
   if (!migration.empty()) {
     j["migration"] = migration;
     double mn = std::numeric_limits<double>::infinity(), mx = 0.0;
@@ -99,12 +100,34 @@ void install(LlamaModel& m, const LayerSlot& s, const schemes::Calibration& c, c
   t.quantize += out.layers.back().seconds;
 }
 
+// MoE block l: the calibration tokens each of its expert layers saw (their input group's capture), and per block the
+// experts' counts when every expert was captured.
+void record_expert_tokens(const LlamaModel& m, int64_t l, const std::map<std::string, schemes::Calibration>& captured,
+                          QuantizedModel& out) {
+  const std::string block = "blk." + std::to_string(l) + ".";
+  for (const BlockGroup& g : block_groups(m, l)) {
+    auto it = captured.find(g.members[0]);
+    if (g.members[0].find(".ffn_") == std::string::npos || it == captured.end()) continue;
+    for (auto& info : out.layers)
+      for (const auto& name : g.members)
+        if (info.layer == name) info.calibration_tokens = it->second.n_samples;
+  }
+  nlohmann::json counts = nlohmann::json::array();
+  for (int64_t e = 0; e < m.config().n_experts; ++e) {
+    auto it = captured.find("blk." + std::to_string(l) + ".ffn_gate." + std::to_string(e));
+    if (it == captured.end()) return;
+    counts.push_back(it->second.n_samples);
+  }
+  out.expert_tokens["blk." + std::to_string(l)] = counts;
+}
+
 // Block l: capture its input groups, decide their migrations, install its layers in forward order.
 void quantize_block(LlamaModel& m, int64_t l, const stages::ResolvedPlan& rp, stages::Calibrator& cal,
                     QuantizedModel& out, Timings& t) {
   std::map<std::string, stages::CaptureNeeds> reps;  // input group representative → what to record
-  for (InputGroup g : kInputGroups) {
-    const auto members = group_members(l, g);
+  const std::vector<BlockGroup> groups = block_groups(m, l);
+  for (const BlockGroup& g : groups) {
+    const auto& members = g.members;
     std::vector<const LayerSlot*> slots;
     for (const auto& n : members) slots.push_back(&rp.at(n));
     const stages::CaptureNeeds n = stages::capture_needs(slots);
@@ -114,10 +137,10 @@ void quantize_block(LlamaModel& m, int64_t l, const stages::ResolvedPlan& rp, st
   const double t0 = now_s();
   const stages::BlockMigrations mig = stages::decide_migrations(m, l, rp, captured);
   t.search += now_s() - t0;
-  for (InputGroup g : kInputGroups) {
-    const auto members = group_members(l, g);
+  for (const BlockGroup& g : groups) {
+    const auto& members = g.members;
     auto it = captured.find(members[0]);
-    auto inv = mig.runtime_inv.find(g);
+    auto inv = g.foldable ? mig.runtime_inv.find(g.kind) : mig.runtime_inv.end();
     for (const auto& name : members) {
       const LayerSlot& s = rp.at(name);
       if (!s.ws && !s.as) continue;
@@ -127,6 +150,7 @@ void quantize_block(LlamaModel& m, int64_t l, const stages::ResolvedPlan& rp, st
               inv != mig.runtime_inv.end() ? &inv->second : nullptr, mg, out, t);
     }
   }
+  if (m.config().is_moe()) record_expert_tokens(m, l, captured, out);
 }
 
 // The output head: its input is the final norm of the last hidden state; no fold (a migrating scheme applies s).

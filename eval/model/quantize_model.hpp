@@ -39,6 +39,11 @@
 //        (weights, activations, linear schemes, KV cache), so block l+1 is calibrated on the quantized prefix.
 //        sequential = false: the fp outputs of the capture pass (llm-awq's reference behaviour).
 //   output head: captured from final_norm(hidden) when its scheme needs calibration.
+// Mixture of experts (eval/model/moe.hpp): every expert matrix is its own layer; its input group captures only the
+// tokens routed to it (block_groups), so GPTQ / AWQ / static activations see that expert's tokens; the router stays
+// fp (it is not a linear layer of the plan). An expert the router sent no calibration token, under a scheme that reads
+// calibration, is refused with one line naming the layer and the fix (more windows, or a calibration-free override
+// for it) — never quantized from an empty Hessian, never silently switched to another scheme.
 // KV cache (plan.kv_cache): a KvHook calls scheme->fake_quantize_kv(key, K, K) and (value, V, V) in place on each
 // sequence [T, n_kv_heads·head_dim] of the batch (T = LlamaModel::current_seq_len()), inside attention, from the
 // start (so calibration of later blocks sees it). It replaces any KV hook set before.
@@ -157,6 +162,8 @@ struct LayerQuantInfo {
   // column scales, migration factors, frozen activation parameters. "" for layers whose inputs are quantized
   // dynamically and whose weights stay fp (nothing is stored).
   std::string fingerprint;
+  // A MoE expert's layer: the calibration tokens the router sent it (−1: not an expert, or nothing was captured).
+  int64_t calibration_tokens = -1;
   nlohmann::json to_json() const;
 };
 
@@ -167,6 +174,8 @@ struct QuantizedModel {
   std::shared_ptr<std::atomic<bool>> kv_enabled;            // the KV hook's switch (null: no KV scheme)
   nlohmann::json timings;       // seconds: embed, capture, search, quantize, propagate, total
   int64_t calibration_tokens = 0;
+  // MoE: {"blk.{i}": [calibration tokens routed to each expert]} when calibration was captured for the experts.
+  nlohmann::json expert_tokens = nlohmann::json::object();
 
   // Parameter-weighted mean over the layers with quantized weights (weight or linear role): Σ bits·n / Σ n.
   double bits_per_weight() const;
@@ -216,6 +225,17 @@ inline constexpr InputGroup kInputGroups[] = {InputGroup::attn_in, InputGroup::a
 const char* to_string(InputGroup g);
 std::vector<std::string> group_members(int64_t block, InputGroup g);  // layer names, forward order
 bool group_foldable(const LlamaModel& m, InputGroup g);
+// One input group of a block as the quantizer walks it: the layers that read one input (members[0] represents them).
+// A dense block has the four groups above (foldable per group_foldable). A mixture-of-experts block has attn_in and
+// attn_out, then per expert e an ffn_in group {ffn_gate.e, ffn_up.e} and an ffn_out group {ffn_down.e} (each captures
+// only the tokens routed to e), then the shared expert's two (Qwen2-MoE); the expert groups are never folded (ffn_norm
+// feeds every expert; a migrating scheme applies its factors itself, Calibration::migration_folded = false).
+struct BlockGroup {
+  InputGroup kind;
+  std::vector<std::string> members;
+  bool foldable = false;
+};
+std::vector<BlockGroup> block_groups(const LlamaModel& m, int64_t block);
 // Folds s (size = the members' in_features, every s_j finite and > 0) into block `block`: producer ·= 1/s
 // (RMSNorm weight, or rows of the previous linear), every member's weight columns ·= s. Returns the producer's name
 // ("blk.3.attn_norm", "blk.3.ffn_up rows"). Throws std::invalid_argument when the group cannot be folded.

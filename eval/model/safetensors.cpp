@@ -226,6 +226,73 @@ std::string tensor_suffix(const std::string& n) {
 }
 }  // namespace
 
+namespace {
+// A routed expert's matrix, "block_sparse_moe.experts.{e}.w1.weight" (Mixtral: w1 gate, w3 up, w2 down) or
+// "mlp.experts.{e}.gate_proj.weight" (Qwen2-MoE) → ("ffn_gate.{e}", e); nullopt for other names.
+std::optional<std::pair<std::string, int64_t>> hf_expert(const std::string& rest) {
+  static const std::map<std::string, std::string> kPart = {{"w1", "ffn_gate"},        {"w3", "ffn_up"},
+                                                           {"w2", "ffn_down"},        {"gate_proj", "ffn_gate"},
+                                                           {"up_proj", "ffn_up"},     {"down_proj", "ffn_down"}};
+  for (const std::string pre : {"block_sparse_moe.experts.", "mlp.experts."}) {
+    if (rest.compare(0, pre.size(), pre) != 0) continue;
+    size_t q = pre.size();
+    while (q < rest.size() && q - pre.size() < 9 && rest[q] >= '0' && rest[q] <= '9') ++q;
+    if (q == pre.size() || q >= rest.size() || rest[q] != '.' || (rest[pre.size()] == '0' && q - pre.size() > 1))
+      return std::nullopt;
+    const std::string part = rest.substr(q + 1);
+    const auto it = part.size() > 7 ? kPart.find(part.substr(0, part.size() - 7)) : kPart.end();
+    if (it == kPart.end() || part.compare(part.size() - 7, 7, ".weight") != 0) return std::nullopt;
+    const int64_t e = std::stoll(rest.substr(pre.size(), q - pre.size()));
+    return std::make_pair(it->second + "." + std::to_string(e), e);
+  }
+  return std::nullopt;
+}
+
+// A block tensor's mapping from its name after "model.layers.{layer}."; nullopt when it is none of the families'.
+std::optional<HfMapping> hf_block_mapping(const std::string& rest, int64_t layer) {
+  static const std::map<std::string, std::pair<std::string, RopePermute>> kBlk = {
+      {"input_layernorm.weight", {"attn_norm", RopePermute::none}},
+      {"self_attn.q_proj.weight", {"attn_q", RopePermute::q}},
+      {"self_attn.k_proj.weight", {"attn_k", RopePermute::k}},
+      {"self_attn.v_proj.weight", {"attn_v", RopePermute::none}},
+      {"self_attn.o_proj.weight", {"attn_output", RopePermute::none}},
+      {"post_attention_layernorm.weight", {"ffn_norm", RopePermute::none}},
+      {"mlp.gate_proj.weight", {"ffn_gate", RopePermute::none}},
+      {"mlp.up_proj.weight", {"ffn_up", RopePermute::none}},
+      {"mlp.down_proj.weight", {"ffn_down", RopePermute::none}},
+      {"self_attn.q_proj.bias", {"attn_q", RopePermute::q}},
+      {"self_attn.k_proj.bias", {"attn_k", RopePermute::k}},
+      {"self_attn.v_proj.bias", {"attn_v", RopePermute::none}},
+      {"self_attn.o_proj.bias", {"attn_output", RopePermute::none}},
+      {"mlp.gate_proj.bias", {"ffn_gate", RopePermute::none}},
+      {"mlp.up_proj.bias", {"ffn_up", RopePermute::none}},
+      {"mlp.down_proj.bias", {"ffn_down", RopePermute::none}},
+      {"self_attn.q_norm.weight", {"attn_q_norm", RopePermute::head}},
+      {"self_attn.k_norm.weight", {"attn_k_norm", RopePermute::head}},
+      {"self_attn.qkv_proj.weight", {"attn_qkv", RopePermute::none}},
+      {"mlp.gate_up_proj.weight", {"ffn_gate_up", RopePermute::none}},
+      {"pre_feedforward_layernorm.weight", {"ffn_pre_norm", RopePermute::none}},
+      {"post_feedforward_layernorm.weight", {"post_ffw_norm", RopePermute::none}},
+      {"block_sparse_moe.gate.weight", {"ffn_gate_inp", RopePermute::none}},
+      {"mlp.gate.weight", {"ffn_gate_inp", RopePermute::none}},
+      {"mlp.shared_expert.gate_proj.weight", {"ffn_gate_shexp", RopePermute::none}},
+      {"mlp.shared_expert.up_proj.weight", {"ffn_up_shexp", RopePermute::none}},
+      {"mlp.shared_expert.down_proj.weight", {"ffn_down_shexp", RopePermute::none}},
+      {"mlp.shared_expert_gate.weight", {"ffn_gate_inp_shexp", RopePermute::none}}};
+  if (const auto ex = hf_expert(rest)) {
+    HfMapping m{"blk." + std::to_string(layer) + "." + ex->first + ".weight", RopePermute::none, layer};
+    m.expert = ex->second;
+    return m;
+  }
+  if (const auto it = kBlk.find(rest); it != kBlk.end()) {
+    return HfMapping{"blk." + std::to_string(layer) + "." + it->second.first + tensor_suffix(rest), it->second.second,
+                     layer, fused_kind(it->second.first)};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string& file) {
   static const std::map<std::string, std::string> kTop = {{"model.embed_tokens.weight", "token_embd.weight"},
                                                           {"model.norm.weight", "output_norm.weight"},
@@ -241,37 +308,12 @@ std::optional<HfMapping> hf_to_canonical(const std::string& n, const std::string
       const int64_t layer = std::stoll(n.substr(p, q - p));
       const std::string rest = n.substr(q + 1);
       if (rest == "self_attn.rotary_emb.inv_freq") return std::nullopt;
-      static const std::map<std::string, std::pair<std::string, RopePermute>> kBlk = {
-          {"input_layernorm.weight", {"attn_norm", RopePermute::none}},
-          {"self_attn.q_proj.weight", {"attn_q", RopePermute::q}},
-          {"self_attn.k_proj.weight", {"attn_k", RopePermute::k}},
-          {"self_attn.v_proj.weight", {"attn_v", RopePermute::none}},
-          {"self_attn.o_proj.weight", {"attn_output", RopePermute::none}},
-          {"post_attention_layernorm.weight", {"ffn_norm", RopePermute::none}},
-          {"mlp.gate_proj.weight", {"ffn_gate", RopePermute::none}},
-          {"mlp.up_proj.weight", {"ffn_up", RopePermute::none}},
-          {"mlp.down_proj.weight", {"ffn_down", RopePermute::none}},
-          {"self_attn.q_proj.bias", {"attn_q", RopePermute::q}},
-          {"self_attn.k_proj.bias", {"attn_k", RopePermute::k}},
-          {"self_attn.v_proj.bias", {"attn_v", RopePermute::none}},
-          {"self_attn.o_proj.bias", {"attn_output", RopePermute::none}},
-          {"mlp.gate_proj.bias", {"ffn_gate", RopePermute::none}},
-          {"mlp.up_proj.bias", {"ffn_up", RopePermute::none}},
-          {"mlp.down_proj.bias", {"ffn_down", RopePermute::none}},
-          {"self_attn.q_norm.weight", {"attn_q_norm", RopePermute::head}},
-          {"self_attn.k_norm.weight", {"attn_k_norm", RopePermute::head}},
-          {"self_attn.qkv_proj.weight", {"attn_qkv", RopePermute::none}},
-          {"mlp.gate_up_proj.weight", {"ffn_gate_up", RopePermute::none}},
-          {"pre_feedforward_layernorm.weight", {"ffn_pre_norm", RopePermute::none}},
-          {"post_feedforward_layernorm.weight", {"post_ffw_norm", RopePermute::none}}};
-      if (const auto it = kBlk.find(rest); it != kBlk.end()) {
-        return HfMapping{"blk." + std::to_string(layer) + "." + it->second.first + tensor_suffix(rest), it->second.second,
-                         layer, fused_kind(it->second.first)};
-      }
+      if (auto m = hf_block_mapping(rest, layer)) return m;
     }
   }
   throw CheckpointError(file, "tensor '" + n + "'",
-                        "not a weight of the supported families (Llama, Mistral, Qwen2, Qwen3; adapters and other architectures are "
+                        "not a weight of the supported families (Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2, Mixtral, Qwen2-MoE; "
+                        "adapters and other architectures are "
                         "not supported)");
 }
 
@@ -445,7 +487,10 @@ const std::vector<std::pair<std::string, std::string>>& hf_families() {
                                                                      {"Qwen2ForCausalLM", "qwen2"},
                                                                      {"Qwen3ForCausalLM", "qwen3"},
                                                                      {"Phi3ForCausalLM", "phi3"},
-                                                                     {"Gemma2ForCausalLM", "gemma2"}};
+                                                                     {"Gemma2ForCausalLM", "gemma2"},
+                                                                     {"Gemma3ForCausalLM", "gemma3_text"},
+                                                                     {"MixtralForCausalLM", "mixtral"},
+                                                                     {"Qwen2MoeForCausalLM", "qwen2_moe"}};
   return k;
 }
 
@@ -525,13 +570,48 @@ void hf_sliding(const ConfigReader& r, const std::string& family, ModelConfig& m
   m.layer_sliding = sliding;
 }
 
+// A Gemma 3 RoPE entry ({rope_theta, rope_type, factor}): its base; linear scaling only where `scaled` (global).
+double hf_rope_entry(const ConfigReader& s, ModelConfig& m, bool scaled) {
+  const json* type = s.find("rope_type") ? s.find("rope_type") : s.find("type");
+  const std::string t = type && type->is_string() ? type->get<std::string>() : "default";
+  if (t == "linear" && scaled) {
+    m.rope_scaling = "linear";
+    m.rope_factor = s.real("factor", true, 0);
+    if (!(m.rope_factor > 0)) s.fail("factor", "must be positive");
+  } else if (t != "default") {
+    s.fail("rope_type", "RoPE type '" + t + "' is not supported here (supported: default" +
+                            (scaled ? ", linear)" : " on the sliding layers)"));
+  }
+  return s.real("rope_theta", true, 0);
+}
+
+// Gemma 3's two RoPE bases: rope_parameters per layer type {"full_attention": {…}, "sliding_attention": {…}}
+// (transformers 5), or rope_theta + rope_scaling (global) and rope_local_base_freq (sliding) before.
+void hf_rope_gemma3(const ConfigReader& r, ModelConfig& m) {
+  m.rope_scaling = "none";
+  const json* p = r.find("rope_parameters");
+  if (p && p->is_object() && p->contains("full_attention") && p->contains("sliding_attention")) {
+    m.rope_theta = hf_rope_entry({(*p)["full_attention"], r.file, "rope_parameters']['full_attention"}, m, true);
+    m.rope_theta_local = hf_rope_entry({(*p)["sliding_attention"], r.file, "rope_parameters']['sliding_attention"}, m, false);
+  } else {
+    m.rope_theta = r.real("rope_theta", false, 1000000.0);
+    m.rope_theta_local = r.real("rope_local_base_freq", false, 10000.0);
+    if (const json* sc = r.find("rope_scaling"); sc && sc->is_object()) {
+      json e = *sc;
+      e["rope_theta"] = m.rope_theta;
+      hf_rope_entry({e, r.file, "rope_scaling"}, m, true);
+    }
+  }
+  if (!(m.rope_theta > 0) || !(m.rope_theta_local > 0)) r.fail("rope_parameters", "RoPE bases must be positive");
+}
+
 // Gemma 2's config: hidden_activation gelu_pytorch_tanh, sqrt(hidden_size) embedding scale (in fp32, as HF's
 // normalizer tensor), query_pre_attn_scalar, soft-caps (null = none), pre+post norms.
 void hf_gemma2(const ConfigReader& r, ModelConfig& m) {
   const json* act = r.find("hidden_activation") ? r.find("hidden_activation") : r.find("hidden_act");
   if (!act || *act != "gelu_pytorch_tanh")
     r.fail("hidden_activation", "activation " + (act ? json_for_message(*act) : std::string("absent")) +
-                                    " is not supported for Gemma 2 (gelu_pytorch_tanh only)");
+                                    " is not supported for Gemma (gelu_pytorch_tanh only)");
   m.ffn_act = "gelu_tanh";
   m.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(m.d_model)));
   m.attn_scale = 1.0 / std::sqrt(r.real("query_pre_attn_scalar", true, 0));
@@ -540,13 +620,65 @@ void hf_gemma2(const ConfigReader& r, ModelConfig& m) {
   m.post_norms = true;
 }
 
+// The number of routed experts' key: Mixtral's num_local_experts, Qwen2-MoE's num_experts.
+const char* hf_expert_count_key(const std::string& family) {
+  return family == "mixtral" ? "num_local_experts" : "num_experts";
+}
+
+// Mixtral / Qwen2-MoE: expert count, top-k, the experts' FFN width, renormalisation, the shared expert (Qwen2-MoE).
+// Every layer must be sparse (Qwen2-MoE's mlp_only_layers / decoder_sparse_step would mix dense blocks in).
+void hf_moe(const ConfigReader& r, const std::string& family, ModelConfig& m) {
+  m.n_experts = r.integer(hf_expert_count_key(family), true, 0);
+  m.n_experts_used = r.integer("num_experts_per_tok", true, 0);
+  if (m.n_experts_used > m.n_experts)
+    r.fail("num_experts_per_tok", std::to_string(m.n_experts_used) + " exceeds " + hf_expert_count_key(family) + " " +
+                                      std::to_string(m.n_experts));
+  if (family == "mixtral") {
+    m.d_ff_expert = m.d_ff;
+    return;
+  }
+  m.d_ff_expert = r.integer("moe_intermediate_size", true, 0);
+  m.d_ff_shared = r.integer("shared_expert_intermediate_size", false, 0);
+  m.expert_norm_topk = r.flag("norm_topk_prob", false);
+  if (r.integer("decoder_sparse_step", false, 1) != 1)
+    r.fail("decoder_sparse_step", "only 1 (every layer sparse) is supported");
+  if (const json* d = r.find("mlp_only_layers"); d && !(d->is_array() && d->empty()))
+    r.fail("mlp_only_layers", "dense layers in a MoE model are not supported (must be empty)");
+}
+
+// What each family adds to the Llama config: RoPE layout, q/k norms, sliding windows, experts, Gemma's specifics, and
+// the activation (SwiGLU's silu for every non-Gemma family).
+void hf_family_features(const ConfigReader& r, const std::string& family, ModelConfig& m) {
+  const bool gemma = family == "gemma2" || family == "gemma3_text";
+  m.attn_qk_norm = family == "qwen3" || family == "gemma3_text";
+  if (family == "gemma3_text") {
+    hf_rope_gemma3(r, m);
+  } else {
+    hf_rope(r, m);
+  }
+  if (m.n_layers > 0 && m.n_layers <= (int64_t{1} << 20)) hf_sliding(r, family, m);
+  if (family == "mixtral" || family == "qwen2_moe") hf_moe(r, family, m);
+  if (gemma) return hf_gemma2(r, m);
+  if (const json* act = r.find("hidden_act"); act && !(act->is_string() && act->get<std::string>() == "silu"))
+    r.fail("hidden_act", "activation " + json_for_message(*act) + " is not supported (silu only)");
+}
+
 }  // namespace
+
+// A routed expert's index beyond the config's expert count names the config key.
+void check_expert_index(const ModelConfig& c, const HfMapping& mp, const std::string& config_path,
+                        const std::string& name) {
+  if (mp.expert < 0 || mp.expert < c.n_experts) return;
+  throw CheckpointError(config_path, std::string("config['") + hf_expert_count_key(c.arch) + "']",
+                        std::to_string(c.n_experts) + " experts, but the weights hold " + name + " (expert " +
+                            std::to_string(mp.expert) + ")");
+}
 
 ModelConfig hf_llama_config(const json& c, const std::string& file) {
   const ConfigReader r{c, file};
   const std::string family = hf_family(r);
   ModelConfig m;
-  m.arch = family;
+  m.arch = family == "gemma3_text" ? "gemma3" : family;  // model_type gemma3_text: the text-only Gemma 3
   m.source = "safetensors";
   m.n_layers = r.integer("num_hidden_layers", true, 0);
   m.d_model = r.integer("hidden_size", true, 0);
@@ -561,14 +693,7 @@ ModelConfig hf_llama_config(const json& c, const std::string& file) {
   m.tied_embeddings = r.flag("tie_word_embeddings", false);
   if (const int64_t hd = r.integer("head_dim", false, 0); hd > 0 && m.n_heads > 0 && hd * m.n_heads != m.d_model)
     m.head_dim_explicit = hd;
-  m.attn_qk_norm = family == "qwen3";
-  hf_rope(r, m);
-  if (m.n_layers > 0 && m.n_layers <= (int64_t{1} << 20)) hf_sliding(r, family, m);
-  if (family == "gemma2") {
-    hf_gemma2(r, m);
-  } else if (const json* act = r.find("hidden_act"); act && !(act->is_string() && act->get<std::string>() == "silu")) {
-    r.fail("hidden_act", "activation " + json_for_message(*act) + " is not supported (silu only)");
-  }
+  hf_family_features(r, family, m);
   return m;
 }
 
@@ -578,7 +703,7 @@ namespace {
 // the file the config does not promise, or a promised one missing, names the config key.
 void check_biases(const json& c, const Checkpoint& cp, const std::string& file) {
   const ConfigReader r{c, file};
-  const bool attn = r.flag("attention_bias", false), mlp = r.flag("mlp_bias", false), qwen2 = cp.config.arch == "qwen2";
+  const bool attn = r.flag("attention_bias", false), mlp = r.flag("mlp_bias", false), qwen2 = cp.config.arch == "qwen2" || cp.config.arch == "qwen2_moe";
   const std::pair<const char*, int> layers[] = {{"attn_q", 0}, {"attn_k", 0}, {"attn_v", 0}, {"attn_output", 1},
                                                 {"ffn_gate", 2}, {"ffn_up", 2}, {"ffn_down", 2}};
   for (int64_t i = 0; i < cp.config.n_layers; ++i) {
@@ -627,7 +752,7 @@ void add_hf_tensor(Checkpoint& cp, const HfMapping& mp, TensorF32 t, const std::
     if (p.permute == RopePermute::q) permute_rows_hf_to_gguf(part, cp.config.n_heads, file, name);
     if (p.permute == RopePermute::k) permute_rows_hf_to_gguf(part, cp.config.n_kv_heads, file, name);
     if (p.permute == RopePermute::head) permute_rows_hf_to_gguf(part, 1, file, name);
-    if (cp.config.arch == "gemma2" && p.canonical.size() > 12 && p.canonical.find("norm.weight") == p.canonical.size() - 11)
+    if ((cp.config.arch == "gemma2" || cp.config.arch == "gemma3") && p.canonical.size() > 12 && p.canonical.find("norm.weight") == p.canonical.size() - 11)
       for (float& v : part.data) v += 1.0f;  // Gemma applies 1 + w (exact for the fixtures' w = k/64)
     cp.tensors.emplace(p.canonical, std::move(part));
   }
@@ -725,6 +850,7 @@ Checkpoint load_safetensors(const std::string& path) {
                               "layer " + std::to_string(mp->layer) + " ≥ num_hidden_layers " +
                                   std::to_string(cp.config.n_layers));
       }
+      check_expert_index(cp.config, *mp, config_path, e.name);
       if (mp->canonical == "output.weight" && cp.config.tied_embeddings) continue;  // tied: lm_head = embed_tokens
       add_hf_tensor(cp, *mp, read_safetensors_tensor(st, e), sp, e.name);
     }

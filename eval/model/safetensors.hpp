@@ -53,6 +53,7 @@ struct HfMapping {
   RopePermute permute = RopePermute::none;
   int64_t layer = -1;  // block index, -1 for non-block tensors
   HfFused fused = HfFused::none;
+  int64_t expert = -1;  // a routed expert's index (Mixtral, Qwen2-MoE), -1 otherwise
 };
 // One canonical tensor cut from an HF tensor: rows [row_begin, row_begin + rows).
 struct HfPart {

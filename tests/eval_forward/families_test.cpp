@@ -1,4 +1,4 @@
-// tests/eval_forward/families_test.cpp — the family forwards (Qwen2, Mistral, Llama 3, Qwen3, Phi-3, Gemma 2), from safetensors and from GGUF, against Hugging Face's fp32 logits.
+// tests/eval_forward/families_test.cpp — the family forwards (Qwen2, Mistral, Llama 3, Qwen3, Phi-3, Gemma 2/3, Mixtral, Qwen2-MoE), from safetensors and (the dense ones) from GGUF, against Hugging Face's fp32 logits.
 //
 // Fixtures: tests/data/families/<family> (scripts/testdata/make_family_fixtures.py: tiny random checkpoints built by
 // transformers 5.25 / torch 2.15, bf16 weights, HF's fp32 eager logits on two 24-token sequences in logits.npy).
@@ -13,6 +13,12 @@
 //   down) × 2 layers + 2 (final norm, head) = 24 (Gemma 2: + 2 post-norms per layer + the final soft-cap = 29).
 // RoPE: HF forms the angle pos·θ in fp32 (relative error u per product, ≤ 24·u·θ absolute) where qeval rounds a
 // double angle once — one more u-sized stage, inside the S·u·√K budget (√K ≈ 11 > 1).
+// Mixture of experts (Mixtral, Qwen2-MoE): 3 more stages per layer (router product, softmax/top-k weights, the
+// weighted sum over experts; Qwen2-MoE + 1 for the shared expert's sigmoid gate), K = the longest reduction the
+// MoE layers actually make (d_model 64; intermediate_size feeds no layer in Qwen2-MoE). This holds only while
+// routing is the same on both sides: a top-k choice decided by less than the error would flip an expert, so the
+// test first checks every token's gap between its k-th and (k+1)-th router probability exceeds twice the derived
+// bound on a router logit's error (max |Δp| ≤ max |Δz| for a softmax; the bound is the same S·u·√K·max|z|).
 // Worked number (qwen2, max|logit| 4.26): 24 · 5.96e-8 · 11.3 · 4.26 = 6.9e-5. A feature left out moves the logits by
 // 0.3 to 5.7 (manifest.json feature_off_effects), 4 000× more. The measured error is printed (QEVAL_VERBOSE-free:
 // always, one line per family) so the margin is visible.
@@ -63,10 +69,12 @@ at::Tensor fixture_ids(const std::string& family) {
 
 // The derived bound above: S·u·√K·max|logit|.
 double derived_tolerance(const ModelConfig& c, const at::Tensor& ref) {
-  const double u = std::ldexp(1.0, -24), K = static_cast<double>(std::max({c.d_model, c.d_ff, c.head_dim(), int64_t{24}}));
+  const int64_t ff = c.is_moe() ? std::max(c.d_ff_expert, c.d_ff_shared) : c.d_ff;
+  const double u = std::ldexp(1.0, -24), K = static_cast<double>(std::max({c.d_model, ff, c.head_dim(), int64_t{24}}));
   // Gemma 2: two more norms per layer and the final soft-cap (tanh' ≤ 1: soft-capping does not amplify an error).
-  const double per_layer = 11.0 + (c.post_norms ? 2.0 : 0.0), S = per_layer * static_cast<double>(c.n_layers) + 2.0 +
-                                                                   (c.final_softcap > 0 ? 1.0 : 0.0);
+  const double moe = c.is_moe() ? 3.0 + (c.d_ff_shared > 0 ? 1.0 : 0.0) : 0.0;
+  const double per_layer = 11.0 + (c.post_norms ? 2.0 : 0.0) + moe,
+               S = per_layer * static_cast<double>(c.n_layers) + 2.0 + (c.final_softcap > 0 ? 1.0 : 0.0);
   return S * u * std::sqrt(K) * ref.abs().max().item<double>();
 }
 
@@ -95,6 +103,113 @@ TEST(Families, Llama3RopeScalingMatchesHf) {
 TEST(Families, Qwen3QkNormMatchesHf) { expect_matches_hf("qwen3"); }
 TEST(Families, Phi3FusedQkvAndGateUpMatchesHf) { expect_matches_hf("phi3"); }
 TEST(Families, Gemma2MatchesHf) { expect_matches_hf("gemma2"); }
+TEST(Families, Gemma3LocalGlobalRopeMatchesHf) {
+  const ModelConfig c = load_checkpoint(family_dir("gemma3")).config;
+  EXPECT_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(c.rope_theta_local, 1e4);
+  EXPECT_TRUE(c.attn_qk_norm);
+  expect_matches_hf("gemma3");
+  // One base (1e6) on both layers moves HF's logits by 1.24 (manifest feature_off_effects): so must it move qeval's.
+  Checkpoint one_base = load_checkpoint(family_dir("gemma3"));
+  one_base.config.rope_theta_local = 0;
+  LlamaModel m(one_base);
+  EXPECT_GT((m.forward(fixture_ids("gemma3")) - hf_logits("gemma3")).abs().max().item<double>(), 0.1);
+}
+
+// Gemma 3 before transformers 5: rope_theta (global) + rope_local_base_freq (sliding), no per-type rope_parameters;
+// the same config, bit-identical logits.
+TEST(Families, Gemma3OlderRopeLayoutGivesTheSameLogits) {
+  test::TempDir tmp;
+  std::filesystem::copy_file(family_dir("gemma3") + "/model.safetensors", tmp.path() + "/model.safetensors");
+  nlohmann::json cfg = test::read_json(family_dir("gemma3") + "/config.json");
+  cfg["rope_theta"] = cfg["rope_parameters"]["full_attention"]["rope_theta"];
+  cfg["rope_local_base_freq"] = cfg["rope_parameters"]["sliding_attention"]["rope_theta"];
+  cfg.erase("rope_parameters");
+  std::ofstream(tmp.path() + "/config.json") << cfg.dump();
+  LlamaModel a(load_checkpoint(family_dir("gemma3"))), b(load_checkpoint(tmp.path()));
+  EXPECT_EQ(b.config().rope_theta_local, 1e4);
+  EXPECT_TRUE(at::equal(a.forward(fixture_ids("gemma3")), b.forward(fixture_ids("gemma3"))));
+  // Real Gemma 3 checkpoints scale the global base linearly (factor 8): read from the older rope_scaling too.
+  cfg["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 8.0}};
+  std::ofstream(tmp.path() + "/config.json") << cfg.dump();
+  const ModelConfig c = load_checkpoint(tmp.path()).config;
+  EXPECT_EQ(c.rope_scaling, "linear");
+  EXPECT_EQ(c.rope_factor, 8.0);
+}
+
+// The smallest router margin p_k − p_(k+1) (k = top-k, p the router's softmax) over the fixture's tokens and layers,
+// from each layer's FFN input: the inputs captured at every expert's gate, which together cover every token. Also
+// the router logits' max |z|: a logit errs by at most the derived bound on it (softmax moves p by ≤ max |Δz|).
+std::pair<double, double> min_router_margin(LlamaModel& m, const Checkpoint& ck, const at::Tensor& ids) {
+  double margin = 1.0, zmax = 0.0;
+  const int64_t k = m.config().n_experts_used;
+  CaptureOptions o;
+  o.layers = {"blk.*.ffn_gate.*"};
+  o.hessian = false;
+  CalibrationCapture cap(o);
+  m.set_capture(&cap);
+  m.forward(ids);
+  m.set_capture(nullptr);
+  for (const std::string& name : cap.layers()) {
+    const std::string block = name.substr(0, name.find(".ffn_gate"));
+    const TensorF32& r = ck.tensors.at(block + ".ffn_gate_inp.weight");
+    const at::Tensor router = at::from_blob(const_cast<float*>(r.data.data()), {r.shape[0], r.shape[1]}, at::kFloat);
+    const schemes::Calibration c = cap.calibration(name);
+    const at::Tensor x = at::from_blob(const_cast<float*>(c.inputs.data), {c.inputs.rows, c.inputs.cols}, at::kFloat);
+    const at::Tensor z = at::matmul(x, router.t());
+    const at::Tensor top = std::get<0>(at::topk(at::softmax(z, -1), k + 1, -1));
+    margin = std::min(margin, (top.select(1, k - 1) - top.select(1, k)).min().item<double>());
+    zmax = std::max(zmax, z.abs().max().item<double>());
+  }
+  return {margin, zmax};
+}
+
+// HF's per-expert token counts on the fixture ids (manifest expert_usage_per_layer, counted by the fixture script
+// from transformers' router) equal qeval's: the rows each expert's gate layer saw. They sum to 48 tokens × top-k.
+void expect_hf_routing(const std::string& family) {
+  const Checkpoint ck = load_checkpoint(family_dir(family));
+  LlamaModel m(ck);
+  const at::Tensor ids = fixture_ids(family);
+  const auto [margin, zmax] = min_router_margin(m, ck, ids);
+  const double z_tol = derived_tolerance(m.config(), at::full({1}, zmax));
+  std::printf("[ family %-8s ] smallest router margin %.3g, router logit error bound %.3g\n", family.c_str(), margin,
+              z_tol);
+  EXPECT_GT(margin, 2 * z_tol) << "routing too close to a tie to compare with HF";
+  CaptureOptions o;
+  o.layers = {"blk.*.ffn_gate.*"};
+  o.hessian = false;
+  CalibrationCapture cap(o);
+  m.set_capture(&cap);
+  m.forward(ids);
+  const auto& usage = manifest()["families"][family]["measured"]["expert_usage_per_layer"];
+  ASSERT_EQ(usage.size(), static_cast<size_t>(m.config().n_layers));
+  for (int64_t l = 0; l < m.config().n_layers; ++l) {
+    int64_t sum = 0;
+    for (int64_t e = 0; e < m.config().n_experts; ++e) {
+      const std::string name = "blk." + std::to_string(l) + ".ffn_gate." + std::to_string(e);
+      EXPECT_EQ(cap.rows_seen(name), usage[static_cast<size_t>(l)][static_cast<size_t>(e)].get<int64_t>()) << name;
+      sum += cap.rows_seen(name);
+    }
+    EXPECT_EQ(sum, ids.numel() * m.config().n_experts_used) << "layer " << l;
+  }
+}
+
+TEST(Families, MixtralTop2MatchesHf) {
+  const ModelConfig c = load_checkpoint(family_dir("mixtral")).config;
+  EXPECT_EQ(c.n_experts, 4);
+  EXPECT_EQ(c.n_experts_used, 2);
+  EXPECT_TRUE(c.expert_norm_topk);
+  expect_hf_routing("mixtral");
+  expect_matches_hf("mixtral");
+}
+
+TEST(Families, Qwen2MoeSharedExpertMatchesHf) {
+  const ModelConfig c = load_checkpoint(family_dir("qwen2moe")).config;
+  EXPECT_EQ(c.d_ff_shared, 64);
+  EXPECT_FALSE(c.expert_norm_topk);
+  expect_hf_routing("qwen2moe");
+  expect_matches_hf("qwen2moe");
+}
 
 // transformers before 5 wrote rope_theta + rope_scaling ({"rope_type" | "type": "llama3", …}); both layouts give the
 // same config and therefore bit-identical logits.
@@ -135,9 +250,11 @@ TEST(Families, BadConfigNamesTheField) {
   expect_error([](nlohmann::json& c) { c["head_dim"] = 16; }, "qwen3", "head_dim");
   expect_error([](nlohmann::json& c) { c["num_key_value_heads"] = 4; }, "qwen2", "num_key_value_heads");
   expect_error([](nlohmann::json& c) { c["intermediate_size"] = 96; }, "mistral", "intermediate_size");
-  expect_error([](nlohmann::json& c) { c["architectures"] = {"Gemma3ForCausalLM"}; }, "qwen2",
+  expect_error([](nlohmann::json& c) { c["architectures"] = {"Gemma3ForConditionalGeneration"}; }, "qwen2",
                "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, "
-               "Gemma2ForCausalLM");
+               "Gemma2ForCausalLM, Gemma3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM");
+  expect_error([](nlohmann::json& c) { c["rope_parameters"]["sliding_attention"]["rope_type"] = "linear"; }, "gemma3",
+               "config['rope_parameters']['sliding_attention']['rope_type']");
   expect_error([](nlohmann::json& c) { c["hidden_activation"] = "gelu"; }, "gemma2", "hidden_activation");
   expect_error([](nlohmann::json& c) { c["architectures"] = {"LlamaForCausalLM"}; }, "qwen2", "attention_bias");
   expect_error([](nlohmann::json& c) { c["rope_parameters"]["rope_type"] = "yarn"; }, "llama3", "rope_parameters");
@@ -146,6 +263,17 @@ TEST(Families, BadConfigNamesTheField) {
                "qkv_proj.weight': 128 rows, the config makes 96 = (num_attention_heads + 2·num_key_value_heads)·head_dim");
   expect_error([](nlohmann::json& c) { c["rope_parameters"]["partial_rotary_factor"] = 0.5; }, "phi3",
                "partial rotary embedding 0.5 is not supported");
+  // Mixture of experts: an expert count that disagrees with the weights names the field, either way.
+  expect_error([](nlohmann::json& c) { c["num_local_experts"] = 3; }, "mixtral",
+               "config['num_local_experts']: 3 experts, but the weights hold model.layers.0.block_sparse_moe.experts.3");
+  expect_error([](nlohmann::json& c) { c["num_local_experts"] = 5; }, "mixtral",
+               "expected [5, 64] = [num_local_experts, hidden_size]");
+  expect_error([](nlohmann::json& c) { c["num_experts"] = 2; }, "qwen2moe", "config['num_experts']: 2 experts");
+  expect_error([](nlohmann::json& c) { c["num_experts_per_tok"] = 5; }, "mixtral", "num_experts_per_tok");
+  expect_error([](nlohmann::json& c) { c["moe_intermediate_size"] = 16; }, "qwen2moe", "moe_intermediate_size");
+  expect_error([](nlohmann::json& c) { c["shared_expert_intermediate_size"] = 32; }, "qwen2moe",
+               "shared_expert_intermediate_size");
+  expect_error([](nlohmann::json& c) { c["mlp_only_layers"] = {0}; }, "qwen2moe", "mlp_only_layers");
 }
 
 // The families' GGUFs, written by llama.cpp's converter from the same checkpoints (tests/data/families/README.md):
@@ -196,6 +324,14 @@ TEST(FamiliesGguf, BothFormatsLoadTheSameTensors) {
       EXPECT_EQ(gg.tensors.at(name).shape, t.shape) << name;
       EXPECT_TRUE(gg.tensors.at(name).data == t.data) << name;
     }
+  }
+  // Mixtral's GGUF is architecture 'llama' with llama.expert_count 4 and stacked experts: refused by the reader.
+  try {
+    load_checkpoint(family_dir("mixtral") + "/model.gguf");
+    ADD_FAILURE() << "mixtral GGUF: loaded";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("llama.expert_count': mixture-of-experts GGUFs"), std::string::npos)
+        << e.what();
   }
 }
 

@@ -286,8 +286,9 @@ void expect_load_error(const std::string& path, const std::string& field, const 
 
 TEST(SafetensorsConfig, Errors) {
   const std::vector<std::tuple<std::string, std::function<void(json&)>, std::string, std::string>> cases = {
-      {"arch", [](json& j) { j["architectures"] = {"Gemma3ForCausalLM"}, j["model_type"] = "gemma3_text"; },
-       "architectures", "'Gemma3ForCausalLM' (model_type \"gemma3_text\") is not supported — supported: LlamaForCausalLM"},
+      {"arch", [](json& j) { j["architectures"] = {"Gemma3ForConditionalGeneration"}, j["model_type"] = "gemma3"; },
+       "architectures",
+       "'Gemma3ForConditionalGeneration' (model_type \"gemma3\") is not supported — supported: LlamaForCausalLM"},
       {"model_type", [](json& j) { j.erase("architectures"), j["model_type"] = 5; }, "architectures", "model_type 5"},
       {"hidden", [](json& j) { j.erase("hidden_size"); }, "config['hidden_size']", "required key is missing"},
       {"heads", [](json& j) { j["num_attention_heads"] = "2"; }, "config['num_attention_heads']", "must be an integer"},
