@@ -19,27 +19,12 @@
 #include "quant/quantize.hpp"
 #include "quant/rng.hpp"
 #include "schemes/scheme.hpp"
+#include "tests/eval_forward/backend_test_support.hpp"
 
 namespace qeval::model {
 namespace {
 
-constexpr double kU = 0x1.0p-24;  // unit roundoff of fp32 (round to nearest)
-
-quant::Matrix gaussian(int64_t r, int64_t c, uint64_t seed) {
-  Rng rng(seed);
-  quant::Matrix m(r, c);
-  for (auto& v : m.data) v = static_cast<float>(rng.normal());
-  return m;
-}
-
-// The value q − zero_point of element (r, c), decoded here from the storage code (quant/matrix.hpp's convention:
-// symmetric stores q + 2^(b−1), asymmetric stores q).
-int64_t centered(const quant::QuantizedMatrix& q, int64_t r, int64_t c) {
-  const int64_t u = quant::packed_code_at(q.codes.data() + r * q.row_bytes(), c, q.params.bits);
-  const bool sym = q.params.mapping == quant::Mapping::symmetric;
-  const int64_t code = sym ? u - (int64_t{1} << (q.params.bits - 1)) : u;
-  return code - (sym ? 0 : q.zero_points[static_cast<size_t>(q.group_index(r, c))]);
-}
+using namespace backend_test;
 
 float scale_at(const quant::QuantizedMatrix& q, int64_t r, int64_t c) {
   return q.scales[static_cast<size_t>(q.group_index(r, c))];
@@ -54,19 +39,8 @@ std::vector<int64_t> edges_of(const quant::QuantizedMatrix& a, const quant::Quan
   return e;
 }
 
-struct Case {
-  int wbits;
-  quant::Mapping wmap;
-  int64_t wgroup;  // 0: per channel
-  quant::Mapping amap;
-  int64_t agroup;  // 0: per token
-};
-
-std::string describe(const Case& c, int64_t k, int64_t m) {
-  return "w int" + std::to_string(c.wbits) + (c.wmap == quant::Mapping::symmetric ? " sym" : " asym") + " g" +
-         std::to_string(c.wgroup) + ", a int8" + (c.amap == quant::Mapping::symmetric ? " sym" : " asym") + " g" +
-         std::to_string(c.agroup) + ", k " + std::to_string(k) + ", m " + std::to_string(m) + ", gemm " +
-         cpu::active_gemm_isa();
+std::string describe_cpu(const Case& c, int64_t k, int64_t m) {
+  return describe(c, k, m) + ", gemm " + cpu::active_gemm_isa();
 }
 
 quant::QuantParams params(int bits, quant::Mapping map, int64_t group) {
@@ -86,7 +60,7 @@ void check_case(const Case& cs, int64_t k, int64_t m, uint64_t seed) {
   const quant::QuantizedMatrix qw = quant::quantize_affine(w.view(), params(cs.wbits, cs.wmap, cs.wgroup));
   const IntOperand a = int_operand(qa), b = int_operand(qw);
   const std::vector<int64_t> got = exact_block_sums(a, b), e = edges_of(qa, qw);
-  ASSERT_EQ(got.size(), (e.size() - 1) * static_cast<size_t>(m * n)) << describe(cs, k, m);
+  ASSERT_EQ(got.size(), (e.size() - 1) * static_cast<size_t>(m * n)) << describe_cpu(cs, k, m);
   quant::Matrix y(m, n, std::nanf(""));  // sentinel: every element must be written
   int_linear(a, b, y.mut());
   const int64_t blocks = static_cast<int64_t>(e.size()) - 1;
@@ -97,7 +71,7 @@ void check_case(const Case& cs, int64_t k, int64_t m, uint64_t seed) {
         int64_t s = 0;
         for (int64_t c = e[bi]; c < e[bi + 1]; ++c) s += centered(qa, r, c) * centered(qw, o, c);
         ASSERT_EQ(got[static_cast<size_t>((bi * m + r) * n + o)], s)
-            << describe(cs, k, m) << " block " << bi << " row " << r << " out " << o << " seed " << seed;
+            << describe_cpu(cs, k, m) << " block " << bi << " row " << r << " out " << o << " seed " << seed;
         const double t = static_cast<double>(scale_at(qa, r, e[bi])) * scale_at(qw, o, e[bi]) * static_cast<double>(s);
         want += t;
         mag += std::fabs(t);
@@ -105,7 +79,7 @@ void check_case(const Case& cs, int64_t k, int64_t m, uint64_t seed) {
       // Epilogue: per block fl(fl(s_a·s_w)·fl(S)) — 3 roundings (S itself exact while |S| < 2^24), then B − 1
       // fp32 additions: |y − Σ t| ≤ (B + 2)·u·Σ|t| (first order; ×1.01 covers the higher-order terms).
       const double bound = 1.01 * static_cast<double>(blocks + 2) * kU * mag;
-      EXPECT_LE(std::fabs(y(r, o) - want), bound) << describe(cs, k, m) << " row " << r << " out " << o;
+      EXPECT_LE(std::fabs(y(r, o) - want), bound) << describe_cpu(cs, k, m) << " row " << r << " out " << o;
     }
 }
 
@@ -213,22 +187,6 @@ TEST(CpuBackendLinear, DynamicActivationsPassThroughAndLlmInt8) {
 
 // ---- model level: the embedded model (models/qeval-sotu-4l256), 2 windows of 256 tokens (> 64 rows: dynamic activations quantize) -------------------------
 
-nlohmann::json model_spec(const nlohmann::json& plan, const std::string& backend) {
-  nlohmann::json protocol = nlohmann::json::parse(R"({"version": 1, "name": "sotu-heldout-256-2",
-    "text": "data/sotu/sotu.txt", "text_begin_byte": 10216959, "tokenizer": "model", "n_ctx": 256, "n_chunks": 2,
-    "first_chunk": 0, "chunk_stride": 10, "bos": "auto", "dtype": "fp32", "threads": 2, "batch": 1, "seed": 0})");
-  nlohmann::json p = plan;
-  p["overrides"] = nlohmann::json::array({{{"pattern", "output"}, {"skip", true}}});
-  return {{"model", "models/qeval-sotu-4l256/model.gguf"}, {"protocol", protocol}, {"plan", p},
-          {"backend", backend}, {"lambada", false}, {"blame_windows", 0}};
-}
-
-model::ModelRunContext& context() {
-  static model::ModelRunContext ctx(QEVAL_SOURCE_DIR, "");  // memory cache only: the fp reference is shared
-  ctx.progress = false;
-  return ctx;
-}
-
 // W8A8 per channel, W4A8 g32 with asymmetric weights and activations, W4A16 g128: the cpu run's agreement
 // with ref stays within its derived bound (4× the ref path's split_k noise; docs/model-eval.md) with identical weights.
 TEST(CpuBackendModel, AgreesWithRefWithinItsBoundOnTheEmbeddedModel) {
@@ -242,7 +200,7 @@ TEST(CpuBackendModel, AgreesWithRefWithinItsBoundOnTheEmbeddedModel) {
       {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 4}, {"group_size", 128}}}}}},
   };
   for (const auto& plan : plans) {
-    const nlohmann::json r = model::run_model(model_spec(plan, "cpu"), context());
+    const nlohmann::json r = model::run_model(model_spec(plan, "cpu", 2), context());
     const nlohmann::json& a = r.at("agreement");
     SCOPED_TRACE(plan.dump() + " gemm " + cpu::active_gemm_isa() + "\nagreement " + a.dump());
     EXPECT_EQ(r.at("backend").at("gemm_isa"), cpu::active_gemm_isa());
@@ -258,15 +216,7 @@ TEST(CpuBackendModel, AgreesWithRefWithinItsBoundOnTheEmbeddedModel) {
 
 TEST(CpuBackendModel, AnUnsupportedPairIsOneLineNamingItAndWhoRunsIt) {
   const nlohmann::json plan = {{"weight", {{"scheme", "nf4"}, {"params", {{"bits", 4}, {"group_size", 64}}}}}};
-  try {
-    model::run_model(model_spec(plan, "cpu"), context());
-    FAIL() << "nf4 ran on cpu";
-  } catch (const std::invalid_argument& e) {
-    const std::string msg = e.what();
-    for (const char* part : {"backend 'cpu'", "nf4", "no integer kernel", "backends that run it: ref"})
-      EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' missing in: " << msg;
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-  }
+  expect_one_line_refusal(plan, "cpu", 2, {"backend 'cpu'", "nf4", "no integer kernel", "backends that run it: ref"});
 }
 
 }  // namespace

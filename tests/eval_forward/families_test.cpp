@@ -78,17 +78,22 @@ double derived_tolerance(const ModelConfig& c, const at::Tensor& ref) {
   return S * u * std::sqrt(K) * ref.abs().max().item<double>();
 }
 
-void expect_matches_hf(const std::string& family) {
-  SCOPED_TRACE(family);
-  const Checkpoint ck = load_checkpoint(family_dir(family));
+// The forward of `ck` on the family's fixture ids against HF's logits in `logits`, within the derived tolerance.
+void expect_checkpoint_matches_hf(const std::string& family, const Checkpoint& ck, const std::string& logits,
+                                  const char* format) {
+  SCOPED_TRACE(family + " " + format);
   LlamaModel m(ck);
-  const at::Tensor want = hf_logits(family);
+  const at::Tensor want = hf_logits(family, logits);
   const at::Tensor got = m.forward(fixture_ids(family));
   ASSERT_EQ(got.sizes(), want.sizes());
   const double err = (got - want).abs().max().item<double>(), tol = derived_tolerance(m.config(), want);
-  std::printf("[ family %-8s ] max |qeval − HF| = %.3g, derived tolerance %.3g (%.0f× margin)\n", family.c_str(), err,
-              tol, tol / err);
+  std::printf("[ family %-8s ] %s: max |qeval − HF| = %.3g, derived tolerance %.3g (%.0f× margin)\n", family.c_str(),
+              format, err, tol, tol / err);
   EXPECT_LE(err, tol) << "max |Δlogit| " << err << " > derived tolerance " << tol;
+}
+
+void expect_matches_hf(const std::string& family) {
+  expect_checkpoint_matches_hf(family, load_checkpoint(family_dir(family)), "logits.npy", "safetensors");
 }
 
 TEST(Families, Qwen2QkvBiasMatchesHf) { expect_matches_hf("qwen2"); }
@@ -283,17 +288,9 @@ TEST(Families, BadConfigNamesTheField) {
 // one more u-sized RoPE stage, inside the budget as argued above. Mistral's GGUF has no sliding-window key (the
 // converter writes none), so it is full attention: HF's logits with sliding_window = None on the same weights.
 void expect_gguf_matches_hf(const std::string& family, const std::string& logits = "logits.npy") {
-  SCOPED_TRACE(family);
   const Checkpoint ck = load_checkpoint(family_dir(family) + "/model.gguf");
   EXPECT_EQ(ck.config.source, "gguf");
-  LlamaModel m(ck);
-  const at::Tensor want = hf_logits(family, logits);
-  const at::Tensor got = m.forward(fixture_ids(family));
-  ASSERT_EQ(got.sizes(), want.sizes());
-  const double err = (got - want).abs().max().item<double>(), tol = derived_tolerance(m.config(), want);
-  std::printf("[ family %-8s ] GGUF: max |qeval − HF| = %.3g, derived tolerance %.3g (%.0f× margin)\n", family.c_str(),
-              err, tol, tol / err);
-  EXPECT_LE(err, tol) << "max |Δlogit| " << err << " > derived tolerance " << tol;
+  expect_checkpoint_matches_hf(family, ck, logits, "GGUF");
 }
 
 TEST(FamiliesGguf, Qwen2BiasesAndNeoxRows) { expect_gguf_matches_hf("qwen2"); }

@@ -32,30 +32,17 @@
 #include "quant/quantize.hpp"
 #include "quant/rng.hpp"
 #include "schemes/scheme.hpp"
+#include "tests/eval_forward/backend_test_support.hpp"
 
 namespace qeval::model {
 namespace {
 
-constexpr double kU = 0x1.0p-24;
+using namespace backend_test;
 
 #define QEVAL_OPENCL_OR_SKIP()                                                                            \
   if (!gpu::default_device())                                                                             \
   GTEST_SKIP() << "no OpenCL device found (install pocl-opencl-icd, or a GPU driver, or set QEVAL_CL_DEVICE); " \
                   "opencl backend tests skipped"
-
-quant::Matrix gaussian(int64_t r, int64_t c, uint64_t seed) {
-  Rng rng(seed);
-  quant::Matrix m(r, c);
-  for (auto& v : m.data) v = static_cast<float>(rng.normal());
-  return m;
-}
-
-// q − zero_point of element (r, c), decoded from the storage code (symmetric stores q + 2^(b−1), asymmetric q).
-int64_t centered(const quant::QuantizedMatrix& q, int64_t r, int64_t c) {
-  const int64_t u = quant::packed_code_at(q.codes.data() + r * q.row_bytes(), c, q.params.bits);
-  const bool sym = q.params.mapping == quant::Mapping::symmetric;
-  return sym ? u - (int64_t{1} << (q.params.bits - 1)) : u - q.zero_points[static_cast<size_t>(q.group_index(r, c))];
-}
 
 std::shared_ptr<const schemes::Scheme> scheme(const std::string& id, int bits, int64_t group,
                                               quant::Mapping map = quant::Mapping::symmetric,
@@ -86,20 +73,6 @@ struct Layer {
     L.act_scheme = std::move(as);
   }
 };
-
-struct Case {
-  int wbits;
-  quant::Mapping wmap;
-  int64_t wgroup;  // 0: per channel
-  quant::Mapping amap;
-  int64_t agroup;  // 0: per token
-};
-
-std::string describe(const Case& c, int64_t k, int64_t m) {
-  return "w int" + std::to_string(c.wbits) + (c.wmap == quant::Mapping::symmetric ? " sym" : " asym") + " g" +
-         std::to_string(c.wgroup) + ", a int8" + (c.amap == quant::Mapping::symmetric ? " sym" : " asym") + " g" +
-         std::to_string(c.agroup) + ", k " + std::to_string(k) + ", m " + std::to_string(m);
-}
 
 void check_int_case(const LinearBackend& be, const Case& cs, int64_t k, int64_t m, uint64_t seed) {
   const int64_t n = 5;
@@ -279,22 +252,6 @@ TEST(OpenClBackendLayer, UnsupportedPairsAreOneLineNamingWhoRunsThem) {
 
 // ---- model level: the embedded model, 1 window of 256 tokens (> 64 rows: dynamic activations quantize) --------
 
-nlohmann::json model_spec(const nlohmann::json& plan, const std::string& backend) {
-  nlohmann::json protocol = nlohmann::json::parse(R"({"version": 1, "name": "sotu-heldout-256-1",
-    "text": "data/sotu/sotu.txt", "text_begin_byte": 10216959, "tokenizer": "model", "n_ctx": 256, "n_chunks": 1,
-    "first_chunk": 0, "chunk_stride": 10, "bos": "auto", "dtype": "fp32", "threads": 2, "batch": 1, "seed": 0})");
-  nlohmann::json p = plan;
-  p["overrides"] = nlohmann::json::array({{{"pattern", "output"}, {"skip", true}}});
-  return {{"model", "models/qeval-sotu-4l256/model.gguf"}, {"protocol", protocol}, {"plan", p},
-          {"backend", backend}, {"lambada", false}, {"blame_windows", 0}};
-}
-
-model::ModelRunContext& context() {
-  static model::ModelRunContext ctx(QEVAL_SOURCE_DIR, "");  // memory cache only: the fp reference is shared
-  ctx.progress = false;
-  return ctx;
-}
-
 // W8A8 per channel, W4A8 g32 asymmetric, W4A16 g128, LLM.int8: within the run's own agreement bound (4× the ref
 // path's split_k noise; docs/model-eval.md), same weights, the device in metrics.backend.
 TEST(OpenClBackendModel, AgreesWithRefWithinItsBoundOnTheEmbeddedModel) {
@@ -311,7 +268,7 @@ TEST(OpenClBackendModel, AgreesWithRefWithinItsBoundOnTheEmbeddedModel) {
   };
   const std::string device = gpu::default_device()->info().name;
   for (const auto& plan : plans) {
-    const nlohmann::json r = model::run_model(model_spec(plan, "opencl"), context());
+    const nlohmann::json r = model::run_model(model_spec(plan, "opencl", 1), context());
     const nlohmann::json& a = r.at("agreement");
     SCOPED_TRACE(plan.dump() + "\nbackend " + r.at("backend").dump() + "\nagreement " + a.dump());
     std::printf("[opencl model] %s: KL(ref||opencl) mean %.3g (bound %s), max |dlogit| %.3g, seconds %s\n",
@@ -333,15 +290,7 @@ TEST(OpenClBackendModel, AnUnsupportedPairFailsTheRunInOneLine) {
   QEVAL_OPENCL_OR_SKIP();
   const nlohmann::json plan = {{"weight", {{"scheme", "fp4"}, {"params", {{"bits", 4}, {"group_size", 64}}}}},
                                {"activation", {{"scheme", "dynamic_per_token"}}}};
-  try {
-    model::run_model(model_spec(plan, "opencl"), context());
-    FAIL() << "fp4 × int8 activations ran on opencl";
-  } catch (const std::invalid_argument& e) {
-    const std::string msg = e.what();
-    for (const char* part : {"backend 'opencl'", "fp4", "no integer kernel", "backends that run it: ref"})
-      EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' missing in: " << msg;
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-  }
+  expect_one_line_refusal(plan, "opencl", 1, {"backend 'opencl'", "fp4", "no integer kernel", "backends that run it: ref"});
 }
 
 }  // namespace

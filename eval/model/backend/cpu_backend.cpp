@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "eval/model/backend/integer_support.hpp"
 #include "eval/model/backend/outlier_split.hpp"
 #include "quant/cpu/dispatch.hpp"
 #include "quant/pack.hpp"
@@ -269,24 +270,10 @@ class CpuBackend final : public LinearBackend {
   }
 
   Support supports(const schemes::SchemeTraits* w, const schemes::SchemeTraits* a) const override {
-    using schemes::Target;
-    if (!w) return {false, "activation quantization over fp weights has no integer kernel"};
-    if (w->target == Target::linear) {
-      if (!w->outlier_columns)
-        return {false, "a Target::linear scheme without outlier columns quantizes inside its own linear() "
-                       "(SmoothQuant): no integer kernel"};
-      if (a) return {false, "an activation scheme on top of a Target::linear scheme has no integer kernel"};
-      return {};
-    }
-    if (w->target != Target::weight) return {false, std::string("no kernel for target ") + schemes::to_string(w->target)};
+    if (auto decided = integer_weight_support(w, a)) return *decided;
     if (w->codes != quant::Format::int_affine)
       return {false, std::string("no integer kernel for ") + quant::to_string(w->codes) + " weight codes"};
-    if (!a) return {};
-    if (a->target != Target::activation || a->activation == schemes::ActivationQuant::none)
-      return {false, "the activation scheme does not quantize a linear layer's input"};
-    if (a->activation_per_feature)
-      return {false, "per-input-feature activation scales vary along the reduction axis: no integer kernel"};
-    return {};
+    return a ? integer_activation_support(*a) : Support{};
   }
 
   std::shared_ptr<const PreparedLinear> prepare(const QuantizedLinear& layer) const override {

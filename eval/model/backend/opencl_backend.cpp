@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "eval/model/backend/integer_support.hpp"
 #include "eval/model/backend/outlier_split.hpp"
 #include "gpu/backend.hpp"
 #include "gpu/ops.hpp"
@@ -199,26 +200,13 @@ class OpenClBackend final : public LinearBackend {
   std::string name() const override { return "opencl"; }
 
   Support supports(const schemes::SchemeTraits* w, const schemes::SchemeTraits* a) const override {
-    using schemes::Target;
     if (!gpu::default_device()) return {false, kNoDevice};
-    if (!w) return {false, "activation quantization over fp weights has no integer kernel"};
-    if (w->target == Target::linear) {
-      if (!w->outlier_columns)
-        return {false, "a Target::linear scheme without outlier columns quantizes inside its own linear() "
-                       "(SmoothQuant): no integer kernel"};
-      if (a) return {false, "an activation scheme on top of a Target::linear scheme has no integer kernel"};
-      return {};
-    }
-    if (w->target != Target::weight) return {false, std::string("no kernel for target ") + schemes::to_string(w->target)};
+    if (auto decided = integer_weight_support(w, a)) return *decided;
     if (!a) return {};  // W·A16: matmul_a16 dequantizes every code format in registers
     if (w->codes != quant::Format::int_affine)
       return {false, std::string("no integer kernel for ") + quant::to_string(w->codes) +
                          " weight codes × int activations (weight-only " + quant::to_string(w->codes) + " runs)"};
-    if (a->target != Target::activation || a->activation == schemes::ActivationQuant::none)
-      return {false, "the activation scheme does not quantize a linear layer's input"};
-    if (a->activation_per_feature)
-      return {false, "per-input-feature activation scales vary along the reduction axis: no integer kernel"};
-    return {};
+    return integer_activation_support(*a);
   }
 
   std::shared_ptr<const PreparedLinear> prepare(const QuantizedLinear& layer) const override {
