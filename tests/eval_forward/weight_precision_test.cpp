@@ -96,6 +96,27 @@ TEST(WeightPrecision, StoreHoldsTheFileBytesOnce) {
   EXPECT_EQ(l.weight.data_ptr(), static_cast<const void*>(ck16->tensors.at("blk.0.ffn_up.weight").bits16.data()));
 }
 
+// A 16-bit head larger than the forward's conversion block (64 MiB of fp32: 4·V·d = 4·50260·384 = 77 MB here, so two
+// blocks of 43690 and 6570 rows) is converted and multiplied block by block: the same logits, bit for bit, as the
+// fp32 head multiplied whole, in both reduction orders.
+TEST(WeightPrecision, BlockwiseHeadGivesTheWholeHeadsLogits) {
+  test::TempDir tmp;
+  const std::string path = tmp.path("m.gguf");
+  qeval::test::RandomGgufSpec s = spec("F16", false);
+  s.d_model = 384;
+  s.n_heads = 6;
+  s.n_kv_heads = 2;
+  s.n_layers = 1;
+  qeval::test::write_random_gguf(s, path, kGpt2Dir);
+  LlamaModel m32(load(path, WeightPrecision::fp32)), m16(load(path, WeightPrecision::file));
+  ASSERT_EQ(m16.linear_layer("output").weight.scalar_type(), at::kHalf);
+  const at::Tensor t = tokens();
+  EXPECT_TRUE(at::equal(m32.forward(t), m16.forward(t)));
+  m32.set_reassociation(Reassociation::split_k);
+  m16.set_reassociation(Reassociation::split_k);
+  EXPECT_TRUE(at::equal(m32.forward(t), m16.forward(t))) << "split_k";
+}
+
 // A plan of one weight scheme on every block linear (the sweep's default: `output` stays fp).
 QuantPlan weight_plan(const std::string& scheme, int bits, int64_t group, quant::Mapping mapping) {
   QuantPlan plan;
