@@ -1,6 +1,8 @@
 // tests/eval/model/writer_test.cpp — save_gguf_f32 / save_safetensors round trips and writer errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "eval/model/checkpoint.hpp"
 #include "eval/model/gguf.hpp"
 #include "eval/model/safetensors.hpp"
@@ -52,6 +54,35 @@ TEST(Writer, GgufF32RoundTrip) {
     EXPECT_EQ(f.find_kv("llama.block_count")->type, GgufValueType::UINT32);
     EXPECT_FALSE(std::filesystem::exists(p + ".tmp"));
   }
+}
+
+// IEEE binary16 by its definition (sign, 5-bit exponent with bias 15, 10-bit fraction; subnormals 2^-14 · f/1024),
+// independent of the loader's F16 table.
+double half_value(uint16_t h) {
+  const int sign = (h >> 15) ? -1 : 1, e = (h >> 10) & 31, f = h & 1023;
+  if (e == 0) return sign * std::ldexp(f / 1024.0, -14);
+  return sign * std::ldexp(1.0 + f / 1024.0, e - 15);
+}
+
+// A model held in file precision (F16 codes, no fp32 copy) is written as the fp32 values of those codes.
+TEST(Writer, GgufF32FromWeightsHeldInFilePrecision) {
+  Checkpoint a = load_checkpoint(test::gguf_fixture("tiny_llama.gguf"));
+  TensorF32& w = a.tensors.at("blk.0.attn_q.weight");
+  // 1, −2, 1365/4096, the smallest subnormal 2^-24, the largest finite 65504, −0
+  const uint16_t codes[] = {0x3C00, 0xC000, 0x3555, 0x0001, 0x7BFF, 0x8000};
+  w.bits16.resize(w.data.size());
+  for (size_t i = 0; i < w.bits16.size(); ++i) w.bits16[i] = codes[i % 6];
+  w.data.clear();
+  w.orig_type = "F16";
+  test::TempDir tmp;
+  save_gguf_f32(a, tmp.path("out.gguf"));
+  const Checkpoint b = load_checkpoint(tmp.path("out.gguf"));
+  const TensorF32& r = b.tensors.at("blk.0.attn_q.weight");
+  ASSERT_EQ(r.data.size(), w.bits16.size());
+  for (size_t i = 0; i < r.data.size(); ++i)
+    ASSERT_EQ(static_cast<double>(r.data[i]), half_value(codes[i % 6])) << i;  // every binary16 is exact in fp32
+  EXPECT_TRUE(std::signbit(r.data[5]));
+  EXPECT_EQ(b.tensors.at("blk.0.attn_k.weight").data, a.tensors.at("blk.0.attn_k.weight").data);
 }
 
 TEST(Writer, SafetensorsRoundTripUndoesThePermutation) {
