@@ -315,11 +315,13 @@ Buffer segment_sums(Device& d, const DevQuantized& q, int64_t seg, int64_t nseg)
   return out;
 }
 
+}  // namespace
+
 // The epilogue's K segment: the shorter of the two group lengths. Every segment must lie inside one group of each
 // side: the longer group is a multiple of the shorter, or it is the whole row (per token / per channel against groups
 // with a partial last one, e.g. K = 129, g32: 5 segments); and it must be a multiple of 32 (the kernels' K step) or
 // the whole row.
-int64_t segment_length(int64_t a_glen, int64_t w_glen, int64_t K) {
+int64_t quantized_segment_length(int64_t a_glen, int64_t w_glen, int64_t K) {
   const int64_t seg = std::min(a_glen, w_glen), longer = std::max(a_glen, w_glen);
   if (longer % seg != 0 && longer != K)
     throw std::invalid_argument("matmul_quantized: activation group " + std::to_string(a_glen) + " and weight group " +
@@ -331,10 +333,10 @@ int64_t segment_length(int64_t a_glen, int64_t w_glen, int64_t K) {
   return seg;
 }
 
-}  // namespace
+namespace {
 
-void matmul_quantized(Device& d, const DevQuantized& a, DevQuantized& w, const Buffer& Y, int64_t ldy,
-                      const GemmOptions& o, Event* ev) {
+// What matmul_quantized runs on: int8 activations × int8/int4 weights without the float-only extras.
+void check_quantized_operands(const DevQuantized& a, const DevQuantized& w, int64_t ldy) {
   if (a.format != Format::int_affine || a.params.bits != 8)
     throw std::invalid_argument("matmul_quantized: activations must be int8 (int_affine, bits 8), got " +
                                 std::string(quant::to_string(a.format)) + " " + std::to_string(a.params.bits) + "-bit");
@@ -352,23 +354,19 @@ void matmul_quantized(Device& d, const DevQuantized& a, DevQuantized& w, const B
     throw std::invalid_argument("matmul_quantized: activations have K = " + std::to_string(a.cols) +
                                 " columns but the weights " + std::to_string(w.cols));
   if (ldy < w.rows) throw std::invalid_argument("matmul_quantized: ldy < N");
-  require_tier(d, o.tier);
-  const int64_t M = a.rows, N = w.rows, K = a.cols;
-  if (M == 0 || N == 0) return;
-  check_int(M * a.row_bytes, "M × row bytes");
-  check_int(N * w.row_bytes, "N × row bytes");
-  check_int(M * ldy, "M × ldy");
-  auto lk = d.lock();
+}
 
+// The epilogue's parameters: both sides' scales/zero points, the K segment and the ΣA / ΣW sums an asymmetric other
+// side needs (ΣW is cached with the weights; a ΣA computed here is kept alive in *sum_a_tmp).
+Epi quantized_epilogue(Device& d, const DevQuantized& a, DevQuantized& w, Buffer* sum_a_tmp) {
+  const int64_t K = a.cols;
   // A group longer than the row (K = 31 with g32: one partial group) is the whole row.
   const int64_t a_glen = a.gpr == 0 ? K : std::min(a.glen, K);
   const int64_t w_glen = w.gpr == 0 ? K : std::min(w.glen, K);
-  const int64_t seg = segment_length(a_glen, w_glen, K);
+  const int64_t seg = quantized_segment_length(a_glen, w_glen, K);
   const int64_t nseg = ceil_div(K, seg);
   const bool a_asym = a.params.mapping == Mapping::asymmetric;
   const bool w_asym = w.params.mapping == Mapping::asymmetric;
-  const int wb = w.params.bits;
-
   Epi e;
   e.sa = a.scales.get();
   e.za = a_asym ? a.zps.get() : nullptr;
@@ -381,14 +379,13 @@ void matmul_quantized(Device& d, const DevQuantized& a, DevQuantized& w, const B
   e.seg = static_cast<int>(seg);
   e.nseg = static_cast<int>(nseg);
   e.za_off = 128;
-  e.zw_off = 1 << (wb - 1);
-  Buffer sum_a_tmp;
+  e.zw_off = 1 << (w.params.bits - 1);
   if (w_asym) {  // ΣA per segment
     if (a.sums && a_glen == seg) {
       e.sum_a = a.sums.get();
     } else {
-      sum_a_tmp = segment_sums(d, a, seg, nseg);
-      e.sum_a = sum_a_tmp.get();
+      *sum_a_tmp = segment_sums(d, a, seg, nseg);
+      e.sum_a = sum_a_tmp->get();
     }
   }
   if (a_asym) {  // ΣW per segment, kept with the weights
@@ -396,6 +393,25 @@ void matmul_quantized(Device& d, const DevQuantized& a, DevQuantized& w, const B
     if (it == w.seg_sums.end()) it = w.seg_sums.emplace(seg, segment_sums(d, w, seg, nseg)).first;
     e.sum_w = it->second.get();
   }
+  return e;
+}
+
+}  // namespace
+
+void matmul_quantized(Device& d, const DevQuantized& a, DevQuantized& w, const Buffer& Y, int64_t ldy,
+                      const GemmOptions& o, Event* ev) {
+  check_quantized_operands(a, w, ldy);
+  require_tier(d, o.tier);
+  const int64_t M = a.rows, N = w.rows, K = a.cols;
+  if (M == 0 || N == 0) return;
+  check_int(M * a.row_bytes, "M × row bytes");
+  check_int(N * w.row_bytes, "N × row bytes");
+  check_int(M * ldy, "M × ldy");
+  auto lk = d.lock();
+
+  Buffer sum_a_tmp;
+  const Epi e = quantized_epilogue(d, a, w, &sum_a_tmp);
+  const int wb = w.params.bits;
   if (o.tier == Tier::t0 || o.tier == Tier::t1) {
     run_tiled(d, o, M, N, K, a.codes.get(), a.row_bytes, 0x80808080u, w.codes.get(), w.row_bytes,
               wb == 8 ? 0x80808080u : 0u, wb, Y.get(), ldy, &e, ev);

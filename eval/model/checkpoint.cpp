@@ -209,11 +209,11 @@ void validate_family_tensors(const Checkpoint& cp, int64_t i, const Expect& expe
                                                                std::to_string(c.n_layers) + " layers");
 }
 
-void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
+// The hyper-parameters on their own and against the tensor count (before anything loops over the blocks).
+void validate_config(const Checkpoint& cp) {
   const ModelConfig& c = cp.config;
-  const std::string& file = cp.path;
   const auto cfg_err = [&](const char* field, const std::string& problem) {
-    throw CheckpointError(file, std::string("config.") + field, problem);
+    throw CheckpointError(cp.path, std::string("config.") + field, problem);
   };
   if (c.arch.empty()) cfg_err("arch", "is empty");
   const std::pair<const char*, int64_t> sizes[] = {{"n_layers", c.n_layers},     {"d_model", c.d_model},
@@ -240,7 +240,12 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
                             " tensors but the checkpoint has " + std::to_string(cp.tensors.size()) +
                             " — block count corrupt or tensors missing");
   }
+}
 
+void validate_checkpoint_impl(const Checkpoint& cp, bool check_data) {
+  validate_config(cp);
+  const ModelConfig& c = cp.config;
+  const std::string& file = cp.path;
   const int64_t d = c.d_model, hd = c.head_dim();
   const auto expect = [&](const std::string& name, std::vector<int64_t> shape) {
     const auto it = cp.tensors.find(name);

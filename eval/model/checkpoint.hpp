@@ -35,7 +35,7 @@
 // Errors: every structural problem throws CheckpointError (a std::runtime_error) whose what() names the
 // file, the field and the problem, e.g.
 //   "model.gguf: tensor_infos[3].offset: data [4096, 6400) ends past the end of the file (5000 bytes) — file
-//    truncated or offset corrupt". Never a crash, never an out-of-bounds read (see tests/eval_model).
+//    truncated or offset corrupt". Never a crash, never an out-of-bounds read (see tests/eval/model).
 #pragma once
 
 #include <cstddef>

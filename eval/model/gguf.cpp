@@ -677,6 +677,7 @@ class Out {
     b_.insert(b_.end(), c, c + n);
   }
   std::vector<uint8_t>& bytes() { return b_; }
+  const std::vector<uint8_t>& bytes() const { return b_; }
 
  private:
   std::vector<uint8_t> b_;
@@ -772,18 +773,12 @@ std::vector<std::string> tensor_order(const Checkpoint& cp) {
 
 }  // namespace
 
-void save_gguf_f32(const Checkpoint& cp, const std::string& path) {
-  validate_checkpoint(cp);
+namespace {
+
+// The hyper-parameters under llama.cpp's keys, then every other dotted metadata key; returns the number written.
+uint64_t write_metadata(Out& o, const Checkpoint& cp, const std::string& path) {
   const ModelConfig& c = cp.config;
   const std::string p = c.arch + ".";
-  Out o;
-  o.u32(kGgufMagic);
-  o.u32(3);
-  const std::vector<std::string> order = tensor_order(cp);
-  o.u64(order.size());
-  const size_t kv_count_pos = o.bytes().size();
-  o.u64(0);  // patched below
-
   uint64_t n_kv = 0;
   std::set<std::string> written;
   auto put = [&](const std::string& key, const json& v, GgufValueType t) {
@@ -829,9 +824,12 @@ void save_gguf_f32(const Checkpoint& cp, const std::string& path) {
     }
     put(key, v, t);
   }
-  std::memcpy(o.bytes().data() + kv_count_pos, &n_kv, 8);
+  return n_kv;
+}
 
-  // tensor infos, offsets aligned to 32 (the default alignment; general.alignment is not written)
+// Tensor infos (F32, GGUF's reversed dimension order), offsets aligned to 32 (the default alignment;
+// general.alignment is not written); returns each tensor's data offset.
+std::vector<uint64_t> write_tensor_infos(Out& o, const Checkpoint& cp, const std::vector<std::string>& order) {
   uint64_t offset = 0;
   std::vector<uint64_t> offsets;
   for (const auto& name : order) {
@@ -842,22 +840,31 @@ void save_gguf_f32(const Checkpoint& cp, const std::string& path) {
     o.u32(static_cast<uint32_t>(GgmlType::F32));
     offsets.push_back(offset);
     o.u64(offset);
-    offset = align_up(offset + t.data.size() * sizeof(float), kGgufDefaultAlignment);
+    offset = align_up(offset + static_cast<uint64_t>(t.numel()) * sizeof(float), kGgufDefaultAlignment);
   }
   o.bytes().resize(align_up(o.bytes().size(), kGgufDefaultAlignment), 0);
+  return offsets;
+}
 
+// Header, then each tensor's fp32 values at its offset (a tensor kept in file precision is converted), written to
+// <path>.tmp and renamed over <path>: a crash never leaves a half-written model under the real name.
+void write_gguf_file(const std::string& path, const Out& header, const Checkpoint& cp,
+                     const std::vector<std::string>& order, const std::vector<uint64_t>& offsets) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw std::runtime_error(tmp + ": cannot open for writing: " + std::strerror(errno));
-    out.write(reinterpret_cast<const char*>(o.bytes().data()), static_cast<std::streamsize>(o.bytes().size()));
+    out.write(reinterpret_cast<const char*>(header.bytes().data()), static_cast<std::streamsize>(header.bytes().size()));
     uint64_t pos = 0;
     static const char kZeros[kGgufDefaultAlignment] = {};
     for (size_t i = 0; i < order.size(); ++i) {
       const TensorF32& t = cp.tensors.at(order[i]);
+      std::vector<float> converted;
+      if (t.in_file_precision()) converted = t.fp32();
+      const std::vector<float>& v = t.in_file_precision() ? converted : t.data;
       out.write(kZeros, static_cast<std::streamsize>(offsets[i] - pos));
-      out.write(reinterpret_cast<const char*>(t.data.data()), static_cast<std::streamsize>(t.data.size() * 4));
-      pos = offsets[i] + t.data.size() * 4;
+      out.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
+      pos = offsets[i] + v.size() * 4;
     }
     out.write(kZeros, static_cast<std::streamsize>(align_up(pos, kGgufDefaultAlignment) - pos));
     out.flush();
@@ -866,6 +873,23 @@ void save_gguf_f32(const Checkpoint& cp, const std::string& path) {
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     throw std::runtime_error(path + ": cannot rename " + tmp + ": " + std::strerror(errno));
   }
+}
+
+}  // namespace
+
+void save_gguf_f32(const Checkpoint& cp, const std::string& path) {
+  validate_checkpoint(cp);
+  Out o;
+  o.u32(kGgufMagic);
+  o.u32(3);
+  const std::vector<std::string> order = tensor_order(cp);
+  o.u64(order.size());
+  const size_t kv_count_pos = o.bytes().size();
+  o.u64(0);  // patched below
+  const uint64_t n_kv = write_metadata(o, cp, path);
+  std::memcpy(o.bytes().data() + kv_count_pos, &n_kv, 8);
+  const std::vector<uint64_t> offsets = write_tensor_infos(o, cp, order);
+  write_gguf_file(path, o, cp, order, offsets);
 }
 
 }  // namespace qeval::model

@@ -68,7 +68,7 @@ namespace qeval::model {
 // Sets ATen's intra-op thread count: `requested` > 0 → that; else OMP_NUM_THREADS when set (and > 0);
 // else std::thread::hardware_concurrency(). Inter-op parallelism is not used by the forward. Returns the
 // count in force. The evaluators set the protocol's count for their duration and restore it; metrics were
-// measured bit-identical for 1 and 2 threads (tests/eval_forward, Determinism.*).
+// measured bit-identical for 1 and 2 threads (tests/eval/model, Determinism.*).
 int configure_threads(int requested = 0);
 
 // One linear layer y = x·Wᵀ, W [out, in].

@@ -28,7 +28,7 @@
 // The mean of this bound over tokens is reported as kl_bias_bound (it bounds |mean KL_cached − mean KL_true|);
 // with R = 40 nats, step ≤ 6.1e−4, so the bound is ≈ 6e−4·A, and A ≈ √(2·KL) for small perturbations
 // (worked number: KL = 0.01 → A ≈ 0.14 → bound ≈ 9e−5, < 1 % of KL; KL = 1e−4 → ≈ 9e−6, 9 %). Measured
-// errors are far smaller (the rounding errors are zero-mean): see tests/eval_forward.
+// errors are far smaller (the rounding errors are zero-mean): see tests/eval/model.
 #pragma once
 
 #include <cstdint>

@@ -26,7 +26,7 @@
 //                            by make_evaluator() and recorded resolved in reports (SmolLM2: add_bos false → none)
 //   dtype                    "fp32" (the reference forward's dtype; the only one implemented)
 //   threads, batch           ATen threads and windows per forward. Results were measured identical for
-//                            1 and 2 threads and for batch 1 vs 4 (tests/eval_forward), but both are pinned
+//                            1 and 2 threads and for batch 1 vs 4 (tests/eval/model), but both are pinned
 //                            in the protocol so a report says how it was made
 //   seed                     recorded; used by subset sampling that is random (none of the default ones)
 //   kl_cache                 how the fp reference distribution is stored (ppl.hpp): "u16" + range_nats

@@ -640,10 +640,10 @@ void readme_training(std::ostringstream& os, const json& s) {
      << "| final training loss (mean of the last " << tr["final_train_loss_steps"] << " steps) | "
      << fmt("%.4f", tr["final_train_loss"].get<double>()) << " nats/token |\n\n"
      << "Reproducibility: data order and initialization are identical on every machine; with the same thread "
-        "count and LibTorch/BLAS build on the same CPU type the run is bit-identical (tests/train checks this on "
+        "count and LibTorch/BLAS build on the same CPU type the run is bit-identical (tests/eval/train checks this on "
         "a tiny model), on another CPU the BLAS kernels round differently and the weights drift apart "
         "(equivalent losses, different bits). The committed `model.gguf` is the reference; its figures below are "
-        "recomputed from it by tests/train.\n\n";
+        "recomputed from it by tests/eval/train.\n\n";
 }
 
 // README section: Validation figures.

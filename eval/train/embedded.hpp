@@ -30,7 +30,7 @@ inline constexpr const char* kDefaultModelConfig = "configs/default-model.json";
 // std::runtime_error naming the file when it is missing or has no "model" string.
 std::string default_model_path(const std::string& root);
 
-// Validation windows the README's "fixed slice" figure is computed on (and tests/train recompute).
+// Validation windows the README's "fixed slice" figure is computed on (and tests/eval/train recompute).
 inline constexpr int64_t kValSliceWindows = 8;
 inline constexpr int64_t kValBatch = 4;  // windows per forward in every validation figure
 

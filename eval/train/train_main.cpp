@@ -3,6 +3,7 @@
 // One-line errors; exit status 1 (run failed) or 2 (usage).
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -18,6 +19,45 @@ void print_error(const std::string& msg) {
   std::cerr << "qeval-train: error: " << line << std::endl;
 }
 
+// `qeval-train eval`: times the default sweep on a model.
+struct EvalArgs {
+  std::string model, protocol, root = ".", groups = "32,128,256";
+};
+
+CLI::App* add_eval_command(CLI::App& app, EvalArgs& a) {
+  CLI::App* ev = app.add_subcommand("eval", "Time a default sweep: fp reference + RTN int4 sym at each group size");
+  ev->add_option("--model", a.model, "Model file (default: the one configs/default-model.json names)");
+  ev->add_option("--protocol", a.protocol, "Protocol JSON")->required();
+  ev->add_option("--root", a.root, "Project root (default .)");
+  ev->add_option("--group-sizes", a.groups, "Group sizes (default 32,128,256)");
+  return ev;
+}
+
+// `qeval-train bench`: training and forward throughput of a configuration.
+struct BenchArgs {
+  qeval::train::TrainConfig config;
+  int64_t steps = 3, windows = 8;
+};
+
+CLI::App* add_bench_command(CLI::App& app, BenchArgs& a) {
+  CLI::App* be = app.add_subcommand("bench", "Measure training and forward throughput of a model configuration "
+                                             "(random tokens; no corpus, no files)");
+  qeval::train::TrainConfig& bc = a.config;
+  be->add_option("--layers", bc.n_layers, "Transformer blocks");
+  be->add_option("--d-model", bc.d_model, "Model width");
+  be->add_option("--heads", bc.n_heads, "Query heads");
+  be->add_option("--kv-heads", bc.n_kv_heads, "Key/value heads");
+  be->add_option("--d-ff", bc.d_ff, "SwiGLU hidden width");
+  be->add_option("--vocab", bc.vocab_size, "Vocabulary size");
+  be->add_option("--ctx", bc.seq_len, "Window length");
+  be->add_option("--batch", bc.batch, "Windows per optimizer step");
+  be->add_option("--micro-batch", bc.micro_batch, "Windows per forward/backward");
+  be->add_option("--threads", bc.threads, "ATen threads");
+  be->add_option("--steps", a.steps, "Optimizer steps to time (default 3)");
+  be->add_option("--windows", a.windows, "Windows of the forward-only measurement, batch 1 (default 8)");
+  return be;
+}
+
 int run(int argc, char** argv) {
   std::string command_line = "qeval-train";
   for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
@@ -30,29 +70,10 @@ int run(int argc, char** argv) {
                                              "training.json, README.md}");
   qeval::train::add_train_options(tr, cli);
 
-  std::string model, protocol, root = ".", groups = "32,128,256";
-  CLI::App* ev = app.add_subcommand("eval", "Time a default sweep: fp reference + RTN int4 sym at each group size");
-  ev->add_option("--model", model, "Model file (default: the one configs/default-model.json names)");
-  ev->add_option("--protocol", protocol, "Protocol JSON")->required();
-  ev->add_option("--root", root, "Project root (default .)");
-  ev->add_option("--group-sizes", groups, "Group sizes (default 32,128,256)");
-
-  qeval::train::TrainConfig bc;
-  int64_t bench_steps = 3, bench_windows = 8;
-  CLI::App* be = app.add_subcommand("bench", "Measure training and forward throughput of a model configuration "
-                                             "(random tokens; no corpus, no files)");
-  be->add_option("--layers", bc.n_layers, "Transformer blocks");
-  be->add_option("--d-model", bc.d_model, "Model width");
-  be->add_option("--heads", bc.n_heads, "Query heads");
-  be->add_option("--kv-heads", bc.n_kv_heads, "Key/value heads");
-  be->add_option("--d-ff", bc.d_ff, "SwiGLU hidden width");
-  be->add_option("--vocab", bc.vocab_size, "Vocabulary size");
-  be->add_option("--ctx", bc.seq_len, "Window length");
-  be->add_option("--batch", bc.batch, "Windows per optimizer step");
-  be->add_option("--micro-batch", bc.micro_batch, "Windows per forward/backward");
-  be->add_option("--threads", bc.threads, "ATen threads");
-  be->add_option("--steps", bench_steps, "Optimizer steps to time (default 3)");
-  be->add_option("--windows", bench_windows, "Windows of the forward-only measurement, batch 1 (default 8)");
+  EvalArgs ea;
+  CLI::App* ev = add_eval_command(app, ea);
+  BenchArgs ba;
+  CLI::App* be = add_bench_command(app, ba);
 
   std::string readme_dir;
   CLI::App* rd = app.add_subcommand("readme", "Re-render <dir>/README.md from <dir>/training.json");
@@ -74,11 +95,13 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (be->parsed()) {
-    std::cout << qeval::train::throughput(bc, bench_steps, bench_windows).dump(1) << std::endl;
+    std::cout << qeval::train::throughput(ba.config, ba.steps, ba.windows).dump(1) << std::endl;
     return 0;
   }
-  if (model.empty()) model = qeval::train::default_model_path(root);
-  std::cout << qeval::train::sweep_timing(model, protocol, root, qeval::train::parse_group_sizes(groups)).dump(1)
+  if (!ev->parsed()) return 2;  // require_subcommand(1) makes this unreachable
+  if (ea.model.empty()) ea.model = qeval::train::default_model_path(ea.root);
+  std::cout << qeval::train::sweep_timing(ea.model, ea.protocol, ea.root, qeval::train::parse_group_sizes(ea.groups))
+                   .dump(1)
             << std::endl;
   return 0;
 }

@@ -26,7 +26,7 @@
 //
 // Determinism: ATen runs with a fixed intra-op thread count (`threads`). On one machine, with the same thread
 // count and the same LibTorch/BLAS build, two runs — and a run resumed from a state file — are bit-identical
-// (tests/train). Across machines they are NOT guaranteed bit-identical: the BLAS picks its GEMM kernels by
+// (tests/eval/train). Across machines they are NOT guaranteed bit-identical: the BLAS picks its GEMM kernels by
 // CPU (AVX2 vs AVX-512 blockings sum in different orders), so the first steps differ in the last bits and
 // the runs drift apart (statistically equivalent losses, different weights). A different thread count also
 // changes reduction order. The data order and the initialization ARE identical everywhere (qeval::Rng).

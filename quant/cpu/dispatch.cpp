@@ -206,18 +206,50 @@ std::string active_gemm_isa() {
 
 // ---- quantize ------------------------------------------------------------------------------------
 
-FastResult try_quantize_affine(MatrixView x, const QuantParams& p, QuantizedMatrix& out) {
-  if (!avx512_allowed()) return {};
-  // Outside the fast kernel's contract → the reference decides (and throws for invalid input).
-  if (p.bits != 8 && p.bits != 4) return {};
+namespace {
+
+// The AVX-512 quantizer's contract; outside it the reference decides (and throws for invalid input).
+bool in_fast_quantize_contract(MatrixView x, const QuantParams& p) {
+  if (p.bits != 8 && p.bits != 4) return false;
   if (p.range != quant::RangeMethod::minmax || p.rounding != quant::Rounding::nearest_even ||
       p.non_finite != quant::NonFinitePolicy::error)
-    return {};
-  if (p.group_size == quant::kPerTensor || p.group_size < 0) return {};
-  if (!(p.clip_ratio > 0.0 && p.clip_ratio <= 1.0)) return {};
-  if (x.data == nullptr || x.rows <= 0 || x.cols <= 0 || x.row_stride < x.cols) return {};
-  if (p.group_size > 0 && x.cols % p.group_size != 0) return {};
+    return false;
+  if (p.group_size == quant::kPerTensor || p.group_size < 0) return false;
+  if (!(p.clip_ratio > 0.0 && p.clip_ratio <= 1.0)) return false;
+  if (x.data == nullptr || x.rows <= 0 || x.cols <= 0 || x.row_stride < x.cols) return false;
+  return !(p.group_size > 0 && x.cols % p.group_size != 0);
+}
 
+// Sizes `out` for rows × cols codes with gpr groups per row (zero points only when asymmetric).
+void shape_output(QuantizedMatrix& out, const QuantParams& p, int64_t rows, int64_t cols, int64_t gpr) {
+  out.format = quant::Format::int_affine;
+  out.params = p;
+  out.rows = rows;
+  out.cols = cols;
+  out.codes.resize(static_cast<size_t>(rows * out.row_bytes()));
+  out.scales.resize(static_cast<size_t>(rows * gpr));
+  if (p.mapping == Mapping::symmetric)
+    out.zero_points.clear();
+  else
+    out.zero_points.resize(static_cast<size_t>(rows * gpr));
+  out.perm.clear();
+  out.col_scale.clear();
+  out.non_finite.clear();
+}
+
+FastResult non_finite_at(MatrixView x, int64_t row, int64_t col) {
+  FastResult res;
+  res.status = FastStatus::non_finite;
+  res.row = row;
+  res.col = col;
+  res.value = x(row, col);
+  return res;
+}
+
+}  // namespace
+
+FastResult try_quantize_affine(MatrixView x, const QuantParams& p, QuantizedMatrix& out) {
+  if (!avx512_allowed() || !in_fast_quantize_contract(x, p)) return {};
   const int64_t rows = x.rows, cols = x.cols;
   const int64_t group = p.group_size > 0 ? p.group_size : cols;
   const int64_t gpr = cols / group;
@@ -225,21 +257,8 @@ FastResult try_quantize_affine(MatrixView x, const QuantParams& p, QuantizedMatr
   const int qmin = p.qmin(), qmax = p.qmax();
   // Storage code u = q + 2^(b−1) (symmetric) or q (asymmetric) — quant/layouts.h §1.
   const int32_t offset = sym ? (1 << (p.bits - 1)) : 0;
-
-  out.format = quant::Format::int_affine;
-  out.params = p;
-  out.rows = rows;
-  out.cols = cols;
+  shape_output(out, p, rows, cols, gpr);
   const int64_t row_bytes = out.row_bytes();
-  out.codes.resize(static_cast<size_t>(rows * row_bytes));
-  out.scales.resize(static_cast<size_t>(rows * gpr));
-  if (sym)
-    out.zero_points.clear();
-  else
-    out.zero_points.resize(static_cast<size_t>(rows * gpr));
-  out.perm.clear();
-  out.col_scale.clear();
-  out.non_finite.clear();
 
   const int64_t brows = std::min(rows, block_rows_for(cols));
   const size_t nb = static_cast<size_t>(brows * gpr);
@@ -250,14 +269,7 @@ FastResult try_quantize_affine(MatrixView x, const QuantParams& p, QuantizedMatr
     const int64_t nr = std::min(brows, rows - r0);
     const float* xb = x.data + r0 * x.row_stride;
     const int64_t bad = avx512::group_minmax(xb, nr, cols, x.row_stride, group, lo.data(), hi.data());
-    if (bad >= 0) {
-      FastResult res;
-      res.status = FastStatus::non_finite;
-      res.row = r0 + bad / cols;
-      res.col = bad % cols;
-      res.value = x(res.row, res.col);
-      return res;
-    }
+    if (bad >= 0) return non_finite_at(x, r0 + bad / cols, bad % cols);
     for (int64_t i = 0; i < nr * gpr; ++i) {
       const quant::ClipRange c = quant::clip_min_max(lo[i], hi[i], p.clip_ratio);  // the one clip rule
       const GroupParams g = quant::group_params_from_range(c.lo, c.hi, p.bits, p.mapping);

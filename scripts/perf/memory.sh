@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/perf/memory.sh — peak RSS and wall time per stage of one RTN int8 model run on the random 460M GGUF (issue 15).
 #
-# Builds nothing: needs build/eval/cli/qeval and build/tests/eval_model/qeval_make_random_gguf. Generates
+# Builds nothing: needs build/eval/cli/qeval and build/tests/eval/model/qeval_make_random_gguf. Generates
 # build/random-460m.gguf (d 2048, 8 layers, all F16) when missing, then runs one RTN int8 per-row run on 4 chunks
 # of 512 (configs/protocol-wikitext2-512-first4.json) twice: cold (empty fp-reference cache) and warm (the cache
 # the cold run filled). Writes the raw outputs to build/perf/<label>-{cold,warm}.{json,time} and appends a section
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 label=${1:-current}
 report=${2:-reports/perf/memory.md}
 qeval=${QEVAL:-build/eval/cli/qeval}  # QEVAL=<copy of main's binary> measures the "before" in the same sitting
-gen=build/tests/eval_model/qeval_make_random_gguf
+gen=build/tests/eval/model/qeval_make_random_gguf
 preset=${PRESET:-460m}  # PRESET=7b: Llama-2-7B's block, 2 layers (per-layer cost)
 model=build/random-$preset.gguf
 for b in "$qeval" "$gen"; do

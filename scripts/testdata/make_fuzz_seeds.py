@@ -173,7 +173,7 @@ def reports() -> None:
     worse["plan"] = {"runs": len(worse["runs"]), "ids": [r["id"] for r in worse["runs"]]}
     write("fuzz_report", "pair_regressed.json", [base, worse])
     write("fuzz_report", "calib_cut.json", cut_report(ROOT / "reports/models/embedded-calib.report.json", {"model": 2}))
-    # A version-1 report (docs/report-schema.md; migrated when read), as tests/sweep/report_views_test.cpp builds it.
+    # A version-1 report (docs/report-schema.md; migrated when read), as tests/eval/sweep/report_views_test.cpp builds it.
     run = {k: v for k, v in base["runs"][0].items() if k not in ("name", "spec", "backend", "input")}
     run["id"] = "rtn/2b/sym/g32/synthetic"
     write("fuzz_report", "v1.json", {

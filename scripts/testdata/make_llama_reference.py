@@ -4,7 +4,7 @@
 # An independent implementation of the Llama forward in numpy (float64), written from the Hugging Face
 # modeling_llama definitions (RMSNorm, rotate_half RoPE on UN-permuted q/k, repeat_kv GQA, causal softmax,
 # SwiGLU), NOT from qeval's code. It writes, into the output directory (default
-# tests/eval_forward/data/tiny_llama):
+# tests/data/tiny_llama):
 #   config.json           LlamaForCausalLM config (2 layers, d_model 64, 4 query heads : 2 KV heads, d_ff 160,
 #                         vocab 101, untied lm_head, rope_theta 10000, rms_norm_eps 1e-5)
 #   model.safetensors     F32 weights under HF names; q_proj/k_proj rows in HF order, so qeval's safetensors

