@@ -5,11 +5,16 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "eval/model/checkpoint.hpp"
+#include "eval/model/gguf.hpp"
 #include "eval/model/llama.hpp"
 #include "eval/model/quantize_model.hpp"
 #include "eval/model/quantize_stages.hpp"
@@ -94,6 +99,27 @@ TEST(WeightPrecision, StoreHoldsTheFileBytesOnce) {
   LlamaModel m(ck16);
   const LinearLayer& l = m.linear_layer("blk.0.ffn_up");
   EXPECT_EQ(l.weight.data_ptr(), static_cast<const void*>(ck16->tensors.at("blk.0.ffn_up.weight").bits16.data()));
+}
+
+// load_gguf keeps 16-bit tensors as views of the memory-mapped file, not copies: any two of them lie as far apart in
+// memory as their data offsets in the file's tensor directory say (parsed here from the file's bytes, read apart).
+TEST(WeightPrecision, CodesViewTheMappedFile) {
+  test::TempDir tmp;
+  const std::string path = tmp.path("m.gguf");
+  qeval::test::write_random_gguf(spec("F16", false), path, kGpt2Dir);
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const GgufFile f = parse_gguf(bytes.data(), bytes.size(), path);
+  const auto ck = load(path, WeightPrecision::file);
+  const auto* base = reinterpret_cast<const uint8_t*>(ck->tensors.at("token_embd.weight").bits16.data());
+  const uint64_t base_offset = f.find_tensor("token_embd.weight")->offset;
+  for (const char* name : {"blk.0.attn_q.weight", "blk.1.ffn_down.weight", "output.weight"}) {
+    const auto* p = reinterpret_cast<const uint8_t*>(ck->tensors.at(name).bits16.data());
+    EXPECT_EQ(p - base, static_cast<std::ptrdiff_t>(f.find_tensor(name)->offset - base_offset)) << name;
+  }
+  // A copy of the checkpoint shares the codes.
+  const Checkpoint copy = *ck;
+  EXPECT_EQ(copy.tensors.at("output.weight").bits16.data(), ck->tensors.at("output.weight").bits16.data());
 }
 
 // A 16-bit head larger than the forward's conversion block (64 MiB of fp32: 4·V·d = 4·50260·384 = 77 MB here, so two
