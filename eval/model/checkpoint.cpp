@@ -24,6 +24,11 @@ namespace fs = std::filesystem;
 CheckpointError::CheckpointError(const std::string& file, const std::string& field, const std::string& problem)
     : std::runtime_error(file + ": " + field + ": " + problem), file_(file), field_(field) {}
 
+Codes16 Codes16::copy_of(const uint16_t* begin, const uint16_t* end) {
+  auto own = std::make_shared<const std::vector<uint16_t>>(begin, end);
+  return Codes16(own->data(), own->size(), own);
+}
+
 int64_t TensorF32::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -134,7 +139,8 @@ void check_tensor_data(const std::string& file, const std::string& name, const T
                           "shape " + shape_str(t.shape) + " has " + std::to_string(n) + " elements but data has " +
                               std::to_string(held));
   }
-  int64_t bad = t.in_file_precision() ? first_nonfinite16(t.bits16, t.orig_type == "BF16") : -1;
+  const bool bf16 = t.orig_type == "BF16";
+  int64_t bad = t.in_file_precision() ? first_nonfinite16(t.bits16.data(), t.bits16.size(), bf16) : -1;
   for (size_t i = 0; bad < 0 && i < t.data.size(); ++i)
     if (!std::isfinite(t.data[i])) bad = static_cast<int64_t>(i);
   if (bad >= 0) throw CheckpointError(file, "tensor '" + name + "'", "element " + std::to_string(bad) + " is not finite");

@@ -41,9 +41,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace qeval::model {
@@ -119,6 +121,28 @@ struct ModelConfig {
   }
 };
 
+// A tensor's F16/BF16 codes, read-only: a view into the memory-mapped file they were loaded from (`owner` keeps the
+// mapping alive while any view lives, so the file's bytes are not copied — issue 15), or an array of their own.
+// Copies share the codes.
+class Codes16 {
+ public:
+  Codes16() = default;
+  Codes16(const uint16_t* p, size_t n, std::shared_ptr<const void> owner) : p_(p), n_(n), owner_(std::move(owner)) {}
+  static Codes16 copy_of(const uint16_t* begin, const uint16_t* end);  // an array of its own
+  const uint16_t* data() const { return p_; }
+  size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  const uint16_t* begin() const { return p_; }
+  const uint16_t* end() const { return p_ + n_; }
+  Codes16 slice(size_t offset, size_t n) const { return Codes16(p_ + offset, n, owner_); }  // shares the owner
+  void clear() { *this = Codes16(); }
+
+ private:
+  const uint16_t* p_ = nullptr;
+  size_t n_ = 0;
+  std::shared_ptr<const void> owner_;
+};
+
 // One tensor, dequantized to fp32, row-major, shape in PyTorch order — or, loaded with WeightPrecision::file, a 2-D
 // F16/BF16 tensor kept in its file's 16 bits (`bits16`, `data` empty; f16/bf16 → fp32 is exact, so converting at use
 // gives the same floats as converting at load).
@@ -126,7 +150,7 @@ struct TensorF32 {
   std::vector<int64_t> shape;
   std::vector<float> data;
   std::string orig_type;  // storage type in the file: "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"
-  std::vector<uint16_t> bits16 = {};  // the F16/BF16 codes (orig_type says which) when kept in file precision
+  Codes16 bits16 = {};  // the F16/BF16 codes (orig_type says which) when kept in file precision
 
   bool in_file_precision() const { return !bits16.empty(); }
   // The values as fp32 (a converted copy when kept in file precision, else `data`).

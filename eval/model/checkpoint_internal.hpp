@@ -15,9 +15,9 @@ void validate_checkpoint_impl(const Checkpoint& cp, bool check_data);
 
 // The index of the first F16 (bf16 = false) or BF16 code that is Inf or NaN (exponent bits all ones: 0x7C00 in
 // binary16, 0x7F80 in bfloat16), or −1 when all are finite.
-inline int64_t first_nonfinite16(const std::vector<uint16_t>& codes, bool bf16) {
+inline int64_t first_nonfinite16(const uint16_t* codes, size_t n, bool bf16) {
   const uint16_t mask = bf16 ? 0x7F80u : 0x7C00u;
-  for (size_t i = 0; i < codes.size(); ++i)
+  for (size_t i = 0; i < n; ++i)
     if ((codes[i] & mask) == mask) return static_cast<int64_t>(i);
   return -1;
 }

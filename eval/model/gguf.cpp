@@ -331,9 +331,10 @@ TensorF32 read_gguf_tensor16(const GgufFile& f, const GgufTensorInfo& t, const c
   TensorF32 out;
   out.shape = t.shape();
   out.orig_type = type;
-  out.bits16.resize(static_cast<size_t>(t.n_elements));
-  std::memcpy(out.bits16.data(), f.data + f.data_offset + t.offset, out.bits16.size() * sizeof(uint16_t));
-  const int64_t bad = first_nonfinite16(out.bits16, out.orig_type == "BF16");
+  const auto* codes = reinterpret_cast<const uint16_t*>(f.data + f.data_offset + t.offset);  // aligned (≥ 32 bytes)
+  const auto n = static_cast<size_t>(t.n_elements);
+  out.bits16 = f.owner ? Codes16(codes, n, f.owner) : Codes16::copy_of(codes, codes + n);
+  const int64_t bad = first_nonfinite16(out.bits16.data(), n, out.orig_type == "BF16");
   if (bad >= 0)
     throw CheckpointError(f.file, "tensor '" + t.name + "'",
                           "element " + std::to_string(bad) + " is Inf/NaN (" + type +
@@ -636,8 +637,11 @@ Checkpoint gguf_to_checkpoint(const GgufFile& f, WeightPrecision precision) {
 }
 
 namespace {
-Checkpoint unhashed_checkpoint(const uint8_t* data, size_t size, const std::string& name, WeightPrecision precision) {
-  Checkpoint cp = gguf_to_checkpoint(parse_gguf(data, size, name), precision);
+Checkpoint unhashed_checkpoint(const uint8_t* data, size_t size, const std::string& name, WeightPrecision precision,
+                               std::shared_ptr<const void> owner = nullptr) {
+  GgufFile f = parse_gguf(data, size, name);
+  f.owner = std::move(owner);
+  Checkpoint cp = gguf_to_checkpoint(f, precision);
   cp.path = name;
   return cp;
 }
@@ -650,8 +654,8 @@ Checkpoint load_gguf_bytes(const uint8_t* data, size_t size, const std::string& 
 }
 
 Checkpoint load_gguf(const std::string& path, WeightPrecision precision) {
-  const MappedFile m(path);
-  Checkpoint cp = unhashed_checkpoint(m.data(), m.size(), path, precision);
+  const auto m = std::make_shared<const MappedFile>(path);  // kept mapped while tensors view it (file precision)
+  Checkpoint cp = unhashed_checkpoint(m->data(), m->size(), path, precision, m);
   cp.content_hash = sha256_file_hex(path);  // the file's bytes; hashed once per process (cached)
   return cp;
 }

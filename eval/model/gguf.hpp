@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ struct GgufFile {
   std::vector<GgufTensorInfo> tensors;  // in file order
   const uint8_t* data = nullptr;
   size_t size = 0;
+  // Owns `data` when set (load_gguf: the memory map): 16-bit tensors kept in file precision then view the file's
+  // bytes instead of copying them. Unset (bytes the caller owns): they are copied.
+  std::shared_ptr<const void> owner;
 
   const GgufKv* find_kv(const std::string& key) const;
   const GgufTensorInfo* find_tensor(const std::string& name) const;

@@ -31,7 +31,7 @@ TensorF32 row_slice(const TensorF32& t, int64_t r0, int64_t n) {
   out.orig_type = t.orig_type;
   const int64_t cols = t.shape.size() > 1 ? t.shape[1] : 1;
   if (!t.data.empty()) out.data.assign(t.data.begin() + r0 * cols, t.data.begin() + (r0 + n) * cols);
-  if (!t.bits16.empty()) out.bits16.assign(t.bits16.begin() + r0 * cols, t.bits16.begin() + (r0 + n) * cols);
+  if (!t.bits16.empty()) out.bits16 = t.bits16.slice(static_cast<size_t>(r0 * cols), static_cast<size_t>(n * cols));
   return out;
 }
 

@@ -7,6 +7,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -576,6 +577,26 @@ at::Tensor LlamaModel::quantized_product(const LinearLayer& layer, const at::Ten
   return y;
 }
 
+namespace {
+
+// y = x·wᵀ for an fp weight: fp32 directly; 16-bit (file precision) converted to fp32 in blocks of rows of at most
+// kConvertBytes, each block's product copied into its columns of y, so the largest fp32 temporary is one block, not
+// the whole matrix (the untied head: 4·V·d = 0.41 GB at the 460M shape). Every output column is summed over the same
+// k in the same order whichever block holds it (bit for bit against fp32-at-load: weight_precision_test).
+constexpr int64_t kConvertBytes = int64_t{64} << 20;
+at::Tensor fp_product(const at::Tensor& x, const at::Tensor& w, Reassociation order) {
+  const int64_t rows = w.size(0), block = std::max<int64_t>(1, kConvertBytes / (4 * w.size(1)));
+  if (w.scalar_type() == at::kFloat || rows <= block) return matmul_t(x, fp32_of(w), order);
+  at::Tensor y = at::empty({x.size(0), rows}, x.options());
+  for (int64_t r = 0; r < rows; r += block) {
+    const int64_t n = std::min(block, rows - r);
+    y.narrow(1, r, n).copy_(matmul_t(x, fp32_of(w.narrow(0, r, n)), order));
+  }
+  return y;
+}
+
+}  // namespace
+
 // A layer without quantization, every layer under the bypass (fp weights, fp inputs), and the differentiable
 // training forward (activation fake-quant through the straight-through estimator): LibTorch fp32.
 at::Tensor LlamaModel::fp_linear(LinearLayer& layer, at::Tensor x2) {
@@ -590,7 +611,9 @@ at::Tensor LlamaModel::fp_linear(LinearLayer& layer, at::Tensor x2) {
     // Straight-through estimator when differentiable; the plain quantized input otherwise.
     x2 = training_ ? x2 + (q - x2).detach() : q;
   }
-  const at::Tensor y = matmul_t(x2, use_plan ? layer.effective_weight() : fp32_of(layer.weight), reassociation_);
+  const at::Tensor y = use_plan && !layer.effective.defined()
+                           ? matmul_t(x2, layer.effective_weight(), reassociation_)  // compact codes, dequantized
+                           : fp_product(x2, use_plan ? layer.effective : layer.weight, reassociation_);
   if (observer_) observer_(layer, x2, y);
   return y;
 }

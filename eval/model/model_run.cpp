@@ -320,13 +320,19 @@ struct Run {
   nlohmann::json calib_json = nullptr, mixed_json = nullptr;
 
   const Protocol& protocol() const { return ev->protocol(); }  // hashes filled, bos resolved
-  // Runs f, recording its wall time as timings[key].
+  nlohmann::json memory = nlohmann::json::object();  // per stage: the resident set after it and the peak so far
+  // Runs f, recording its wall time as timings[key] and the resident set after it (note_memory).
   template <class F>
   auto timed(const char* key, F&& f) {
     const double t0 = now_s();
     auto r = f();
     timings[key] = now_s() - t0;
+    note_memory(key);
     return r;
+  }
+  void note_memory(const char* key) {
+    const ResidentSet m = resident_set();
+    memory[key] = {{"rss", m.rss_gb}, {"peak", m.peak_gb}};
   }
 };
 
@@ -604,6 +610,7 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
   eo.keep_tokens = ctx.reassociation_twin;  // the twin compares token by token
   const EvalResult e = r.ev->evaluate(*r.q, r.ref.get(), eo);
   r.timings["eval_s"] = e.seconds;
+  r.note_memory("eval_s");
   const nlohmann::json stats = qm.run_stats();  // before LAMBADA and blame call the schemes again
   nlohmann::json res;
   res["model"] = model_json(r);
@@ -628,6 +635,7 @@ nlohmann::json run_model(const ModelRunSpec& spec, ModelRunContext& ctx) {
     r.timings["twin_s"] = res["twin"]["seconds"];
   }
   r.timings["total_s"] = now_s() - t_start;
+  r.timings["memory_gb"] = r.memory;
   res["timings"] = r.timings;
   return res;
 }

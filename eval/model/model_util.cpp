@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -42,6 +43,17 @@ at::Tensor fp32_of(const at::Tensor& t) {
     ref::dequantize_row_bf16(bytes, out.data_ptr<float>(), src.numel());
   }
   return out;
+}
+
+ResidentSet resident_set() {
+  ResidentSet r;
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {  // "VmHWM:\t  123456 kB"
+    double* to = line.rfind("VmRSS:", 0) == 0 ? &r.rss_gb : line.rfind("VmHWM:", 0) == 0 ? &r.peak_gb : nullptr;
+    if (to) *to = std::strtod(line.c_str() + 6, nullptr) * 1024.0 / 1e9;
+  }
+  return r;
 }
 
 quant::MatrixView view_of(const at::Tensor& t) { return quant::MatrixView(t.data_ptr<float>(), t.size(0), t.size(1)); }

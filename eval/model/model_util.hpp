@@ -51,6 +51,14 @@ class SqnrBufferScope {
   SqnrBufferScope& operator=(const SqnrBufferScope&) = delete;
 };
 
+// The process's resident set now and its peak so far (VmRSS, VmHWM of /proc/self/status), in GB (10⁹ bytes); −1 each
+// where /proc is not available. A model run records it after every stage (timings.memory_gb, issue 15).
+struct ResidentSet {
+  double rss_gb = -1.0;
+  double peak_gb = -1.0;
+};
+ResidentSet resident_set();
+
 // v, or null when it is not finite (JSON has no inf/NaN).
 nlohmann::json finite_or_null(double v);
 

@@ -72,6 +72,15 @@ std::shared_ptr<const schemes::Calibration> calibrate_activation(const LayerSlot
   return std::make_shared<const schemes::Calibration>(stripped(s.as->calibrate(rc)));
 }
 
+// Hands the layer to the model's backend; a weight scheme's codes are kept as the layer's own (compact_weights()),
+// and prepare_linear then releases its fp32 `effective`.
+void prepare(LlamaModel& m, const LayerSlot& s, std::optional<quant::QuantizedMatrix>& q) {
+  LinearLayer& L = *s.layer;
+  if (!q || s.role != Role::weight || !compact_weights()) return m.prepare_linear(L, q ? &*q : nullptr);
+  L.codes = std::make_shared<const quant::QuantizedMatrix>(std::move(*q));
+  m.prepare_linear(L, L.codes.get());
+}
+
 }  // namespace
 
 bool compact_weights() {
@@ -122,12 +131,7 @@ LayerQuantInfo install_layer(LlamaModel& m, const LayerSlot& s, const schemes::C
   if (s.as) L.act_scheme = s.as;
   if (mig) fp.add(mig->s).add_int(mig->folded ? 1 : 0);
   if (s.ws || L.act_calib) info.fingerprint = fp.hex();
-  if (q && s.role == Role::weight && compact_weights()) {  // held as codes: prepare_linear releases `effective`
-    L.codes = std::make_shared<const quant::QuantizedMatrix>(std::move(*q));
-    m.prepare_linear(L, L.codes.get());
-  } else {
-    m.prepare_linear(L, q ? &*q : nullptr);
-  }
+  prepare(m, s, q);
   info.seconds = now_s() - t0;
   return info;
 }

@@ -198,12 +198,16 @@ double memcpy_gbps() {
   return dst[kBytes / 2] == 1 && best > 0 ? static_cast<double>(kBytes) / best / 1e9 : 0.0;
 }
 
-// Throughput of the quantize stage: fp32 bytes of the weights it quantized per second of install time.
-void throughput_timings(const QuantizedModel& out, double quantize_s, nlohmann::json& timings) {
-  double bytes = 0;
-  for (const auto& l : out.layers)
+// Throughput of the quantize stage: fp32 bytes of the weights it quantized per second of install time; and the
+// bytes the quantized weights hold afterwards (held_gb: codes + params when compact, an fp32 copy otherwise).
+void throughput_timings(const LlamaModel& m, const QuantizedModel& out, double quantize_s, nlohmann::json& timings) {
+  double bytes = 0, held = 0;
+  for (const auto& l : out.layers) {
     if (l.role != "act") bytes += 4.0 * static_cast<double>(l.rows) * static_cast<double>(l.cols);
+    held += static_cast<double>(m.linear_layer(l.layer).quantized_bytes());
+  }
   timings["weight_gb"] = bytes / 1e9;
+  timings["held_gb"] = held / 1e9;
   timings["quantize_gbps"] = quantize_s > 0 ? bytes / quantize_s / 1e9 : 0.0;
   timings["memcpy_gbps"] = memcpy_gbps();
 }
@@ -232,7 +236,7 @@ QuantizedModel quantize_model(LlamaModel& m, const QuantPlan& plan, const Calibr
   out.schemes = set.all();
   timings["search_s"] = t.search;
   timings["quantize_s"] = t.quantize;
-  throughput_timings(out, t.quantize, timings);
+  throughput_timings(m, out, t.quantize, timings);
   timings["total_s"] = now_s() - t_start;
   out.timings = timings;
   return out;

@@ -5,7 +5,8 @@
 # build/random-460m.gguf (d 2048, 8 layers, all F16) when missing, then runs one RTN int8 per-row run on 4 chunks
 # of 512 (configs/protocol-wikitext2-512-first4.json) twice: cold (empty fp-reference cache) and warm (the cache
 # the cold run filled). Writes the raw outputs to build/perf/<label>-{cold,warm}.{json,time} and appends a section
-# to the report.
+# to the report: peak RSS, wall time, the run's stage timings and, per stage, the resident set after it and the peak so
+# far (the run's timings.memory_gb).
 #   [QEVAL=path/to/qeval] [PRESET=460m|7b] scripts/perf/memory.sh [LABEL] [REPORT]     (defaults: "current", reports/perf/memory.md)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,7 +40,9 @@ run = json.load(open(rep))["runs"][0]
 tm = run["metrics"]["timings"]
 flat = {k: v for k, v in tm.items() if isinstance(v, (int, float))}
 flat.update({"quantize." + k: v for k, v in tm.get("quantize", {}).items() if isinstance(v, (int, float))})
-print(f"| {kind} | {rss:.2f} | {secs:.1f} | " + ", ".join(f"{k} {v:.2f}" for k, v in flat.items()) + " |")
+mem = tm.get("memory_gb", {})  # per stage: resident set after it / peak so far (GB); absent for older binaries
+stages = ", ".join(f"{k[:-2]} {v['rss']:.2f}/{v['peak']:.2f}" for k, v in mem.items())
+print(f"| {kind} | {rss:.2f} | {secs:.1f} | " + ", ".join(f"{k} {v:.2f}" for k, v in flat.items()) + f" | {stages or '—'} |")
 PY
 }
 {
@@ -48,8 +51,8 @@ PY
   echo
   echo "\`QEVAL_CACHE_DIR=$cache /usr/bin/time -v $qeval sweep --model $model --protocol configs/protocol-wikitext2-512-first4.json --scheme rtn --bits 8 --group-sizes row --jobs 1\`"
   echo
-  echo "| cache | peak RSS GB | wall s | stage timings (s) |"
-  echo "|---|---|---|---|"
+  echo "| cache | peak RSS GB | wall s | stage timings (s) | after each stage: resident / peak so far (GB) |"
+  echo "|---|---|---|---|---|"
   run cold
   run warm
 } | tee -a "$report"

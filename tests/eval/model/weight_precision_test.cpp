@@ -5,11 +5,16 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "eval/model/checkpoint.hpp"
+#include "eval/model/gguf.hpp"
 #include "eval/model/llama.hpp"
 #include "eval/model/quantize_model.hpp"
 #include "eval/model/quantize_stages.hpp"
@@ -94,6 +99,48 @@ TEST(WeightPrecision, StoreHoldsTheFileBytesOnce) {
   LlamaModel m(ck16);
   const LinearLayer& l = m.linear_layer("blk.0.ffn_up");
   EXPECT_EQ(l.weight.data_ptr(), static_cast<const void*>(ck16->tensors.at("blk.0.ffn_up.weight").bits16.data()));
+}
+
+// load_gguf keeps 16-bit tensors as views of the memory-mapped file, not copies: any two of them lie as far apart in
+// memory as their data offsets in the file's tensor directory say (parsed here from the file's bytes, read apart).
+TEST(WeightPrecision, CodesViewTheMappedFile) {
+  test::TempDir tmp;
+  const std::string path = tmp.path("m.gguf");
+  qeval::test::write_random_gguf(spec("F16", false), path, kGpt2Dir);
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const GgufFile f = parse_gguf(bytes.data(), bytes.size(), path);
+  const auto ck = load(path, WeightPrecision::file);
+  const auto* base = reinterpret_cast<const uint8_t*>(ck->tensors.at("token_embd.weight").bits16.data());
+  const uint64_t base_offset = f.find_tensor("token_embd.weight")->offset;
+  for (const char* name : {"blk.0.attn_q.weight", "blk.1.ffn_down.weight", "output.weight"}) {
+    const auto* p = reinterpret_cast<const uint8_t*>(ck->tensors.at(name).bits16.data());
+    EXPECT_EQ(p - base, static_cast<std::ptrdiff_t>(f.find_tensor(name)->offset - base_offset)) << name;
+  }
+  // A copy of the checkpoint shares the codes.
+  const Checkpoint copy = *ck;
+  EXPECT_EQ(copy.tensors.at("output.weight").bits16.data(), ck->tensors.at("output.weight").bits16.data());
+}
+
+// A 16-bit head larger than the forward's conversion block (64 MiB of fp32: 4·V·d = 4·50260·384 = 77 MB here, so two
+// blocks of 43690 and 6570 rows) is converted and multiplied block by block: the same logits, bit for bit, as the
+// fp32 head multiplied whole, in both reduction orders.
+TEST(WeightPrecision, BlockwiseHeadGivesTheWholeHeadsLogits) {
+  test::TempDir tmp;
+  const std::string path = tmp.path("m.gguf");
+  qeval::test::RandomGgufSpec s = spec("F16", false);
+  s.d_model = 384;
+  s.n_heads = 6;
+  s.n_kv_heads = 2;
+  s.n_layers = 1;
+  qeval::test::write_random_gguf(s, path, kGpt2Dir);
+  LlamaModel m32(load(path, WeightPrecision::fp32)), m16(load(path, WeightPrecision::file));
+  ASSERT_EQ(m16.linear_layer("output").weight.scalar_type(), at::kHalf);
+  const at::Tensor t = tokens();
+  EXPECT_TRUE(at::equal(m32.forward(t), m16.forward(t)));
+  m32.set_reassociation(Reassociation::split_k);
+  m16.set_reassociation(Reassociation::split_k);
+  EXPECT_TRUE(at::equal(m32.forward(t), m16.forward(t))) << "split_k";
 }
 
 // A plan of one weight scheme on every block linear (the sweep's default: `output` stays fp).

@@ -70,8 +70,9 @@ TEST(Writer, GgufF32FromWeightsHeldInFilePrecision) {
   TensorF32& w = a.tensors.at("blk.0.attn_q.weight");
   // 1, −2, 1365/4096, the smallest subnormal 2^-24, the largest finite 65504, −0
   const uint16_t codes[] = {0x3C00, 0xC000, 0x3555, 0x0001, 0x7BFF, 0x8000};
-  w.bits16.resize(w.data.size());
-  for (size_t i = 0; i < w.bits16.size(); ++i) w.bits16[i] = codes[i % 6];
+  std::vector<uint16_t> bits(w.data.size());
+  for (size_t i = 0; i < bits.size(); ++i) bits[i] = codes[i % 6];
+  w.bits16 = Codes16::copy_of(bits.data(), bits.data() + bits.size());
   w.data.clear();
   w.orig_type = "F16";
   test::TempDir tmp;
