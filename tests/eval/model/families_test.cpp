@@ -311,25 +311,46 @@ TEST(FamiliesGguf, Llama3RopeFreqs) {
 }
 TEST(FamiliesGguf, MistralWithoutWindowKey) { expect_gguf_matches_hf("mistral", "logits_no_sliding_window.npy"); }
 
+// Every canonical tensor of `st` is in `gg`, with the same shape and values, bit for bit.
+void expect_same_tensors(const Checkpoint& st, const Checkpoint& gg) {
+  for (const auto& [name, t] : st.tensors) {
+    ASSERT_EQ(gg.tensors.count(name), 1u) << name;
+    EXPECT_EQ(gg.tensors.at(name).shape, t.shape) << name;
+    EXPECT_TRUE(gg.tensors.at(name).data == t.data) << name;
+  }
+}
+
 // The GGUF and the safetensors path of a family give the same model: the same canonical tensors, bit for bit.
 TEST(FamiliesGguf, BothFormatsLoadTheSameTensors) {
   for (const char* f : {"qwen2", "qwen3", "phi3", "gemma2"}) {
     SCOPED_TRACE(f);
-    const Checkpoint st = load_checkpoint(family_dir(f)), gg = load_checkpoint(family_dir(f) + "/model.gguf");
-    for (const auto& [name, t] : st.tensors) {
-      ASSERT_EQ(gg.tensors.count(name), 1u) << name;
-      EXPECT_EQ(gg.tensors.at(name).shape, t.shape) << name;
-      EXPECT_TRUE(gg.tensors.at(name).data == t.data) << name;
-    }
+    expect_same_tensors(load_checkpoint(family_dir(f)), load_checkpoint(family_dir(f) + "/model.gguf"));
   }
-  // Mixtral's GGUF is architecture 'llama' with llama.expert_count 4 and stacked experts: refused by the reader.
-  try {
-    load_checkpoint(family_dir("mixtral") + "/model.gguf");
-    ADD_FAILURE() << "mixtral GGUF: loaded";
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("llama.expert_count': mixture-of-experts GGUFs"), std::string::npos)
-        << e.what();
-  }
+}
+
+// Mixtral's GGUF is architecture 'llama' with llama.expert_count 4, expert_used_count 2 and the experts stacked
+// as blk.N.ffn_{gate,up,down}_exps [4, rows, cols]: split per expert, they are the safetensors path's per-expert
+// layers (same names, same bf16 values), and the logits are HF's within the families' tolerance.
+TEST(FamiliesGguf, MixtralStackedExpertsSplit) {
+  const Checkpoint gg = load_checkpoint(family_dir("mixtral") + "/model.gguf");
+  EXPECT_EQ(gg.config.n_experts, 4);
+  EXPECT_EQ(gg.config.n_experts_used, 2);
+  EXPECT_TRUE(gg.config.expert_norm_topk);  // llama.cpp's llama graph renormalises the top-k, as HF's Mixtral
+  EXPECT_EQ(gg.tensors.count("blk.0.ffn_gate_exps.weight"), 0u);
+  expect_same_tensors(load_checkpoint(family_dir("mixtral")), gg);
+  expect_gguf_matches_hf("mixtral");
+}
+
+// Qwen2-MoE's GGUF (qwen2moe): NEOX q/k rows with biases, expert_feed_forward_length 32, the shared expert
+// (expert_shared_feed_forward_length 64, ffn_gate_inp_shexp [1, 64]); the converter writes no norm_topk_prob and
+// llama.cpp's qwen2moe graph does not renormalise — the fixture's norm_topk_prob is false, so HF's logits apply.
+TEST(FamiliesGguf, Qwen2MoeSharedExpert) {
+  const Checkpoint gg = load_checkpoint(family_dir("qwen2moe") + "/model.gguf");
+  EXPECT_EQ(gg.config.d_ff_expert, 32);
+  EXPECT_EQ(gg.config.d_ff_shared, 64);
+  EXPECT_FALSE(gg.config.expert_norm_topk);
+  expect_same_tensors(load_checkpoint(family_dir("qwen2moe")), gg);
+  expect_gguf_matches_hf("qwen2moe");
 }
 
 // The quantization hooks on a family with biases: 4-bit RTN on every linear layer of Qwen2. The quantized forward
