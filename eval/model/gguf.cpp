@@ -530,15 +530,44 @@ void read_moe_gating(const KvReader& kv, ModelConfig& cfg) {
     throw CheckpointError(kv.f.file, "kv '" + p + "expert_weights_scale'", "only 1 (unscaled expert weights) is supported");
 }
 
+// Gemma 3 as llama.cpp reads it (src/models/gemma3.cpp): Gemma 2's GeGLU-tanh, √d embedding scale and pre+post
+// norms (stored as 1 + w, q/k norms too), per-head q/k RMSNorm, no attention soft-cap, a final one only when given;
+// query scale 1/√head_dim (1/√(d_model / heads) for the 62-layer 27B). With {arch}.attention.sliding_window > 0
+// the sliding layers follow sliding_window_pattern (default 6: five local, one global) and rotate with base
+// rope.freq_base_swa (default 10000), unscaled; rope.freq_base and a linear rope.scaling apply to the global ones.
+void read_gemma3(const KvReader& kv, ModelConfig& cfg) {
+  const std::string p = cfg.arch + ".";
+  cfg.ffn_act = "gelu_tanh";
+  cfg.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(cfg.d_model)));
+  cfg.post_norms = true;
+  cfg.attn_qk_norm = true;
+  cfg.final_softcap = kv.real(p + "final_logit_softcapping", false, 0.0);
+  if (cfg.n_layers == 62) cfg.attn_scale = 1.0 / std::sqrt(static_cast<double>(cfg.d_model / cfg.n_heads));
+  const int64_t window = kv.integer(p + "attention.sliding_window", false);
+  if (window <= 0) return;
+  cfg.sliding_window = window;
+  cfg.layer_sliding = sliding_layers(kv, cfg, 6);
+  cfg.rope_theta_local = kv.real(p + "rope.freq_base_swa", false, 10000.0);
+  if (!(cfg.rope_theta_local > 0))
+    throw CheckpointError(kv.f.file, "kv '" + p + "rope.freq_base_swa'", "must be positive");
+}
+
+// Gemma 3's linear RoPE scaling of the global layers (rope.scaling.type "linear", rope.scaling.factor).
+bool read_linear_rope(const KvReader& kv, ModelConfig& cfg, const json& type) {
+  if (cfg.arch != "gemma3" || !(type.is_string() && type.get<std::string>() == "linear")) return false;
+  const std::string key = cfg.arch + ".rope.scaling.factor";
+  cfg.rope_scaling = "linear";
+  cfg.rope_factor = kv.real(key, true, 0.0);
+  if (!(cfg.rope_factor > 0)) throw CheckpointError(kv.f.file, "kv '" + key + "'", "must be positive");
+  return true;
+}
+
 // What the families add to a Llama (the architectures llama.cpp's converter writes for them; Mistral and Llama 3
 // are written as "llama"). The q/k row order and Phi-3's fused tensors are translated by gguf_family_tensors.
 void read_family_features(const KvReader& kv, ModelConfig& cfg) {
   if (cfg.n_layers > (int64_t{1} << 20)) return;  // a corrupt block count: validate_checkpoint names it
   const std::string p = cfg.arch + ".";
-  if (cfg.arch == "gemma3")
-    throw CheckpointError(kv.f.file, "kv 'general.architecture'",
-                          "GGUF gemma3 is not read yet (its local RoPE base and norms are not translated) — load the "
-                          "Hugging Face checkpoint directory instead");
+  if (cfg.arch == "gemma3") read_gemma3(kv, cfg);
   if (cfg.arch == "qwen3") cfg.attn_qk_norm = true;
   if (cfg.arch == "gemma2") read_gemma2(kv, cfg);
   // Phi-3: a window applies to every layer, as in transformers (llama.cpp currently ignores it).
@@ -608,9 +637,9 @@ ModelConfig gguf_model_config(const GgufFile& f) {
   read_head_dim(kv, cfg);
   read_family_features(kv, cfg);
   if (const GgufKv* s = kv.find(p + "rope.scaling.type", false)) {
-    if (!(s->value.is_string() && s->value.get<std::string>() == "none")) {
+    if (!(s->value.is_string() && s->value.get<std::string>() == "none") && !read_linear_rope(kv, cfg, s->value)) {
       throw CheckpointError(f.file, "kv '" + p + "rope.scaling.type'",
-                            "RoPE scaling " + json_for_message(s->value) + " is not supported (ModelConfig has plain RoPE only)");
+                            "RoPE scaling " + json_for_message(s->value) + " is not supported (none; linear on gemma3)");
     }
   }
   read_moe(kv, cfg);

@@ -137,7 +137,13 @@ FAMILIES = {
         off=[("one RoPE base (1e6) for both layers",
               {"rope_parameters": {"sliding_attention": dict(rope_type="default", rope_theta=1000000.0),
                                    "full_attention": dict(rope_type="default", rope_theta=1000000.0)}}),
-             ("sliding window off", {"layer_types": ["full_attention", "full_attention"]})]),
+             ("sliding window off", {"layer_types": ["full_attention", "full_attention"]}),
+             ("both layers sliding", {"layer_types": ["sliding_attention", "sliding_attention"]})],
+        extra_logits={"both layers sliding": "logits_both_sliding.npy"},
+        notes=["llama.cpp's converter writes gemma3.attention.sliding_window but no sliding_window_pattern, and "
+               "llama.cpp then slides layer i when i mod 6 < 5 (its Gemma 3 default): both layers of this 2-layer "
+               "model. A forward that follows the GGUF matches logits_both_sliding.npy (HF, layer_types both "
+               "sliding_attention, same weights), not logits.npy"]),
     "phi3": dict(
         tokenizer="spm",
         cls="Phi3ForCausalLM", cfg="Phi3Config",

@@ -320,6 +320,21 @@ void expect_same_tensors(const Checkpoint& st, const Checkpoint& gg) {
   }
 }
 
+// Gemma 3's GGUF: q/k norms and every norm as 1 + w, NEOX rows, rope.freq_base 1e6 (global) and
+// rope.freq_base_swa 1e4 (local), window 8. The converter writes no sliding_window_pattern, so the file means
+// llama.cpp's default pattern 6 — layer i slides when i mod 6 < 5, both layers here — and the forward that follows
+// it matches HF's logits with both layers sliding on the same weights (logits_both_sliding.npy), not logits.npy.
+TEST(FamiliesGguf, Gemma3LocalRopeBaseAndPattern) {
+  const Checkpoint gg = load_checkpoint(family_dir("gemma3") + "/model.gguf");
+  EXPECT_EQ(gg.config.rope_theta, 1e6);
+  EXPECT_EQ(gg.config.rope_theta_local, 1e4);
+  EXPECT_EQ(gg.config.sliding_window, 8);
+  EXPECT_EQ(gg.config.layer_sliding, (std::vector<bool>{true, true}));
+  EXPECT_TRUE(gg.config.attn_qk_norm);
+  expect_same_tensors(load_checkpoint(family_dir("gemma3")), gg);
+  expect_gguf_matches_hf("gemma3", "logits_both_sliding.npy");
+}
+
 // The GGUF and the safetensors path of a family give the same model: the same canonical tensors, bit for bit.
 TEST(FamiliesGguf, BothFormatsLoadTheSameTensors) {
   for (const char* f : {"qwen2", "qwen3", "phi3", "gemma2"}) {

@@ -67,7 +67,7 @@ TEST(Inspect, FamilyGgufs) {
     EXPECT_EQ(s.bits_per_weight(), s.type == "BF16" ? 16.0 : 32.0);
   }
   // MoE GGUFs: the router, the stacked experts (split per expert at load) and Qwen2-MoE's shared expert are read.
-  for (const char* moe : {"mixtral/model.gguf", "qwen2moe/model.gguf"}) {
+  for (const char* moe : {"mixtral/model.gguf", "qwen2moe/model.gguf", "gemma3/model.gguf"}) {  // + Gemma 3's keys
     const InspectReport m = inspect_model(family(moe));
     EXPECT_TRUE(m.loadable) << moe << findings_text(m);
     EXPECT_FALSE(has_finding(m, InspectFinding::Level::warning, "not read by qeval's forward")) << findings_text(m);
