@@ -356,6 +356,41 @@ TEST(FamiliesGguf, MixtralStackedExpertsSplit) {
   expect_gguf_matches_hf("mixtral");
 }
 
+// A quantized stack dequantizes expert by expert: the converter's Q8_0 of the same Mixtral (model-q8_0.gguf) gives,
+// for every expert matrix, the bf16 GGUF's values within Q8_0's error. Q8_0 (gguf-py's quantize, as ggml's
+// quantize_row_q8_0_ref): per block of 32 consecutive values of a row, d = amax/127, q = round(x/d), d stored as
+// fp16. |x − q·fp16(d)| ≤ |x − q·d| + |q|·|d − fp16(d)| ≤ d/2 + 127·d·2⁻¹¹ (fp16 rounds to nearest, relative error
+// ≤ 2⁻¹¹ for d in fp16's normal range; these weights have amax ≈ 0.3, d ≈ 2.4e-3 ≫ 6.1e-5). fp32 arithmetic in
+// x·(1/d) adds ≤ 2 ulps of |q| ≤ 127, i.e. ≤ 2⁻¹⁶·d: the bound below is d·(0.5 + 127·2⁻¹¹ + 2⁻¹⁶).
+TEST(FamiliesGguf, MixtralQ8ExpertsDequantizePerExpert) {
+  const Checkpoint q8 = load_checkpoint(family_dir("mixtral") + "/model-q8_0.gguf");
+  const Checkpoint bf = load_checkpoint(family_dir("mixtral") + "/model.gguf");
+  int checked = 0;
+  double worst = 0;  // largest error as a fraction of its block's bound
+  for (int64_t i = 0; i < q8.config.n_layers; ++i)
+    for (int64_t e = 0; e < q8.config.n_experts; ++e)
+      for (const char* m : {"ffn_gate", "ffn_up", "ffn_down"}) {
+        const std::string name = "blk." + std::to_string(i) + "." + m + "." + std::to_string(e) + ".weight";
+        const TensorF32 &q = q8.tensors.at(name), &w = bf.tensors.at(name);
+        ASSERT_EQ(q.orig_type, "Q8_0") << name;
+        ASSERT_EQ(q.shape, w.shape) << name;
+        for (size_t b = 0; b < w.data.size(); b += 32) {
+          float amax = 0;
+          for (size_t k = b; k < b + 32; ++k) amax = std::max(amax, std::fabs(w.data[k]));
+          const double bound = amax / 127.0 * (0.5 + 127.0 / 2048 + 1.0 / 65536);
+          for (size_t k = b; k < b + 32; ++k) {
+            const double err = std::fabs(static_cast<double>(q.data[k]) - w.data[k]);
+            ASSERT_LE(err, bound) << name << " element " << k;
+            worst = std::max(worst, err / bound);
+          }
+        }
+        ++checked;
+      }
+  EXPECT_EQ(checked, 2 * 4 * 3);
+  EXPECT_GT(worst, 0.5);  // the file is really quantized: some error reaches past half its bound
+  std::printf("[ family mixtral  ] Q8_0 experts: largest error %.3g of its block's derived bound\n", worst);
+}
+
 // Qwen2-MoE's GGUF (qwen2moe): NEOX q/k rows with biases, expert_feed_forward_length 32, the shared expert
 // (expert_shared_feed_forward_length 64, ffn_gate_inp_shexp [1, 64]); the converter writes no norm_topk_prob and
 // llama.cpp's qwen2moe graph does not renormalise — the fixture's norm_topk_prob is false, so HF's logits apply.
