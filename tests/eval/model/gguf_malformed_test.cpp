@@ -465,6 +465,15 @@ TEST(GgufMalformed, MoeKeysAgainstStackedExperts) {
                "lack expert 0");
 }
 
+// The fuzz seeds of the MoE and Gemma 3 GGUF paths (scripts/testdata/make_fuzz_seeds.py) are valid files, so a
+// fuzzing run starts inside the expert split and the Gemma 3 keys rather than at the first refusal.
+TEST(GgufMalformed, FamilyFuzzSeedsLoad) {
+  const std::string dir = std::string(QEVAL_SOURCE_DIR) + "/tests/fuzz/corpus/fuzz_gguf/";
+  EXPECT_EQ(load_gguf(dir + "seed_tiny_mixtral.gguf").config.n_experts, 2);
+  EXPECT_EQ(load_gguf(dir + "seed_tiny_qwen2moe.gguf").tensors.count("blk.0.ffn_down.1.weight"), 1u);
+  EXPECT_EQ(load_gguf(dir + "seed_tiny_gemma3.gguf").config.rope_theta_local, 10000.0);
+}
+
 TEST(GgufMalformed, NonFiniteWeights) {
   GgufBuilder g;
   auto b = valid_model(&g);
