@@ -465,6 +465,50 @@ TEST(GgufMalformed, MoeKeysAgainstStackedExperts) {
                "lack expert 0");
 }
 
+// The tiny model as a Gemma 3 GGUF: its q/k norms and post-norms added, window 4 unless `window` is 0.
+GgufBuilder tiny_gemma3_builder(uint32_t window = 4) {
+  GgufBuilder g = test::tiny_model_builder(true, "gemma3");
+  for (const char* n : {"attn_q_norm", "attn_k_norm"}) g.tensor_f32(std::string("blk.0.") + n + ".weight", {4}, {1, 1, 1, 1});
+  for (const char* n : {"post_attention_norm", "post_ffw_norm"})
+    g.tensor_f32(std::string("blk.0.") + n + ".weight", {8}, std::vector<float>(8, 1.0f));
+  if (window > 0) g.kv_u32("gemma3.attention.sliding_window", window);
+  return g;
+}
+
+// Gemma 3's keys: with a window, layer 0 slides (pattern 6 by default, or the file's) on rope.freq_base_swa
+// (10000 unless given); a linear rope.scaling is read for its global layers; a bad value names its key.
+TEST(GgufMalformed, Gemma3Keys) {
+  const auto load = [](GgufBuilder g) {
+    const auto b = g.build();
+    return load_gguf_bytes(b.data(), b.size(), kName).config;
+  };
+  ModelConfig c = load(tiny_gemma3_builder());
+  EXPECT_EQ(c.layer_sliding, (std::vector<bool>{true}));
+  EXPECT_EQ(c.rope_theta_local, 10000.0);
+  EXPECT_TRUE(c.attn_qk_norm && c.post_norms);
+  c = load(tiny_gemma3_builder(0));
+  EXPECT_EQ(c.sliding_window, 0);
+  EXPECT_EQ(c.rope_theta_local, 0.0);  // no window: one base for every layer, as llama.cpp
+  GgufBuilder g = tiny_gemma3_builder();
+  g.kv_u32("gemma3.attention.sliding_window_pattern", 1);  // i mod 1 < 0 never: every layer global
+  EXPECT_EQ(load(g).layer_sliding, (std::vector<bool>{false}));
+  g = tiny_gemma3_builder();
+  g.kv_str("gemma3.rope.scaling.type", "linear");
+  g.kv_f32("gemma3.rope.scaling.factor", 8.0f);
+  c = load(g);
+  EXPECT_EQ(c.rope_scaling, "linear");
+  EXPECT_EQ(c.rope_factor, 8.0);
+  g = tiny_gemma3_builder();
+  g.kv_str("gemma3.rope.scaling.type", "linear");
+  expect_error(g.build(), "kv 'gemma3.rope.scaling.factor'", "required metadata key is missing");
+  g = tiny_gemma3_builder();
+  g.kv_f32("gemma3.rope.freq_base_swa", 0.0f);
+  expect_error(g.build(), "kv 'gemma3.rope.freq_base_swa'", "must be positive");
+  g = tiny_gemma3_builder();
+  g.kv_str("gemma3.rope.scaling.type", "yarn");
+  expect_error(g.build(), "kv 'gemma3.rope.scaling.type'", "not supported (none; linear on gemma3)");
+}
+
 // The fuzz seeds of the MoE and Gemma 3 GGUF paths (scripts/testdata/make_fuzz_seeds.py) are valid files, so a
 // fuzzing run starts inside the expert split and the Gemma 3 keys rather than at the first refusal.
 TEST(GgufMalformed, FamilyFuzzSeedsLoad) {
