@@ -384,7 +384,11 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
       encode_text_bytelevel(m, f.text, out, st);
     } else {
       ++st.pieces;
-      encode_text_spm(m, f.text, f.text.data() == text.data(), out, st);
+      if (m.hf.on) {
+        detail::encode_text_hf_spm(m, f.text, f.text.data() == text.data(), out, st);
+      } else {
+        encode_text_spm(m, f.text, f.text.data() == text.data(), out, st);
+      }
     }
   }
   if (add_eos) {
@@ -426,6 +430,13 @@ int parse_byte_token(const std::string& t) {  // "<0xNN>" → NN
   if (t.size() == 6 && std::sscanf(t.c_str(), "<0x%2X>", &v) == 1) return int(v);
   return -1;
 }
+// Whether the first SentencePiece piece, at ids[k], loses its leading "▁". GGUF (llama.cpp): the piece at
+// the text's start, after an optional BOS. tokenizer.json: the decoder strips the first space of the
+// decoded text (Strip after Fuse; Metaspace on the first token), i.e. of the first token it is given.
+bool strips_first_space(const Tokenizer::Impl& m, const std::vector<int32_t>& ids, size_t k) {
+  if (!m.add_space_prefix) return false;
+  return m.hf.on || k == 0 || (k == 1 && ids[0] == m.bos);
+}
 }  // namespace
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptions& o) const {
@@ -443,6 +454,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptio
     const std::string& text = m.tokens[size_t(id)];
     if (is_control(t)) {
       if (!o.skip_special) out += text;
+      first_piece = first_piece && (o.skip_special || !m.hf.on);  // HF decodes a kept special token too
       continue;
     }
     if (t == TokenType::kUserDefined) {
@@ -454,15 +466,14 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptio
       append_bytelevel(text, out);
       continue;
     }
-    if (t == TokenType::kByte) {
+    if (t == TokenType::kByte && m.hf.decode_bytes) {
       const int b = parse_byte_token(text);
       if (b >= 0) out += char(b);
       first_piece = false;
       continue;
     }
     size_t pos = 0;
-    if (first_piece && m.add_space_prefix && k <= 1 && text.compare(0, 3, kSpmSpace) == 0 &&
-        (k == 0 || ids[0] == m.bos)) {
+    if (first_piece && strips_first_space(m, ids, k) && text.compare(0, 3, kSpmSpace) == 0) {
       pos = 3;  // the space encode() prepended
     }
     first_piece = false;
@@ -489,7 +500,7 @@ std::string Tokenizer::token_bytes(int32_t id) const {
   std::string out;
   if (m.kind == ModelKind::kByteLevelBpe) {
     append_bytelevel(text, out);
-  } else if (t == TokenType::kByte) {
+  } else if (t == TokenType::kByte && m.hf.decode_bytes) {
     const int b = parse_byte_token(text);
     if (b >= 0) out += char(b);
   } else {
@@ -578,6 +589,7 @@ uint64_t Tokenizer::content_hash() const {
     put_str(m.tokens[size_t(b)]);
   }
   put_u32(m.ignore_merges ? 1u : 0u);
+  if (m.hf.on) put_str(m.hf.describe());  // tokenizer.json SentencePiece-style pipeline (absent otherwise)
   const uint64_t h = XXH64_digest(st);
   XXH64_freeState(st);
   return h;

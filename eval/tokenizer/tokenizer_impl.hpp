@@ -61,6 +61,34 @@ class SpecialMatcher {
 
 enum class Normalizer { kNone, kNfc };
 
+// The pipeline of a SentencePiece-style tokenizer.json (BPE over characters without a ByteLevel step:
+// Llama-2, Mistral, Mixtral, Gemma), with HF tokenizers' semantics (normalizers/prepend.rs, replace.rs,
+// pre_tokenizers/metaspace.rs, models/bpe/model.rs merge_word).
+struct TextStep {  // one normalizer step, applied to each text fragment between added tokens
+  enum Kind { kPrepend, kReplace, kNfc, kNfkc } kind;
+  std::string from;  // kReplace: the literal replaced (every occurrence, left to right)
+  std::string to;    // kPrepend: the prefix (only for a non-empty fragment); kReplace: the replacement
+};
+struct HfSpm {
+  bool on = false;  // this tokenizer came from such a tokenizer.json
+  std::vector<TextStep> normalizer;
+  // Metaspace pre-tokenizer (replacement "▁" only): spaces → "▁"; prepend "▁" unless the fragment starts
+  // with one — always, only for the fragment at the start of the text (first), or never; split cuts
+  // before every "▁" (HF MergedWithNext).
+  enum class Prepend { kAlways, kFirst, kNever };
+  bool metaspace = false;
+  Prepend prepend = Prepend::kAlways;
+  bool split = true;
+  bool byte_fallback = false;  // model.byte_fallback: characters not in the vocabulary → <0xNN> tokens
+  bool decode_bytes = true;    // decoder has ByteFallback: <0xNN> decode to their byte (else to their text)
+  std::string describe() const;  // canonical text for the content hash, e.g. "prepend(▁),replace( →▁)|..."
+};
+
+// Encodes one fragment (text between added tokens) of a SentencePiece-style tokenizer.json tokenizer;
+// `at_text_start` when the fragment starts the whole text (Metaspace prepend_scheme "first").
+void encode_text_hf_spm(const Tokenizer::Impl& m, std::string_view text, bool at_text_start,
+                        std::vector<int32_t>& out, EncodeStats& st);
+
 }  // namespace detail
 
 struct Tokenizer::Impl {
@@ -80,8 +108,10 @@ struct Tokenizer::Impl {
   detail::PreTokenizer pre;
   detail::Normalizer normalizer = detail::Normalizer::kNone;
 
-  // SentencePiece BPE.
+  // SentencePiece BPE. add_space_prefix: GGUF, encode and decode; tokenizer.json: decode only (its decoder
+  // strips the first space, Strip or Metaspace) — encoding follows `hf`.
   bool add_space_prefix = true;
+  detail::HfSpm hf;
   std::array<int32_t, 256> spm_byte_id{};  // byte → id of <0xNN>, −1 when absent
 
   int32_t bos = -1, eos = -1, unk = -1, pad = -1;
