@@ -25,15 +25,23 @@
 # (model.vocab only, as in Llama-2's file; not in spm_unk), then BPE pieces trained on the first 400 kB of
 # data/sotu/sotu.txt up to 1000 tokens.
 #
+# Whole-file references (count, SHA-256 of the ids, per-chunk SHA-256; see make_tokenizer_refs.py) of
+# data/wikitext-2-raw/wiki.test.raw for spm_llama2 (one 1.3 MB BPE word: no pre-tokenizer) and spm_fuse.
+#
 # Usage:  python3 scripts/testdata/make_spm_tokenizer_refs.py [--out tests/data/tokenizer]
 # Needs:  pip install tokenizers   (0.23.3 was used)
 import argparse
+import hashlib
 import json
 import os
+import sys
 
 import tokenizers
 from tokenizers import Tokenizer, decoders, models, normalizers, trainers
 from tokenizers import pre_tokenizers as P
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_tokenizer_refs import ids_summary  # noqa: E402  (same compact whole-file form as the other refs)
 
 SP = "\u2581"
 BYTES = ["<0x%02X>" % b for b in range(256)]
@@ -55,6 +63,18 @@ TEXTS = [
 ]
 
 VARIANTS = ("spm_llama2", "spm_metaspace", "spm_gemma", "spm_unk", "spm_fuse")
+
+
+WHOLE_FILE = ("spm_llama2", "spm_fuse")
+WIKI = "wikitext-2-raw/wiki.test.raw"
+
+
+def whole_file(tok, path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    out = {"text_file": WIKI, "text_sha256": hashlib.sha256(raw).hexdigest(), "text_bytes": len(raw)}
+    out.update(ids_summary(tok.encode(raw.decode("utf-8"), add_special_tokens=False).ids))
+    return out
 
 
 def specials_of(name):
@@ -139,6 +159,8 @@ def main():
             cases.append({"text": t, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=True),
                           "ids_with_specials": tok.encode(t, add_special_tokens=True).ids})
         out["cases"][name] = cases
+        if name in WHOLE_FILE:
+            out.setdefault("whole_file", {})[name] = whole_file(tok, os.path.join(root, "data", WIKI))
         print("wrote", name + ".tokenizer.json", "vocab", tok.get_vocab_size())
     with open(os.path.join(a.out, "spm_refs.json"), "w", encoding="utf-8") as f:
         json.dump(out, f, ensure_ascii=True, indent=1)

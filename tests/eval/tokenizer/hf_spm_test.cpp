@@ -54,6 +54,29 @@ TEST_P(HfSpm, DecodeEqualsHuggingFace) {
 INSTANTIATE_TEST_SUITE_P(Pipelines, HfSpm, ::testing::Values("spm_llama2", "spm_metaspace", "spm_gemma", "spm_unk",
                                                                     "spm_fuse"));
 
+// All of wiki.test.raw (data/): spm_llama2 has no pre-tokenizer, so the whole 1.3 MB fragment is one BPE
+// word; spm_fuse splits at every "▁" and writes fused <unk>s. Decode gives the text back where nothing is unk.
+class HfSpmWholeFile : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(HfSpmWholeFile, WikiTestEqualsHuggingFace) {
+  const std::string name = GetParam();
+  const auto text_path = test::find_data_file("wikitext-2-raw/wiki.test.raw");
+  if (!text_path) GTEST_SKIP() << "wikitext-2-raw/wiki.test.raw not found";
+  const json& ref = refs()["whole_file"][name];
+  const std::string text = test::read_file(*text_path);
+  ASSERT_EQ(test::sha256_hex(text.data(), text.size()), ref["text_sha256"].get<std::string>())
+      << "wiki.test.raw differs from the file the reference was made from";
+  const auto tok = load(name);
+  EncodeStats st;
+  EncodeOptions o;
+  o.add_bos = false;  // HF: add_special_tokens=False
+  const auto ids = tok.encode(text, o, &st);
+  EXPECT_EQ(test::compare_with_reference(ids, ref), "") << name;
+  if (st.unknown == 0) EXPECT_EQ(tok.decode(ids, DecodeOptions{true}), text) << name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Pipelines, HfSpmWholeFile, ::testing::Values("spm_llama2", "spm_fuse"));
+
 // Invalid UTF-8 (HF cannot take it): each invalid byte reaches the byte fallback, so decode gives the bytes
 // back. Gemma's pipeline adds no prefix, so the round trip is the identity.
 TEST(HfSpmBytes, InvalidUtf8RoundTrips) {
