@@ -7,6 +7,7 @@
 // implement are refused with their type named, never silently ignored. `truncation` and `padding` are
 // batching settings qeval never applies (it encodes whole texts) and are not read.
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -292,35 +293,64 @@ void check_replacement(const std::string& src, const json& node, const std::stri
 
 // Metaspace prepend_scheme ("always" | "first" | "never"; files older than tokenizers 0.19 write
 // add_prefix_space true/false instead).
-detail::HfSpm::Prepend read_prepend_scheme(const std::string& src, const json& node, const std::string& path) {
+detail::PreStep::Prepend read_prepend_scheme(const std::string& src, const json& node, const std::string& path) {
   if (!node.contains("prepend_scheme")) {
-    return get_bool(src, node, path, "add_prefix_space", true) ? detail::HfSpm::Prepend::kAlways
-                                                               : detail::HfSpm::Prepend::kNever;
+    return get_bool(src, node, path, "add_prefix_space", true) ? detail::PreStep::Prepend::kAlways
+                                                               : detail::PreStep::Prepend::kNever;
   }
   const std::string p = node["prepend_scheme"].is_string() ? node["prepend_scheme"].get<std::string>() : "";
-  if (p == "always") return detail::HfSpm::Prepend::kAlways;
-  if (p == "first") return detail::HfSpm::Prepend::kFirst;
-  if (p == "never") return detail::HfSpm::Prepend::kNever;
+  if (p == "always") return detail::PreStep::Prepend::kAlways;
+  if (p == "first") return detail::PreStep::Prepend::kFirst;
+  if (p == "never") return detail::PreStep::Prepend::kNever;
   fail(src, path + ".prepend_scheme", node["prepend_scheme"].dump() + " is not one of \"always\", \"first\", \"never\"");
 }
 
-void read_metaspace(const std::string& src, const json& node, const std::string& path, detail::HfSpm& hf) {
-  const std::string t = type_of(node);
-  if (t == "Sequence" && node.contains("pretokenizers") && node["pretokenizers"].is_array() &&
-      node["pretokenizers"].size() == 1) {
-    read_metaspace(src, node["pretokenizers"][0], path + ".pretokenizers[0]", hf);
-    return;
+detail::SplitBehavior read_split_behavior(const std::string& src, const json& node, const std::string& path) {
+  static const std::map<std::string, detail::SplitBehavior> kNames = {
+      {"Removed", detail::SplitBehavior::kRemoved},
+      {"Isolated", detail::SplitBehavior::kIsolated},
+      {"MergedWithPrevious", detail::SplitBehavior::kMergedWithPrevious},
+      {"MergedWithNext", detail::SplitBehavior::kMergedWithNext},
+      {"Contiguous", detail::SplitBehavior::kContiguous}};
+  const auto it = kNames.find(node.value("behavior", std::string()));
+  if (it == kNames.end()) {
+    fail(src, path + ".behavior",
+         node.value("behavior", json()).dump() +
+             " is not supported (supported: Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous)");
   }
-  if (t != "Metaspace") {
+  return it->second;
+}
+
+// pre_tokenizer of a SentencePiece-style file: Metaspace | Split (String pattern) | Sequence of these.
+void read_spm_pre_tokenizer(const std::string& src, const json& node, const std::string& path, detail::HfSpm& hf) {
+  const std::string t = type_of(node);
+  if (t == "Sequence" && node.contains("pretokenizers") && node["pretokenizers"].is_array()) {
+    for (size_t i = 0; i < node["pretokenizers"].size(); ++i) {
+      read_spm_pre_tokenizer(src, node["pretokenizers"][i], path + ".pretokenizers[" + std::to_string(i) + "]", hf);
+    }
+  } else if (t == "Metaspace") {
+    check_replacement(src, node, path);
+    detail::PreStep step{detail::PreStep::kMetaspace};
+    step.prepend = read_prepend_scheme(src, node, path);
+    step.split = get_bool(src, node, path, "split", true);
+    hf.pre.push_back(step);
+  } else if (t == "Split") {
+    if (get_bool(src, node, path, "invert", false)) fail(src, path + ".invert", "invert=true is not supported");
+    if (!node.contains("pattern") || !node["pattern"].is_object() || !node["pattern"].contains("String") ||
+        !node["pattern"]["String"].is_string()) {
+      fail(src, path + ".pattern",
+           "only {\"String\": ...} patterns are supported without a ByteLevel step (a Regex pattern is not)");
+    }
+    detail::PreStep step{detail::PreStep::kSplit};
+    step.pattern = node["pattern"]["String"].get<std::string>();
+    step.behavior = read_split_behavior(src, node, path);
+    hf.pre.push_back(step);
+  } else {
     fail(src, path,
          "pre_tokenizer type '" + t +
-             "' is not supported without a ByteLevel step (supported: null, Metaspace; with ByteLevel: ByteLevel, "
-             "Digits, Split, Sequence)");
+             "' is not supported without a ByteLevel step (supported: null, Metaspace, Split with a String pattern, "
+             "Sequence of these; with ByteLevel: ByteLevel, Digits, Split, Sequence)");
   }
-  check_replacement(src, node, path);
-  hf.metaspace = true;
-  hf.prepend = read_prepend_scheme(src, node, path);
-  hf.split = get_bool(src, node, path, "split", true);
 }
 
 // One decoder step of a SentencePiece-style file; `replaces` is set by a step that turns "▁" into spaces.
@@ -338,7 +368,7 @@ void read_spm_decoder_step(const std::string& src, const json& d, const std::str
   } else if (t == "Metaspace") {
     check_replacement(src, d, where);
     replaces = true;
-    impl.add_space_prefix = read_prepend_scheme(src, d, where) != detail::HfSpm::Prepend::kNever;
+    impl.add_space_prefix = read_prepend_scheme(src, d, where) != detail::PreStep::Prepend::kNever;
   } else if (t != "Fuse") {
     fail(src, where,
          "decoder " + (t.empty() ? d.dump().substr(0, 100) : "type '" + t + "'") +
@@ -385,7 +415,7 @@ void read_spm_pipeline(const std::string& src, const json& j, Tokenizer::Impl& i
     if (!impl.hf.normalizer.empty()) check_added_not_normalized(src, j);
   }
   if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
-    read_metaspace(src, j["pre_tokenizer"], "pre_tokenizer", impl.hf);
+    read_spm_pre_tokenizer(src, j["pre_tokenizer"], "pre_tokenizer", impl.hf);
   }
   read_spm_decoder(src, j.value("decoder", json()), "decoder", impl);
 }

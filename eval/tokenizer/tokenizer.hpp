@@ -107,7 +107,8 @@ class Tokenizer {
   // Isolated) | Sequence of these, with a ByteLevel step; decoder null | ByteLevel. SentencePiece-style
   // (otherwise; model_kind() kSentencePieceBpe; model.byte_fallback, unk_token, fuse_unk honoured):
   // normalizer null | Prepend | Replace (String pattern) | NFC | NFKC | Sequence of these; pre_tokenizer
-  // null | Metaspace ("▁", prepend_scheme always/first/never, split); decoder Replace("▁", " ") |
+  // null | Metaspace ("▁", prepend_scheme always/first/never, split) | Split (String pattern, any behavior,
+  // invert false) | Sequence of these; decoder Replace("▁", " ") |
   // ByteFallback | Fuse | Strip(" ", 0|1, 0) | Metaspace | Sequence of these; added tokens with
   // normalized=true refused when there is a normalizer. Both: post_processor null | ByteLevel |
   // TemplateProcessing (BOS/EOS only); merges as "a b" strings or [a, b] lists. Anything else is refused

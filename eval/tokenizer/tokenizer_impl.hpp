@@ -69,20 +69,32 @@ struct TextStep {  // one normalizer step, applied to each text fragment between
   std::string from;  // kReplace: the literal replaced (every occurrence, left to right)
   std::string to;    // kPrepend: the prefix (only for a non-empty fragment); kReplace: the replacement
 };
+// HF SplitDelimiterBehavior (pre_tokenizers/split.rs, normalizer.rs split).
+enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
+struct PreStep {  // one pre-tokenizer step, applied to every piece
+  enum Kind { kSplit, kMetaspace } kind;
+  // kSplit: the literal (String pattern) and behavior. kMetaspace (replacement "▁" only): spaces → "▁";
+  // prepend "▁" unless the piece starts with one — always, only for the piece at the start of the text
+  // (first), or never; split cuts before every "▁" (HF MergedWithNext).
+  std::string pattern;
+  SplitBehavior behavior = SplitBehavior::kIsolated;
+  enum class Prepend { kAlways, kFirst, kNever } prepend = Prepend::kAlways;
+  bool split = true;
+};
 struct HfSpm {
   bool on = false;  // this tokenizer came from such a tokenizer.json
   std::vector<TextStep> normalizer;
-  // Metaspace pre-tokenizer (replacement "▁" only): spaces → "▁"; prepend "▁" unless the fragment starts
-  // with one — always, only for the fragment at the start of the text (first), or never; split cuts
-  // before every "▁" (HF MergedWithNext).
-  enum class Prepend { kAlways, kFirst, kNever };
-  bool metaspace = false;
-  Prepend prepend = Prepend::kAlways;
-  bool split = true;
+  std::vector<PreStep> pre;
   bool byte_fallback = false;  // model.byte_fallback: characters not in the vocabulary → <0xNN> tokens
   bool decode_bytes = true;    // decoder has ByteFallback: <0xNN> decode to their byte (else to their text)
   std::string describe() const;  // canonical text for the content hash, e.g. "prepend(▁),replace( →▁)|..."
 };
+
+// Splits s at the non-overlapping occurrences of `pattern` (leftmost first), as HF's
+// NormalizedString::split with a String pattern; appends the non-empty pieces. Returns whether the first
+// piece appended starts at s[0].
+bool split_literal(std::string_view s, std::string_view pattern, SplitBehavior behavior,
+                   std::vector<std::string>& out);
 
 // Encodes one fragment (text between added tokens) of a SentencePiece-style tokenizer.json tokenizer;
 // `at_text_start` when the fragment starts the whole text (Metaspace prepend_scheme "first").

@@ -21,6 +21,11 @@
 #   spm_fuse     : NFC normalizer, Metaspace(prepend_scheme "never", split true), byte_fallback true but only
 #                  the ASCII byte tokens <0x00>..<0x7F>, fuse_unk true — other characters outside the
 #                  vocabulary become one fused <unk>, and HF writes byte-fallback tokens before a pending <unk>
+#   spm_gemma3   : as spm_gemma plus pre_tokenizer Split(" ", MergedWithPrevious) (transformers' GemmaTokenizer;
+#                  a no-op after the Replace normalizer)
+#   spm_split    : every Split behavior on String patterns before Metaspace("first", split true):
+#                  Split("-", Removed), Split(",", MergedWithPrevious), Split(".", Contiguous),
+#                  Split("!", MergedWithNext), Split("\n", Isolated)
 # Vocabulary: "<unk>", "<s>", "</s>" (Gemma: "<pad>", "<eos>", "<bos>", "<unk>"), the 256 <0xNN> byte tokens
 # (model.vocab only, as in Llama-2's file; not in spm_unk), then BPE pieces trained on the first 400 kB of
 # data/sotu/sotu.txt up to 1000 tokens.
@@ -62,7 +67,7 @@ TEXTS = [
     "Mr. Speaker, Mr. President, and distinguished Members of the Congress",
 ]
 
-VARIANTS = ("spm_llama2", "spm_metaspace", "spm_gemma", "spm_unk", "spm_fuse")
+VARIANTS = ("spm_llama2", "spm_metaspace", "spm_gemma", "spm_unk", "spm_fuse", "spm_gemma3", "spm_split")
 
 
 WHOLE_FILE = ("spm_llama2", "spm_fuse")
@@ -78,7 +83,7 @@ def whole_file(tok, path):
 
 
 def specials_of(name):
-    return ["<pad>", "<eos>", "<bos>", "<unk>"] if name == "spm_gemma" else ["<unk>", "<s>", "</s>"]
+    return ["<pad>", "<eos>", "<bos>", "<unk>"] if name.startswith("spm_gemma") else ["<unk>", "<s>", "</s>"]
 
 
 def train(name, text):
@@ -121,10 +126,22 @@ def set_pipeline(name, j):
         j["decoder"] = {"type": "Sequence", "decoders": [
             replace_dec, {"type": "ByteFallback"}, {"type": "Fuse"},
             {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
-    elif name == "spm_gemma":
+    elif name.startswith("spm_gemma"):
         j["normalizer"] = {"type": "Replace", "pattern": {"String": " "}, "content": SP}
-        j["pre_tokenizer"] = None
+        j["pre_tokenizer"] = None if name == "spm_gemma" else {
+            "type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": False}
         j["decoder"] = {"type": "Sequence", "decoders": [replace_dec, {"type": "ByteFallback"}, {"type": "Fuse"}]}
+    elif name == "spm_split":
+        def split(pat, behavior):
+            return {"type": "Split", "pattern": {"String": pat}, "behavior": behavior, "invert": False}
+        j["normalizer"] = None
+        j["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+            split("-", "Removed"), split(",", "MergedWithPrevious"), split(".", "Contiguous"),
+            split("!", "MergedWithNext"), split("\n", "Isolated"),
+            {"type": "Metaspace", "replacement": SP, "prepend_scheme": "first", "split": True}]}
+        j["decoder"] = {"type": "Sequence", "decoders": [
+            replace_dec, {"type": "ByteFallback"}, {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
     elif name == "spm_fuse":
         j["normalizer"] = {"type": "NFC"}
         j["pre_tokenizer"] = {"type": "Metaspace", "replacement": SP, "prepend_scheme": "never", "split": True}

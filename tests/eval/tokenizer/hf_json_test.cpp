@@ -220,6 +220,12 @@ TEST(HfJson, SpmStyleUnsupportedStepsNameTheirPath) {
   j["pre_tokenizer"] = {{"type", "Whitespace"}};
   expect_hf_error(j, "pre_tokenizer: pre_tokenizer type 'Whitespace' is not supported without a ByteLevel step");
   j = base;
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "\\s+"}}}, {"behavior", "Isolated"}};
+  expect_hf_error(j, "pre_tokenizer.pattern: only {\"String\": ...} patterns are supported without a ByteLevel");
+  j = base;
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "Merged"}};
+  expect_hf_error(j, "pre_tokenizer.behavior: \"Merged\" is not supported (supported: Removed, Isolated");
+  j = base;
   j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}, {"prepend_scheme", "first"}};
   expect_hf_error(j, "pre_tokenizer.replacement: only \"\xE2\x96\x81\" is supported");
   j = base;

@@ -1,5 +1,6 @@
 // tests/eval/tokenizer/hf_spm_test.cpp — SentencePiece-style tokenizer.json files (Llama-2 / Mistral / Gemma
-// pipelines: Prepend/Replace normalizers, Metaspace, BPE with byte_fallback and unk) against HF tokenizers'
+// pipelines: Prepend/Replace normalizers, Metaspace, Split on a string with each behavior, BPE with
+// byte_fallback and unk) against HF tokenizers'
 // ids and decoded text (tests/data/tokenizer/spm_*.tokenizer.json and spm_refs.json, trained and recorded by
 // scripts/testdata/make_spm_tokenizer_refs.py with tokenizers 0.23.3). What is refused: hf_json_test.cpp.
 #include <gtest/gtest.h>
@@ -51,8 +52,9 @@ TEST_P(HfSpm, DecodeEqualsHuggingFace) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Pipelines, HfSpm, ::testing::Values("spm_llama2", "spm_metaspace", "spm_gemma", "spm_unk",
-                                                                    "spm_fuse"));
+INSTANTIATE_TEST_SUITE_P(Pipelines, HfSpm,
+                         ::testing::Values("spm_llama2", "spm_metaspace", "spm_gemma", "spm_unk", "spm_fuse",
+                                           "spm_gemma3", "spm_split"));
 
 // All of wiki.test.raw (data/): spm_llama2 has no pre-tokenizer, so the whole 1.3 MB fragment is one BPE
 // word; spm_fuse splits at every "▁" and writes fused <unk>s. Decode gives the text back where nothing is unk.
