@@ -180,7 +180,7 @@ void read_bpe_options(const std::string& src, const json& model, Tokenizer::Impl
 using IdTable = std::map<int64_t, std::pair<std::string, TokenType>>;
 
 // added_tokens[] into the id table; an id that model.vocab gives another text is refused.
-void read_added_tokens(const std::string& src, const json& added, IdTable& by_id) {
+void read_added_tokens(const std::string& src, const json& added, IdTable& by_id, Tokenizer::Impl& impl) {
   if (!added.is_array()) fail(src, "added_tokens", "expected an array");
   for (size_t i = 0; i < added.size(); ++i) {
     const auto& a = added[i];
@@ -189,12 +189,13 @@ void read_added_tokens(const std::string& src, const json& added, IdTable& by_id
         a["id"].get<int64_t>() >= INT32_MAX || !a.contains("content") || !a["content"].is_string()) {
       fail(src, where, "expected {\"id\": <non-negative integer>, \"content\": <string>, ...}");
     }
-    for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
-      if (get_bool(src, a, where, flag, false)) {
-        fail(src, where + "." + flag, "true is not supported (added tokens are matched verbatim)");
-      }
+    if (get_bool(src, a, where, "single_word", false)) {
+      fail(src, where + ".single_word", "true is not supported (supported: false; lstrip and rstrip may be true)");
     }
     const int64_t id = a["id"].get<int64_t>();
+    const uint8_t strip = uint8_t((get_bool(src, a, where, "lstrip", false) ? 1 : 0) |
+                                  (get_bool(src, a, where, "rstrip", false) ? 2 : 0));
+    if (strip != 0) impl.added_strip[int32_t(id)] = strip;
     const std::string content = a["content"].get<std::string>();
     const TokenType t = get_bool(src, a, where, "special", false) ? TokenType::kControl : TokenType::kUserDefined;
     auto it = by_id.find(id);
@@ -218,7 +219,7 @@ void read_vocabulary(const std::string& src, const json& j, const json& model, T
       fail(src, "model.vocab", "id " + idv.dump() + " is used by two tokens");
     }
   }
-  if (j.contains("added_tokens") && !j["added_tokens"].is_null()) read_added_tokens(src, j["added_tokens"], by_id);
+  if (j.contains("added_tokens") && !j["added_tokens"].is_null()) read_added_tokens(src, j["added_tokens"], by_id, impl);
   if (by_id.empty()) fail(src, "model.vocab", "the vocabulary is empty");
   const int64_t n = by_id.rbegin()->first + 1;
   if (int64_t(by_id.size()) != n) {

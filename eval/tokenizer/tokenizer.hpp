@@ -111,7 +111,8 @@ class Tokenizer {
   // invert false) | Sequence of these; decoder Replace("▁", " ") |
   // ByteFallback | Fuse | Strip(" ", 0|1, 0) | Metaspace | Sequence of these; added tokens with
   // normalized=true refused when there is a normalizer. Both: post_processor null | ByteLevel |
-  // TemplateProcessing (BOS/EOS only); merges as "a b" strings or [a, b] lists. Anything else is refused
+  // TemplateProcessing (BOS/EOS only); merges as "a b" strings or [a, b] lists; added tokens with
+  // lstrip/rstrip (the match takes the white space before/after it), single_word refused. Anything else is refused
   // with its JSON path and the supported list.
   static Tokenizer from_hf_json(const nlohmann::json& tokenizer_json, const std::string& source = "tokenizer.json");
   static Tokenizer from_hf_json_file(const std::string& path);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -45,8 +46,10 @@ class SpecialMatcher {
     std::string text;
     int32_t id;
     bool needs_parse_special;  // control/unknown tokens: only with EncodeOptions::parse_special
+    bool lstrip = false;       // tokenizer.json: the match takes the whitespace before it (HF AddedToken)
+    bool rstrip = false;       // ... and the whitespace after it
   };
-  void add(std::string text, int32_t id, bool needs_parse_special);
+  void add(std::string text, int32_t id, bool needs_parse_special, bool lstrip = false, bool rstrip = false);
   struct Fragment {
     std::string_view text;  // a text fragment (id < 0) or the matched token text
     int32_t id;             // ≥ 0 for a matched token
@@ -129,6 +132,8 @@ struct Tokenizer::Impl {
   int32_t bos = -1, eos = -1, unk = -1, pad = -1;
   bool add_bos = false, add_eos = false;
   detail::SpecialMatcher specials;
+  // tokenizer.json added tokens with lstrip (bit 0) / rstrip (bit 1); finalize() hands them to `specials`.
+  std::map<int32_t, uint8_t> added_strip;
 
   // Builds token_to_id, byte tables and the special-token matcher from tokens/types, and checks the ids.
   // Loaders fill tokens, types, scores, merges (byte-level, via add_merge after finalize), ids and flags.

@@ -26,6 +26,8 @@
 #   spm_split    : every Split behavior on String patterns before Metaspace("first", split true):
 #                  Split("-", Removed), Split(",", MergedWithPrevious), Split(".", Contiguous),
 #                  Split("!", MergedWithNext), Split("\n", Isolated)
+#   spm_strip    : spm_metaspace plus added tokens with lstrip/rstrip (Phi-3's chat tokens have rstrip true):
+#                  special "<|user|>" lstrip, "<|assistant|>" rstrip, non-special "<sep>" both
 # Vocabulary: "<unk>", "<s>", "</s>" (Gemma: "<pad>", "<eos>", "<bos>", "<unk>"), the 256 <0xNN> byte tokens
 # (model.vocab only, as in Llama-2's file; not in spm_unk), then BPE pieces trained on the first 400 kB of
 # data/sotu/sotu.txt up to 1000 tokens.
@@ -42,7 +44,7 @@ import os
 import sys
 
 import tokenizers
-from tokenizers import Tokenizer, decoders, models, normalizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, trainers
 from tokenizers import pre_tokenizers as P
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -64,10 +66,13 @@ TEXTS = [
     "<s>", "Hello<s>world</s>", "</s> after", "<unk>", "<0x41> not a byte token",
     "a" * 200, " " * 20, "!!!???...---", "def f(x):\n    return x**2  # comment\n",
     "the quick brown fox jumps over the lazy dog", "\u65e5\x01\u672c\u8a9e x", "\x01\u65e5\u672c\x02",
+    "-leading dash", "a-b--c-", "x,,y, z,", "wait... what.... ok.", "!!hi! there!", "line\n\nbreak\n", ",.!-\n",
+    "<|user|>\n hi <|assistant|>  \n ok", "a \u3000 <|user|>b", "x<sep>y", "x \t<sep>\n y", "<sep>   ",
+    "   <|user|>", "<|assistant|>\u00a0\u2003z", "<|user|><|assistant|> <sep> <|user|>",
     "Mr. Speaker, Mr. President, and distinguished Members of the Congress",
 ]
 
-VARIANTS = ("spm_llama2", "spm_metaspace", "spm_gemma", "spm_unk", "spm_fuse", "spm_gemma3", "spm_split")
+VARIANTS = ("spm_llama2", "spm_metaspace", "spm_gemma", "spm_unk", "spm_fuse", "spm_gemma3", "spm_split", "spm_strip")
 
 
 WHOLE_FILE = ("spm_llama2", "spm_fuse")
@@ -120,7 +125,7 @@ def set_pipeline(name, j):
             "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
                      {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
             "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}
-    elif name == "spm_metaspace":
+    elif name in ("spm_metaspace", "spm_strip"):
         j["normalizer"] = None
         j["pre_tokenizer"] = {"type": "Metaspace", "replacement": SP, "prepend_scheme": "first", "split": False}
         j["decoder"] = {"type": "Sequence", "decoders": [
@@ -153,6 +158,15 @@ def set_pipeline(name, j):
     return j
 
 
+def add_strip_tokens(j):
+    """Added tokens with lstrip/rstrip, appended by HF itself (ids after the vocabulary)."""
+    tok = Tokenizer.from_str(json.dumps(j))
+    tok.add_special_tokens([AddedToken("<|user|>", lstrip=True, normalized=False),
+                            AddedToken("<|assistant|>", rstrip=True, normalized=False)])
+    tok.add_tokens([AddedToken("<sep>", lstrip=True, rstrip=True, normalized=False)])
+    return json.loads(tok.to_str())
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.normpath(os.path.join(here, "..", ".."))
@@ -166,6 +180,8 @@ def main():
                          "training_text": "data/sotu/sotu.txt, first 400000 characters"}, "cases": {}}
     for name in VARIANTS:
         j = set_pipeline(name, train(name, text))
+        if name == "spm_strip":
+            j = add_strip_tokens(j)
         s = json.dumps(j, ensure_ascii=False, separators=(",", ":"))
         with open(os.path.join(a.out, name + ".tokenizer.json"), "w", encoding="utf-8") as f:
             f.write(s)

@@ -151,8 +151,8 @@ TEST(HfJson, UnsupportedComponentsAreNamed) {
   j["post_processor"] = {{"type", "RobertaProcessing"}};
   expect_hf_error(j, "post_processor type 'RobertaProcessing' is not supported");
   j = base;
-  j["added_tokens"][0]["lstrip"] = true;
-  expect_hf_error(j, "added_tokens[0].lstrip");
+  j["added_tokens"][0]["single_word"] = true;
+  expect_hf_error(j, "added_tokens[0].single_word: true is not supported");
 }
 
 TEST(HfJson, MalformedStructureIsNamed) {

@@ -54,7 +54,7 @@ TEST_P(HfSpm, DecodeEqualsHuggingFace) {
 
 INSTANTIATE_TEST_SUITE_P(Pipelines, HfSpm,
                          ::testing::Values("spm_llama2", "spm_metaspace", "spm_gemma", "spm_unk", "spm_fuse",
-                                           "spm_gemma3", "spm_split"));
+                                           "spm_gemma3", "spm_split", "spm_strip"));
 
 // All of wiki.test.raw (data/): spm_llama2 has no pre-tokenizer, so the whole 1.3 MB fragment is one BPE
 // word; spm_fuse splits at every "▁" and writes fused <unk>s. Decode gives the text back where nothing is unk.
