@@ -315,11 +315,13 @@ Buffer segment_sums(Device& d, const DevQuantized& q, int64_t seg, int64_t nseg)
   return out;
 }
 
+}  // namespace
+
 // The epilogue's K segment: the shorter of the two group lengths. Every segment must lie inside one group of each
 // side: the longer group is a multiple of the shorter, or it is the whole row (per token / per channel against groups
 // with a partial last one, e.g. K = 129, g32: 5 segments); and it must be a multiple of 32 (the kernels' K step) or
 // the whole row.
-int64_t segment_length(int64_t a_glen, int64_t w_glen, int64_t K) {
+int64_t quantized_segment_length(int64_t a_glen, int64_t w_glen, int64_t K) {
   const int64_t seg = std::min(a_glen, w_glen), longer = std::max(a_glen, w_glen);
   if (longer % seg != 0 && longer != K)
     throw std::invalid_argument("matmul_quantized: activation group " + std::to_string(a_glen) + " and weight group " +
@@ -330,8 +332,6 @@ int64_t segment_length(int64_t a_glen, int64_t w_glen, int64_t K) {
                                 "); use groups of 32, 64, 128, ...");
   return seg;
 }
-
-}  // namespace
 
 namespace {
 
@@ -363,7 +363,7 @@ Epi quantized_epilogue(Device& d, const DevQuantized& a, DevQuantized& w, Buffer
   // A group longer than the row (K = 31 with g32: one partial group) is the whole row.
   const int64_t a_glen = a.gpr == 0 ? K : std::min(a.glen, K);
   const int64_t w_glen = w.gpr == 0 ? K : std::min(w.glen, K);
-  const int64_t seg = segment_length(a_glen, w_glen, K);
+  const int64_t seg = quantized_segment_length(a_glen, w_glen, K);
   const int64_t nseg = ceil_div(K, seg);
   const bool a_asym = a.params.mapping == Mapping::asymmetric;
   const bool w_asym = w.params.mapping == Mapping::asymmetric;

@@ -135,6 +135,9 @@ void gemm_s8s8_s32(Device& d, int64_t M, int64_t N, int64_t K, const Buffer& A, 
 // packing (the packed copy is kept with the weights).
 void matmul_quantized(Device& d, const DevQuantized& a, DevQuantized& w, const Buffer& Y, int64_t ldy,
                       const GemmOptions& o, Event* ev = nullptr);
+// The K segment matmul_quantized uses for activation / weight group lengths a_glen, w_glen (each ≤ K; K = the whole
+// row); throws std::invalid_argument naming the two lengths when no segment fits (callers check this before running).
+int64_t quantized_segment_length(int64_t a_glen, int64_t w_glen, int64_t K);
 
 // Weight-only quantized matmul: Y = X·Ŵᵀ, X f32/f16 (M×K), Ŵ dequantized in registers (any Format; no
 // perm/col_scale — dequantize() those first and pass the float matrix to matmul_f32).

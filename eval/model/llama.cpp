@@ -59,6 +59,24 @@ std::vector<const LinearLayer*> LlamaBlock::linears() const {
 int64_t LinearLayer::in_features() const { return weight.defined() ? weight.size(1) : 0; }
 int64_t LinearLayer::out_features() const { return weight.defined() ? weight.size(0) : 0; }
 
+at::Tensor LinearLayer::effective_weight() const {
+  if (effective.defined() || !codes) return fp32_of(effective);
+  at::Tensor out = at::empty({codes->rows, codes->cols}, at::kFloat);
+  weight_scheme->dequantize(*codes, mutable_view_of(out));
+  return out;
+}
+
+int64_t LinearLayer::quantized_bytes() const {
+  if (codes && !effective.defined()) return held_bytes(*codes);
+  if (!effective.defined() || effective.is_same(weight)) return 0;
+  return effective.numel() * static_cast<int64_t>(effective.element_size());
+}
+
+int64_t held_bytes(const quant::QuantizedMatrix& q) {
+  const auto n4 = q.scales.size() + q.zero_points.size() + q.perm.size() + q.col_scale.size();
+  return static_cast<int64_t>(q.codes.size() + 4 * n4 + 8 * q.non_finite.size());
+}
+
 namespace {
 
 template <class Bad>
@@ -409,6 +427,7 @@ void LlamaModel::clear_plan() {
     l.linear_scheme.reset();
     l.linear_calib.reset();
     l.prepared.reset();
+    l.codes.reset();
   }
 }
 
@@ -514,7 +533,9 @@ void LlamaModel::prepare_linear(LinearLayer& layer, const quant::QuantizedMatrix
   d.act_scheme = layer.act_scheme;
   d.act_calib = layer.act_calib;
   d.storage = std::make_shared<const std::pair<at::Tensor, at::Tensor>>(w, e);
+  d.compact = layer.weight_scheme && !layer.linear_scheme ? layer.codes : nullptr;
   layer.prepared = backend_->prepare(d);
+  if (d.compact) layer.effective = at::Tensor();  // held as codes from here on (what the backend kept aside)
 }
 
 // ---- forward ----------------------------------------------------------------------------------
@@ -569,7 +590,7 @@ at::Tensor LlamaModel::fp_linear(LinearLayer& layer, at::Tensor x2) {
     // Straight-through estimator when differentiable; the plain quantized input otherwise.
     x2 = training_ ? x2 + (q - x2).detach() : q;
   }
-  const at::Tensor y = matmul_t(x2, fp32_of(use_plan ? layer.effective : layer.weight), reassociation_);
+  const at::Tensor y = matmul_t(x2, use_plan ? layer.effective_weight() : fp32_of(layer.weight), reassociation_);
   if (observer_) observer_(layer, x2, y);
   return y;
 }

@@ -93,9 +93,22 @@ struct LinearLayer {
   std::shared_ptr<const schemes::Calibration> linear_calib;
   // The backend's form of the layer's quantization (LlamaModel::prepare_linear); null: the layer is fp.
   std::shared_ptr<const PreparedLinear> prepared;
+  // A compact quantized layer (quantize_model's default for a Target::weight scheme; QEVAL_QUANT_WEIGHTS=fp32 keeps
+  // the fp32 copy): the codes + scales/zero points weight_scheme stored. prepare_linear then releases `effective`
+  // (undefined afterwards) and the backend dequantizes the codes at use; effective_weight() gives the fp32 copy.
+  std::shared_ptr<const quant::QuantizedMatrix> codes;
   int64_t in_features() const;
   int64_t out_features() const;
+  // What the forward multiplies by, fp32: `effective`, or the codes dequantized by weight_scheme (a fresh tensor).
+  at::Tensor effective_weight() const;
+  // Bytes the layer's quantized weight holds: the codes' parts (held_bytes) when compact, else 4 per effective value
+  // when effective is a copy of its own; 0 for an fp layer.
+  int64_t quantized_bytes() const;
 };
+
+// Bytes a QuantizedMatrix holds: its code bytes, 4 per scale, zero point, perm entry and column scale, 8 per
+// non-finite index.
+int64_t held_bytes(const quant::QuantizedMatrix& q);
 
 // A mixture-of-experts FFN (eval/model/moe.hpp): the router and, per expert, its own gate / up / down layers.
 struct MoeFfn {

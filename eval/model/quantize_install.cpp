@@ -3,6 +3,10 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
 #include "eval/model/fingerprint.hpp"
 #include "eval/model/model_util.hpp"
 #include "eval/model/quantize_stages.hpp"
@@ -70,6 +74,15 @@ std::shared_ptr<const schemes::Calibration> calibrate_activation(const LayerSlot
 
 }  // namespace
 
+bool compact_weights() {
+  const char* v = std::getenv("QEVAL_QUANT_WEIGHTS");
+  const std::string s = v ? v : "";
+  if (s.empty() || s == "codes") return true;
+  if (s == "fp32") return false;
+  throw std::invalid_argument("QEVAL_QUANT_WEIGHTS=" + s + ": unknown (use codes — quantized layers held as their "
+                              "codes, dequantized at use, the default — or fp32 — a dequantized fp32 copy per layer)");
+}
+
 schemes::Calibration layer_calibration(const std::string& layer, const schemes::Calibration* captured,
                                        const Migration* mig) {
   schemes::Calibration c = captured ? *captured : schemes::Calibration{};
@@ -109,7 +122,12 @@ LayerQuantInfo install_layer(LlamaModel& m, const LayerSlot& s, const schemes::C
   if (s.as) L.act_scheme = s.as;
   if (mig) fp.add(mig->s).add_int(mig->folded ? 1 : 0);
   if (s.ws || L.act_calib) info.fingerprint = fp.hex();
-  m.prepare_linear(L, q ? &*q : nullptr);
+  if (q && s.role == Role::weight && compact_weights()) {  // held as codes: prepare_linear releases `effective`
+    L.codes = std::make_shared<const quant::QuantizedMatrix>(std::move(*q));
+    m.prepare_linear(L, L.codes.get());
+  } else {
+    m.prepare_linear(L, q ? &*q : nullptr);
+  }
   info.seconds = now_s() - t0;
   return info;
 }

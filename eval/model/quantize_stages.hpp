@@ -138,9 +138,13 @@ std::optional<Migration> head_migration(const LayerSlot& head, const schemes::Ca
 schemes::Calibration layer_calibration(const std::string& layer, const schemes::Calibration* captured,
                                        const Migration* mig);
 // Quantizes and installs one layer with calibration `c`: a weight or linear scheme quantizes the weight once (its
-// dequantized codes become `effective`; a linear scheme keeps `c`, stripped, for every forward); a calibrated
+// dequantized codes become `effective`, or — a weight scheme, compact_weights() — the codes are kept as
+// LinearLayer::codes and dequantized at use; a linear scheme keeps `c`, stripped, for every forward); a calibrated
 // activation scheme runs calibrate() once on the input as the layer sees it at run time (scaled by `runtime_inv_s`,
 // 1/s, after a fold); then the model's backend prepares the layer. Returns the layer's record (fingerprint included).
+// Whether quantized layers are held as codes (QEVAL_QUANT_WEIGHTS unset or "codes", the default) or as a dequantized
+// fp32 copy ("fp32", the former behaviour; results are bit-identical). Throws for another value.
+bool compact_weights();
 LayerQuantInfo install_layer(LlamaModel& m, const LayerSlot& s, const schemes::Calibration& c,
                              const std::vector<float>* runtime_inv_s, const Migration* mig);
 

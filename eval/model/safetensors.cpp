@@ -80,11 +80,10 @@ const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
   return nullptr;
 }
 
-SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::string& file) {
-  SafetensorsFile f;
-  f.file = file;
-  f.data = data;
-  f.size = size;
+namespace {
+
+// The 8-byte header length: inside the file, under the limit, followed by a JSON object. Returns it.
+uint64_t read_header_length(const uint8_t* data, size_t size, const std::string& file) {
   if (size < 8) {
     throw CheckpointError(file, "header.length", "file has " + std::to_string(size) +
                                                      " bytes; a safetensors file starts with an 8-byte header "
@@ -103,70 +102,76 @@ SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::s
   if (n < 2 || data[8] != '{') {
     throw CheckpointError(file, "header", "header must be a JSON object starting with '{' — not a safetensors file");
   }
-  f.data_offset = 8 + n;
-  const uint64_t data_size = size - f.data_offset;
-  const char* hb = reinterpret_cast<const char*>(data + 8);
-  const json h = parse_json_limited(hb, hb + n, file, "header");
-  if (!h.is_object()) throw CheckpointError(file, "header", "must be a JSON object");
+  return n;
+}
 
-  for (const auto& [name, v] : h.items()) {
-    if (name == "__metadata__") {
-      if (!v.is_object()) throw CheckpointError(file, "header['__metadata__']", "must be an object of strings");
-      for (const auto& [k, mv] : v.items()) {
-        if (!mv.is_string()) {
-          throw CheckpointError(file, "header['__metadata__']['" + k + "']", "must be a string");
-        }
-      }
-      f.metadata = v;
-      continue;
-    }
-    if (name.empty()) throw CheckpointError(file, "header", "empty tensor name");
-    if (!v.is_object()) throw CheckpointError(file, "header['" + name + "']", "must be an object");
-    SafetensorsEntry e;
-    e.name = name;
-    const auto dt = v.find("dtype");
-    if (dt == v.end() || !dt->is_string()) throw CheckpointError(file, entry_field(name, "dtype"), "missing or not a string");
-    e.dtype = dt->get<std::string>();
-    const auto ds = dtype_size(e.dtype);
-    if (!ds) throw CheckpointError(file, entry_field(name, "dtype"), "unknown dtype '" + e.dtype + "'");
-    const auto sh = v.find("shape");
-    if (sh == v.end() || !sh->is_array()) throw CheckpointError(file, entry_field(name, "shape"), "missing or not an array");
-    if (sh->size() > 8) throw CheckpointError(file, entry_field(name, "shape"), "more than 8 dimensions");
-    uint64_t numel = 1;
-    for (const auto& d : *sh) {
-      const uint64_t x = nonneg_int(d, file, entry_field(name, "shape"));
-      if (x > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-          (x != 0 && numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / x)) {
-        throw CheckpointError(file, entry_field(name, "shape"), "element count overflows int64");
-      }
-      numel *= x;
-      e.shape.push_back(static_cast<int64_t>(x));
-    }
-    const auto off = v.find("data_offsets");
-    if (off == v.end() || !off->is_array() || off->size() != 2) {
-      throw CheckpointError(file, entry_field(name, "data_offsets"), "missing or not a [begin, end] pair");
-    }
-    e.begin = nonneg_int((*off)[0], file, entry_field(name, "data_offsets"));
-    e.end = nonneg_int((*off)[1], file, entry_field(name, "data_offsets"));
-    if (e.begin > e.end || e.end > data_size) {
-      throw CheckpointError(file, entry_field(name, "data_offsets"),
-                            "[" + std::to_string(e.begin) + ", " + std::to_string(e.end) + ") is not inside the " +
-                                std::to_string(data_size) + "-byte data section — file truncated or offsets corrupt");
-    }
-    // numel ≤ 2^63 and dtype size ≤ 8: compare without overflow
-    if (numel > (e.end - e.begin) / *ds || numel * *ds != e.end - e.begin) {
-      throw CheckpointError(file, entry_field(name, "data_offsets"),
-                            "byte range of " + std::to_string(e.end - e.begin) + " bytes does not match shape × " +
-                                e.dtype + " size (" + std::to_string(numel) + " × " + std::to_string(*ds) +
-                                ") — shape/size mismatch");
-    }
-    f.tensors.push_back(std::move(e));
+// header['__metadata__']: an object of strings.
+json read_header_metadata(const json& v, const std::string& file) {
+  if (!v.is_object()) throw CheckpointError(file, "header['__metadata__']", "must be an object of strings");
+  for (const auto& [k, mv] : v.items()) {
+    if (!mv.is_string()) throw CheckpointError(file, "header['__metadata__']['" + k + "']", "must be a string");
   }
-  std::sort(f.tensors.begin(), f.tensors.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
+  return v;
+}
+
+// shape: at most 8 non-negative dimensions whose product fits int64. Returns the element count.
+uint64_t read_entry_shape(const json& v, const std::string& name, const std::string& file, SafetensorsEntry& e) {
+  const auto sh = v.find("shape");
+  if (sh == v.end() || !sh->is_array()) throw CheckpointError(file, entry_field(name, "shape"), "missing or not an array");
+  if (sh->size() > 8) throw CheckpointError(file, entry_field(name, "shape"), "more than 8 dimensions");
+  uint64_t numel = 1;
+  for (const auto& d : *sh) {
+    const uint64_t x = nonneg_int(d, file, entry_field(name, "shape"));
+    if (x > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+        (x != 0 && numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / x)) {
+      throw CheckpointError(file, entry_field(name, "shape"), "element count overflows int64");
+    }
+    numel *= x;
+    e.shape.push_back(static_cast<int64_t>(x));
+  }
+  return numel;
+}
+
+// One tensor entry: dtype, shape, data_offsets inside the data section and matching shape × dtype size.
+SafetensorsEntry read_entry(const std::string& name, const json& v, uint64_t data_size, const std::string& file) {
+  if (name.empty()) throw CheckpointError(file, "header", "empty tensor name");
+  if (!v.is_object()) throw CheckpointError(file, "header['" + name + "']", "must be an object");
+  SafetensorsEntry e;
+  e.name = name;
+  const auto dt = v.find("dtype");
+  if (dt == v.end() || !dt->is_string()) throw CheckpointError(file, entry_field(name, "dtype"), "missing or not a string");
+  e.dtype = dt->get<std::string>();
+  const auto ds = dtype_size(e.dtype);
+  if (!ds) throw CheckpointError(file, entry_field(name, "dtype"), "unknown dtype '" + e.dtype + "'");
+  const uint64_t numel = read_entry_shape(v, name, file, e);
+  const auto off = v.find("data_offsets");
+  if (off == v.end() || !off->is_array() || off->size() != 2) {
+    throw CheckpointError(file, entry_field(name, "data_offsets"), "missing or not a [begin, end] pair");
+  }
+  e.begin = nonneg_int((*off)[0], file, entry_field(name, "data_offsets"));
+  e.end = nonneg_int((*off)[1], file, entry_field(name, "data_offsets"));
+  if (e.begin > e.end || e.end > data_size) {
+    throw CheckpointError(file, entry_field(name, "data_offsets"),
+                          "[" + std::to_string(e.begin) + ", " + std::to_string(e.end) + ") is not inside the " +
+                              std::to_string(data_size) + "-byte data section — file truncated or offsets corrupt");
+  }
+  // numel ≤ 2^63 and dtype size ≤ 8: compare without overflow
+  if (numel > (e.end - e.begin) / *ds || numel * *ds != e.end - e.begin) {
+    throw CheckpointError(file, entry_field(name, "data_offsets"),
+                          "byte range of " + std::to_string(e.end - e.begin) + " bytes does not match shape × " +
+                              e.dtype + " size (" + std::to_string(numel) + " × " + std::to_string(*ds) +
+                              ") — shape/size mismatch");
+  }
+  return e;
+}
+
+// The entries, sorted by offset, tile the data section exactly: no overlap, no hole, no trailing bytes.
+void check_data_coverage(std::vector<SafetensorsEntry>& tensors, uint64_t data_size, const std::string& file) {
+  std::sort(tensors.begin(), tensors.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });
   uint64_t expect = 0;
-  for (const auto& e : f.tensors) {
+  for (const auto& e : tensors) {
     if (e.begin < expect) {
       throw CheckpointError(file, entry_field(e.name, "data_offsets"),
                             "[" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
@@ -184,6 +189,29 @@ SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::s
                                               std::to_string(data_size) +
                                               " data bytes — trailing bytes not described by the header");
   }
+}
+
+}  // namespace
+
+SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::string& file) {
+  SafetensorsFile f;
+  f.file = file;
+  f.data = data;
+  f.size = size;
+  const uint64_t n = read_header_length(data, size, file);
+  f.data_offset = 8 + n;
+  const uint64_t data_size = size - f.data_offset;
+  const char* hb = reinterpret_cast<const char*>(data + 8);
+  const json h = parse_json_limited(hb, hb + n, file, "header");
+  if (!h.is_object()) throw CheckpointError(file, "header", "must be a JSON object");
+  for (const auto& [name, v] : h.items()) {
+    if (name == "__metadata__") {
+      f.metadata = read_header_metadata(v, file);
+      continue;
+    }
+    f.tensors.push_back(read_entry(name, v, data_size, file));
+  }
+  check_data_coverage(f.tensors, data_size, file);
   return f;
 }
 
@@ -760,110 +788,138 @@ void add_hf_tensor(Checkpoint& cp, const HfMapping& mp, TensorF32 t, const std::
 
 }  // namespace
 
-Checkpoint load_safetensors(const std::string& path) {
-  std::error_code ec;
-  std::string dir, index_path;
-  std::vector<std::string> shard_names;  // relative to dir
-  if (fs::is_directory(path, ec)) {
-    dir = path;
-    if (fs::is_regular_file(fs::path(dir) / "model.safetensors.index.json", ec)) {
-      index_path = (fs::path(dir) / "model.safetensors.index.json").string();
-    } else if (fs::is_regular_file(fs::path(dir) / "model.safetensors", ec)) {
-      shard_names.push_back("model.safetensors");
-    } else {
-      std::vector<std::string> found;
-      for (const auto& de : fs::directory_iterator(dir, ec))
-        if (ends_with(de.path().filename().string(), ".safetensors")) found.push_back(de.path().filename().string());
-      if (found.size() != 1) {
-        throw CheckpointError(path, "directory",
-                              found.empty() ? "no model.safetensors, model.safetensors.index.json or *.safetensors found"
-                                            : "several *.safetensors files but no model.safetensors.index.json");
-      }
-      shard_names = found;
-    }
-  } else if (ends_with(path, ".index.json")) {
-    dir = fs::path(path).parent_path().string();
-    index_path = path;
-  } else {
-    dir = fs::path(path).parent_path().string();
-    shard_names.push_back(fs::path(path).filename().string());
-  }
-  if (dir.empty()) dir = ".";
+namespace {
 
+// Where a checkpoint's shards are: a directory (index, model.safetensors or one *.safetensors), an index file, or
+// one shard file; with an index, which shard holds each tensor.
+struct ShardSet {
+  std::string dir, index_path, index_sha;
+  std::vector<std::string> shard_names;           // relative to dir
   std::map<std::string, std::string> weight_map;  // tensor → shard file name
-  std::string index_sha;
-  if (!index_path.empty()) {
-    const json idx = read_json_file(index_path, "model.safetensors.index.json");
-    const auto wm = idx.find("weight_map");
-    if (wm == idx.end() || !wm->is_object() || wm->empty()) {
-      throw CheckpointError(index_path, "weight_map", "missing, empty or not an object");
-    }
-    std::set<std::string> shards;
-    for (const auto& [tname, v] : wm->items()) {
-      if (!v.is_string()) throw CheckpointError(index_path, "weight_map['" + tname + "']", "must be a file name");
-      const std::string s = v.get<std::string>();
-      if (s.empty() || s.find('/') != std::string::npos || s.find('\\') != std::string::npos || s == "." ||
-          s == ".." || !ends_with(s, ".safetensors")) {
-        throw CheckpointError(index_path, "weight_map['" + tname + "']",
-                              "shard name '" + s + "' must be a plain *.safetensors file name in the same directory");
-      }
-      weight_map[tname] = s;
-      shards.insert(s);
-    }
-    shard_names.assign(shards.begin(), shards.end());
-    index_sha = sha256_file_hex(index_path).substr(7);
-  }
+};
 
-  const std::string config_path = (fs::path(dir) / "config.json").string();
+void locate_in_directory(const std::string& path, ShardSet& s) {
+  std::error_code ec;
+  s.dir = path;
+  if (fs::is_regular_file(fs::path(s.dir) / "model.safetensors.index.json", ec)) {
+    s.index_path = (fs::path(s.dir) / "model.safetensors.index.json").string();
+  } else if (fs::is_regular_file(fs::path(s.dir) / "model.safetensors", ec)) {
+    s.shard_names.push_back("model.safetensors");
+  } else {
+    std::vector<std::string> found;
+    for (const auto& de : fs::directory_iterator(s.dir, ec))
+      if (ends_with(de.path().filename().string(), ".safetensors")) found.push_back(de.path().filename().string());
+    if (found.size() != 1) {
+      throw CheckpointError(path, "directory",
+                            found.empty() ? "no model.safetensors, model.safetensors.index.json or *.safetensors found"
+                                          : "several *.safetensors files but no model.safetensors.index.json");
+    }
+    s.shard_names = found;
+  }
+}
+
+// model.safetensors.index.json: weight_map of plain shard file names in the same directory.
+void read_index(ShardSet& s) {
+  const json idx = read_json_file(s.index_path, "model.safetensors.index.json");
+  const auto wm = idx.find("weight_map");
+  if (wm == idx.end() || !wm->is_object() || wm->empty()) {
+    throw CheckpointError(s.index_path, "weight_map", "missing, empty or not an object");
+  }
+  std::set<std::string> shards;
+  for (const auto& [tname, v] : wm->items()) {
+    if (!v.is_string()) throw CheckpointError(s.index_path, "weight_map['" + tname + "']", "must be a file name");
+    const std::string f = v.get<std::string>();
+    if (f.empty() || f.find('/') != std::string::npos || f.find('\\') != std::string::npos || f == "." ||
+        f == ".." || !ends_with(f, ".safetensors")) {
+      throw CheckpointError(s.index_path, "weight_map['" + tname + "']",
+                            "shard name '" + f + "' must be a plain *.safetensors file name in the same directory");
+    }
+    s.weight_map[tname] = f;
+    shards.insert(f);
+  }
+  s.shard_names.assign(shards.begin(), shards.end());
+  s.index_sha = sha256_file_hex(s.index_path).substr(7);
+}
+
+ShardSet locate_shards(const std::string& path) {
+  std::error_code ec;
+  ShardSet s;
+  if (fs::is_directory(path, ec)) {
+    locate_in_directory(path, s);
+  } else if (ends_with(path, ".index.json")) {
+    s.dir = fs::path(path).parent_path().string();
+    s.index_path = path;
+  } else {
+    s.dir = fs::path(path).parent_path().string();
+    s.shard_names.push_back(fs::path(path).filename().string());
+  }
+  if (s.dir.empty()) s.dir = ".";
+  if (!s.index_path.empty()) read_index(s);
+  return s;
+}
+
+// What the loader has seen so far: HF tensor names (each once) and the manifest (file name, sha256) of the content hash.
+struct LoadState {
+  std::set<std::string> seen_hf;
+  std::vector<std::pair<std::string, std::string>> manifest;
+};
+
+// One shard's tensors into the checkpoint, each checked against the index and the config.
+void load_shard(Checkpoint& cp, const ShardSet& s, const std::string& sn, const std::string& config_path,
+                LoadState& st) {
+  const std::string sp = (fs::path(s.dir) / sn).string();
+  const MappedFile m(sp);
+  const SafetensorsFile f = parse_safetensors(m.data(), m.size(), sp);
+  st.manifest.emplace_back(sn, file_sha(m));
+  for (const auto& e : f.tensors) {
+    if (!s.index_path.empty()) {
+      const auto it = s.weight_map.find(e.name);
+      if (it == s.weight_map.end() || it->second != sn) {
+        throw CheckpointError(sp, "tensor '" + e.name + "'",
+                              it == s.weight_map.end() ? "is not listed in the index weight_map"
+                                                       : "is listed in the index under shard '" + it->second + "'");
+      }
+    }
+    if (!st.seen_hf.insert(e.name).second) {
+      throw CheckpointError(sp, "tensor '" + e.name + "'", "appears in more than one shard");
+    }
+    const auto mp = hf_to_canonical(e.name, sp);
+    if (!mp) continue;
+    if (mp->layer >= cp.config.n_layers) {
+      throw CheckpointError(sp, "tensor '" + e.name + "'",
+                            "layer " + std::to_string(mp->layer) + " ≥ num_hidden_layers " +
+                                std::to_string(cp.config.n_layers));
+    }
+    check_expert_index(cp.config, *mp, config_path, e.name);
+    if (mp->canonical == "output.weight" && cp.config.tied_embeddings) continue;  // tied: lm_head = embed_tokens
+    add_hf_tensor(cp, *mp, read_safetensors_tensor(f, e), sp, e.name);
+  }
+}
+
+}  // namespace
+
+Checkpoint load_safetensors(const std::string& path) {
+  const ShardSet s = locate_shards(path);
+  const std::string config_path = (fs::path(s.dir) / "config.json").string();
   const json config = read_json_file(config_path, "config.json");
   Checkpoint cp;
   cp.path = path;
   cp.config = hf_llama_config(config, config_path);
   for (const auto& [k, v] : config.items()) cp.metadata[k] = v;
 
-  std::vector<std::pair<std::string, std::string>> manifest;  // (file name, sha256)
-  manifest.emplace_back("config.json", sha256_file_hex(config_path).substr(7));
-  if (!index_path.empty()) manifest.emplace_back(fs::path(index_path).filename().string(), index_sha);
-
-  std::set<std::string> seen_hf;
-  for (const auto& sn : shard_names) {
-    const std::string sp = (fs::path(dir) / sn).string();
-    const MappedFile m(sp);
-    const SafetensorsFile st = parse_safetensors(m.data(), m.size(), sp);
-    manifest.emplace_back(sn, file_sha(m));
-    for (const auto& e : st.tensors) {
-      if (!index_path.empty()) {
-        const auto it = weight_map.find(e.name);
-        if (it == weight_map.end() || it->second != sn) {
-          throw CheckpointError(sp, "tensor '" + e.name + "'",
-                                it == weight_map.end() ? "is not listed in the index weight_map"
-                                                       : "is listed in the index under shard '" + it->second + "'");
-        }
-      }
-      if (!seen_hf.insert(e.name).second) {
-        throw CheckpointError(sp, "tensor '" + e.name + "'", "appears in more than one shard");
-      }
-      const auto mp = hf_to_canonical(e.name, sp);
-      if (!mp) continue;
-      if (mp->layer >= cp.config.n_layers) {
-        throw CheckpointError(sp, "tensor '" + e.name + "'",
-                              "layer " + std::to_string(mp->layer) + " ≥ num_hidden_layers " +
-                                  std::to_string(cp.config.n_layers));
-      }
-      check_expert_index(cp.config, *mp, config_path, e.name);
-      if (mp->canonical == "output.weight" && cp.config.tied_embeddings) continue;  // tied: lm_head = embed_tokens
-      add_hf_tensor(cp, *mp, read_safetensors_tensor(st, e), sp, e.name);
-    }
-  }
-  for (const auto& [tname, sn] : weight_map) {
-    if (!seen_hf.count(tname)) {
-      throw CheckpointError(index_path, "weight_map['" + tname + "']", "tensor is missing from shard '" + sn + "'");
+  LoadState st;
+  st.manifest.emplace_back("config.json", sha256_file_hex(config_path).substr(7));
+  if (!s.index_path.empty()) st.manifest.emplace_back(fs::path(s.index_path).filename().string(), s.index_sha);
+  for (const auto& sn : s.shard_names) load_shard(cp, s, sn, config_path, st);
+  for (const auto& [tname, sn] : s.weight_map) {
+    if (!st.seen_hf.count(tname)) {
+      throw CheckpointError(s.index_path, "weight_map['" + tname + "']", "tensor is missing from shard '" + sn + "'");
     }
   }
   check_biases(config, cp, config_path);
-  std::sort(manifest.begin(), manifest.end());
+  std::sort(st.manifest.begin(), st.manifest.end());
   std::string text;
-  for (const auto& [name, sha] : manifest) text += sha + "  " + name + "\n";
+  for (const auto& [name, sha] : st.manifest) text += sha + "  " + name + "\n";
   cp.content_hash = "sha256:" + sha256_hex(reinterpret_cast<const uint8_t*>(text.data()), text.size());
   validate_checkpoint(cp);
   return cp;

@@ -286,6 +286,7 @@ class CpuBackend final : public LinearBackend {
       p->outlier_bits = layer.weight_scheme->params().bits;
     } else if (layer.act_scheme) {
       if (!layer.codes) throw std::invalid_argument("cpu backend: layer " + layer.layer + " has no weight codes");
+      check_act_order_groups("cpu", layer);
       p->path = Path::int_act;
       p->w = int_operand(*layer.codes);
       p->perm = layer.codes->perm;

@@ -2,7 +2,9 @@
 // each backend adds only what its own kernels differ in (which weight codes, a device).
 #pragma once
 
+#include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "eval/model/backend/linear_backend.hpp"
@@ -34,6 +36,19 @@ inline Support integer_activation_support(const schemes::SchemeTraits& a) {
   if (a.activation_per_feature)
     return {false, "per-input-feature activation scales vary along the reduction axis: no integer kernel"};
   return {};
+}
+
+// Prepare-time (before any forward): an act-order (permuted) weight with activations in groups shorter than the row.
+// Its stored column j holds input feature perm[j], so an activation group's columns are scattered over the stored
+// row and no segment of the integer product lies inside one group of each side.
+inline void check_act_order_groups(const std::string& backend, const QuantizedLinear& layer) {
+  if (!layer.codes || layer.codes->perm.empty() || !layer.act_scheme) return;
+  const int64_t g = layer.act_scheme->params().group_size, k = layer.codes->cols;
+  if (g > 0 && g < k)
+    throw std::invalid_argument(backend + " backend: layer " + layer.layer + ": activations in groups of " +
+                                std::to_string(g) + " with an act-order (permuted) weight have no integer kernel "
+                                "(the groups differ in stored order); use per-token activations (group size 0), "
+                                "a weight without act-order, or run it on backend ref");
 }
 
 }  // namespace qeval::model

@@ -50,6 +50,10 @@ struct QuantizedLinear {
   std::shared_ptr<const schemes::Scheme> act_scheme;
   std::shared_ptr<const schemes::Calibration> act_calib;  // a calibrated activation scheme's frozen ranges
   std::shared_ptr<const void> storage;                    // owns what `weight` and `effective` point into
+  // Set for a Target::weight scheme when the model keeps the layer compact (LinearLayer::codes): the stored codes,
+  // alive as long as the model's layer. A backend that multiplies the dequantized weight may keep these instead of
+  // `effective` and dequantize them with weight_scheme->dequantize at use (bit-identical: the same formula).
+  std::shared_ptr<const quant::QuantizedMatrix> compact;
 };
 
 // A layer in a backend's own form, made once by prepare().

@@ -1,6 +1,7 @@
 // eval/model/backend/opencl_backend.cpp — the `opencl` backend: gpu/ kernels behind the LinearBackend seam (see .hpp).
 #include "eval/model/backend/opencl_backend.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
@@ -170,12 +171,27 @@ void prepare_outlier_split(ClLinear& p) {
   float_weight(p);
 }
 
+// The device's epilogue needs one K segment inside a group of each side (gpu::quantized_segment_length): refused here,
+// before any forward, with the layer and the backends that run the pair.
+void check_segments(const QuantizedLinear& layer) {
+  const int64_t k = layer.codes->cols;
+  const auto glen = [k](int64_t g) { return g > 0 ? std::min(g, k) : k; };
+  try {
+    gpu::quantized_segment_length(glen(layer.act_scheme->params().group_size), glen(layer.codes->params.group_size), k);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("opencl backend: layer " + layer.layer + ": " + e.what() +
+                                "; or run this pair on backend cpu or ref");
+  }
+}
+
 void prepare_int(ClLinear& p, const QuantizedLinear& layer) {
   if (!layer.codes) throw std::invalid_argument("opencl backend: layer " + layer.layer + " has no weight codes");
   const QuantizedMatrix& c = *layer.codes;
   if (!c.col_scale.empty() || !c.non_finite.empty())
     throw std::invalid_argument("opencl backend: layer " + layer.layer + ": weight codes with column scales (an "
                                 "unfolded migration) or non-finite entries have no integer kernel; run it on backend ref");
+  check_act_order_groups("opencl", layer);
+  check_segments(layer);
   p.path = Path::int_act;
   QuantizedMatrix wc = c.params.bits == 4 ? c : widen_to_int8(c);  // W4A8 unpacks int4 in the kernel
   p.perm = wc.perm;

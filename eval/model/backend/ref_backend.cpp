@@ -19,8 +19,19 @@ at::Tensor tensor_of(quant::MatrixView v, std::shared_ptr<const void> keep = nul
 
 struct RefLinear final : PreparedLinear {
   QuantizedLinear layer;  // schemes, calibrations, views (codes dropped: valid only during prepare)
-  at::Tensor effective;   // the dequantized codes, over layer.storage
+  at::Tensor effective;   // the dequantized codes, over layer.storage; undefined when layer.compact is kept
 };
+
+// The weight a compact layer multiplies by: its codes dequantized by its scheme into this thread's buffer (one
+// layer at a time; reused across layers and calls, so no fresh pages per call), as a [rows, cols] tensor.
+at::Tensor dequantized(const QuantizedLinear& L) {
+  thread_local at::Tensor buffer;
+  const quant::QuantizedMatrix& q = *L.compact;
+  if (!buffer.defined() || buffer.numel() < q.rows * q.cols) buffer = at::empty({q.rows * q.cols}, at::kFloat);
+  quant::MutableMatrixView out(buffer.data_ptr<float>(), q.rows, q.cols);
+  L.weight_scheme->dequantize(q, out);
+  return buffer.narrow(0, 0, q.rows * q.cols).view({q.rows, q.cols});
+}
 
 class RefBackend final : public LinearBackend {
  public:
@@ -33,6 +44,12 @@ class RefBackend final : public LinearBackend {
     auto p = std::make_shared<RefLinear>();
     p->layer = layer;
     p->layer.codes = nullptr;
+    if (layer.compact) {  // keep the codes only: the fp32 effective weight (layer.storage) is released
+      p->layer.effective = quant::MatrixView();
+      p->layer.weight = quant::MatrixView();  // a Target::weight scheme's linear() never reads it
+      p->layer.storage = nullptr;
+      return p;
+    }
     p->effective = tensor_of(layer.effective, layer.storage);
     return p;
   }
@@ -57,7 +74,7 @@ class RefBackend final : public LinearBackend {
     }
     if (L.weight_scheme && L.weight_scheme->linear(xin, L.weight, y, L.linear_calib.get())) return;
     at::Tensor yt = tensor_of(y);
-    matmul_t_out(yt, tensor_of(xin), p.effective, call.order);
+    matmul_t_out(yt, tensor_of(xin), L.compact ? dequantized(L) : p.effective, call.order);
   }
 };
 

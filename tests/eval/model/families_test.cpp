@@ -348,7 +348,7 @@ TEST(Families, RtnPlanOnQwen2IsTheForwardOfTheDequantizedWeights) {
     const LinearLayer& l = q.linear_layer(name);
     ASSERT_LT(l.bits_per_weight, 5.0) << name;
     EXPECT_GT(l.weight_sqnr_db, 15.0) << name;  // 4-bit g32 on Gaussian weights: ≈ 20 dB (DESIGN.md: 18.6 at g128)
-    const at::Tensor e = l.effective.contiguous();
+    const at::Tensor e = l.effective_weight().contiguous();
     TensorF32& t = deq.tensors[name + ".weight"];
     t.data.assign(e.data_ptr<float>(), e.data_ptr<float>() + e.numel());
   }

@@ -79,7 +79,7 @@ TEST(MoeQuant, RtnQuantizesEveryExpertAsItsOwnLayer) {
 
   Checkpoint deq = ck;
   for (const std::string& name : m.linear_names()) {
-    const at::Tensor e = m.linear_layer(name).effective.contiguous();
+    const at::Tensor e = m.linear_layer(name).effective_weight().contiguous();
     deq.tensors.at(name + ".weight").data.assign(e.data_ptr<float>(), e.data_ptr<float>() + e.numel());
   }
   LlamaModel d(deq), fp(ck);

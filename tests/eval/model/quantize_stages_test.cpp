@@ -269,7 +269,7 @@ TEST(StageApply, InstallQuantizesOnceAndPreparesTheLayer) {
   at::Tensor want = at::empty_like(w);
   quant::fake_quantize_affine(quant::MatrixView(w.data_ptr<float>(), w.size(0), w.size(1)), cfg("rtn", 4, 32).params,
                               quant::MutableMatrixView(want.data_ptr<float>(), w.size(0), w.size(1)));
-  EXPECT_TRUE(at::equal(q.effective, want));
+  EXPECT_TRUE(at::equal(q.effective_weight(), want));
   EXPECT_EQ(info.role, "weight");
   EXPECT_DOUBLE_EQ(info.bits_per_weight, 4.0 + 16.0 / 32.0);
   EXPECT_EQ(info.fingerprint.size(), 16u);

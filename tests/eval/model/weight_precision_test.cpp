@@ -1,6 +1,7 @@
 // tests/eval/model/weight_precision_test.cpp — weights kept in file precision (WeightPrecision::file, issue 15): an
 // F16 and a BF16 GGUF give bit-identical logits, fp and quantized, whether the weights are fp32 from load or 16-bit
-// converted at use; the store holds the file's bytes, once.
+// converted at use; the store holds the file's bytes, once. Quantized layers held compact (codes + params,
+// dequantized at use) against their fp32 copy: bit-identical logits, and the bytes held counted from the shapes.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 #include "eval/model/checkpoint.hpp"
 #include "eval/model/llama.hpp"
 #include "eval/model/quantize_model.hpp"
+#include "eval/model/quantize_stages.hpp"
 #include "schemes/scheme.hpp"
 #include "tests/eval/model/random_gguf.hpp"
 #include "tests/eval/model/test_util.hpp"
@@ -92,6 +94,82 @@ TEST(WeightPrecision, StoreHoldsTheFileBytesOnce) {
   LlamaModel m(ck16);
   const LinearLayer& l = m.linear_layer("blk.0.ffn_up");
   EXPECT_EQ(l.weight.data_ptr(), static_cast<const void*>(ck16->tensors.at("blk.0.ffn_up.weight").bits16.data()));
+}
+
+// A plan of one weight scheme on every block linear (the sweep's default: `output` stays fp).
+QuantPlan weight_plan(const std::string& scheme, int bits, int64_t group, quant::Mapping mapping) {
+  QuantPlan plan;
+  schemes::SchemeConfig c = schemes::default_config(scheme);
+  c.params.bits = bits;
+  c.params.group_size = group;
+  c.params.mapping = mapping;
+  plan.weight = c;
+  LayerOverride head;
+  head.pattern = "output";
+  head.skip = true;
+  plan.overrides.push_back(head);
+  return plan;
+}
+
+// The model quantized with QEVAL_QUANT_WEIGHTS=`mode` (codes: held compact; fp32: a dequantized copy per layer).
+QuantizedModel quantize_with(LlamaModel& m, const QuantPlan& plan, const char* mode) {
+  ::setenv("QEVAL_QUANT_WEIGHTS", mode, 1);
+  QuantizedModel q = quantize_model(m, plan, nullptr, {});
+  ::unsetenv("QEVAL_QUANT_WEIGHTS");
+  return q;
+}
+
+// Issue 15: a quantized layer held as its codes, dequantized by its scheme at use, gives the logits of the fp32
+// copy bit for bit — integer (int8 per row, int4 asymmetric g32), code-book (NF4) and FP8 codes alike.
+TEST(CompactWeights, LogitsAreBitIdenticalToTheFp32Copy) {
+  test::TempDir tmp;
+  const std::string path = tmp.path("m.gguf");
+  qeval::test::write_random_gguf(spec("F16", false), path, kGpt2Dir);
+  const auto ck = load(path, WeightPrecision::file);
+  const at::Tensor t = tokens();
+  for (const QuantPlan& plan : {weight_plan("rtn", 8, quant::kPerRow, quant::Mapping::symmetric),
+                                weight_plan("rtn", 4, 32, quant::Mapping::asymmetric),
+                                weight_plan("nf4", 4, 32, quant::Mapping::symmetric),
+                                weight_plan("fp8", 8, 32, quant::Mapping::symmetric)}) {
+    const std::string label = plan.weight->label();
+    LlamaModel compact(ck), copy(ck);
+    const QuantizedModel qc = quantize_with(compact, plan, "codes");
+    const QuantizedModel qf = quantize_with(copy, plan, "fp32");
+    EXPECT_EQ(qc.fingerprint_json(), qf.fingerprint_json()) << label;
+    const LinearLayer& lc = compact.linear_layer("blk.1.ffn_down");
+    const LinearLayer& lf = copy.linear_layer("blk.1.ffn_down");
+    EXPECT_TRUE(lc.codes && !lc.effective.defined()) << label << ": held as codes";
+    EXPECT_TRUE(!lf.codes && lf.effective.defined()) << label << ": held as an fp32 copy";
+    EXPECT_TRUE(at::equal(lc.effective_weight(), lf.effective)) << label;
+    EXPECT_TRUE(at::equal(compact.forward(t), copy.forward(t))) << label;
+  }
+}
+
+// The bytes a compact layer holds, from its shape and bits: int8 per row symmetric: 1 byte a weight + one fp32 scale
+// a row; int4 asymmetric g32: half a byte a weight + an fp32 scale and an int32 zero point per group of 32. The fp32
+// copy: 4 bytes a weight. The fp `output` holds none.
+TEST(CompactWeights, StoreHoldsCodesAndParams) {
+  test::TempDir tmp;
+  const std::string path = tmp.path("m.gguf");
+  const qeval::test::RandomGgufSpec s = spec("F16", false);
+  qeval::test::write_random_gguf(s, path, kGpt2Dir);
+  const auto ck = load(path, WeightPrecision::file);
+  const int64_t D = s.d_model, F = s.d_ff;  // ffn_down: [D, F]
+  LlamaModel m8(ck), m4(ck), mf(ck);
+  quantize_with(m8, weight_plan("rtn", 8, quant::kPerRow, quant::Mapping::symmetric), "codes");
+  quantize_with(m4, weight_plan("rtn", 4, 32, quant::Mapping::asymmetric), "codes");
+  quantize_with(mf, weight_plan("rtn", 8, quant::kPerRow, quant::Mapping::symmetric), "fp32");
+  EXPECT_EQ(m8.linear_layer("blk.0.ffn_down").quantized_bytes(), D * F + 4 * D);
+  EXPECT_EQ(m4.linear_layer("blk.0.ffn_down").quantized_bytes(), D * F / 2 + (4 + 4) * D * (F / 32));
+  EXPECT_EQ(mf.linear_layer("blk.0.ffn_down").quantized_bytes(), 4 * D * F);
+  EXPECT_EQ(m8.linear_layer("output").quantized_bytes(), 0);
+}
+
+TEST(CompactWeights, EnvironmentRejectsUnknownValues) {
+  ::setenv("QEVAL_QUANT_WEIGHTS", "int8", 1);
+  EXPECT_THROW(stages::compact_weights(), std::invalid_argument);
+  ::unsetenv("QEVAL_QUANT_WEIGHTS");
+  EXPECT_TRUE(stages::compact_weights());
 }
 
 TEST(WeightPrecision, EnvironmentChoosesAndRejectsUnknownValues) {

@@ -185,6 +185,37 @@ TEST(CpuBackendLinear, DynamicActivationsPassThroughAndLlmInt8) {
     }
 }
 
+// An act-order weight (stored column j = input feature perm[j]) with activations grouped along the row: refused
+// by prepare() — before any forward — in one line naming the layer and what runs it; per-token activations run.
+TEST(CpuBackendLinear, ActOrderWithGroupedActivationsIsRefusedAtPrepare) {
+  const int64_t k = 96, n = 4;
+  const quant::Matrix w = gaussian(n, k, seed_from_env(1203));
+  const auto rtn = scheme("rtn", 8, 0);
+  quant::QuantizedMatrix qw = rtn->quantize(w.view(), nullptr);
+  for (int64_t j = 0; j < k; ++j) qw.perm.push_back(static_cast<int32_t>((j * 37) % k));  // 37 coprime to 96
+  QuantizedLinear L;
+  L.layer = "blk.1.attn_q";
+  L.weight_scheme = rtn;
+  L.codes = &qw;
+  L.weight = w.view();
+  L.effective = w.view();
+  L.act_scheme = scheme("dynamic_per_token", 8, 32);
+  const auto be = make_cpu_backend();
+  try {
+    be->prepare(L);
+    ADD_FAILURE() << "act-order weight with g32 activations prepared";
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    for (const char* part : {"cpu backend", "blk.1.attn_q", "groups of 32", "act-order", "backend ref"})
+      EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' missing in: " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  L.act_scheme = scheme("dynamic_per_token", 8, 0);
+  EXPECT_NO_THROW(be->prepare(L));
+  L.act_scheme = scheme("dynamic_per_token", 8, 96);  // one group = the whole row: no scattering
+  EXPECT_NO_THROW(be->prepare(L));
+}
+
 // ---- model level: the embedded model (models/qeval-sotu-4l256), 2 windows of 256 tokens (> 64 rows: dynamic activations quantize) -------------------------
 
 // W8A8 per channel, W4A8 g32 with asymmetric weights and activations, W4A16 g128: the cpu run's agreement

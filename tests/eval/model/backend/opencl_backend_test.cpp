@@ -250,6 +250,38 @@ TEST(OpenClBackendLayer, UnsupportedPairsAreOneLineNamingWhoRunsThem) {
   require_supported(*be, "blk.0.ffn_up", nf4.get(), nullptr);  // weight-only nf4: matmul_a16 runs it
 }
 
+// Pairs the device's epilogue cannot segment, and act-order with grouped activations: refused by prepare() —
+// before any forward — in one line naming the layer and the backends that run the pair. K = 96: activation g48 ×
+// weight g32 (neither divides the other, neither is the row), g16 × g16 (segment 16: not a multiple of the kernels'
+// K step 32); g32 × per channel and g96 (= the row) × g32 run.
+TEST(OpenClBackendLayer, PairsWithoutAKernelSegmentAreRefusedAtPrepare) {
+  QEVAL_OPENCL_OR_SKIP();
+  const auto be = make_opencl_backend();
+  const quant::Matrix w = gaussian(4, 96, seed_from_env(1306));
+  const auto refused = [&](Layer& l, std::initializer_list<const char*> parts) {
+    l.L.layer = "blk.2.ffn_down";
+    try {
+      be->prepare(l.L);
+      ADD_FAILURE() << "prepared";
+    } catch (const std::invalid_argument& e) {
+      const std::string msg = e.what();
+      for (const char* part : parts) EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' missing in: " << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  };
+  Layer a(scheme("rtn", 8, 32), scheme("dynamic_per_token", 8, 48), w);
+  refused(a, {"opencl backend", "blk.2.ffn_down", "activation group 48 and weight group 32", "backend cpu or ref"});
+  Layer b(scheme("rtn", 8, 16), scheme("dynamic_per_token", 8, 16), w);
+  refused(b, {"opencl backend", "blk.2.ffn_down", "multiple of 32", "backend cpu or ref"});
+  Layer c(scheme("rtn", 8, 0), scheme("dynamic_per_token", 8, 32), w);
+  for (int64_t j = 0; j < 96; ++j) c.codes.perm.push_back(static_cast<int32_t>((j * 37) % 96));
+  refused(c, {"opencl backend", "blk.2.ffn_down", "groups of 32", "act-order", "backend ref"});
+  Layer d(scheme("rtn", 8, 0), scheme("dynamic_per_token", 8, 32), w);
+  EXPECT_NO_THROW(be->prepare(d.L));
+  Layer e(scheme("rtn", 8, 32), scheme("dynamic_per_token", 8, 96), w);
+  EXPECT_NO_THROW(be->prepare(e.L));
+}
+
 // ---- model level: the embedded model, 1 window of 256 tokens (> 64 rows: dynamic activations quantize) --------
 
 // W8A8 per channel, W4A8 g32 asymmetric, W4A16 g128, LLM.int8: within the run's own agreement bound (4× the ref
