@@ -209,8 +209,12 @@ class Scheme {
 
   // Schemes with traits().outlier_columns: the input features of x that the product keeps in full precision,
   // ascending (LLM.int8: every feature with some |x| above the threshold). A real-kernel backend asks this, runs
-  // the rest through its integer kernel and adds the outlier part. Default: none.
-  virtual std::vector<int64_t> outlier_columns(quant::MatrixView x) const { return {}; }
+  // the rest through its integer kernel and adds the outlier part. `calib`: the layer's, as linear() receives it
+  // (null outside a model): a scheme that keeps run_stats() counts the call under calib->layer_name as linear()
+  // would, so a real-kernel backend's report carries the same statistics as the reference path. Default: none.
+  virtual std::vector<int64_t> outlier_columns(quant::MatrixView x, const Calibration* calib = nullptr) const {
+    return {};
+  }
 
   // Quantizes a matrix: [out, in] weights, or [tokens, features] activations. `calib` may be null
   // unless needs_calibration(). Throws std::invalid_argument for a shape the params do not fit

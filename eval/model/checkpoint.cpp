@@ -78,11 +78,6 @@ std::string expert_count_field(const ModelConfig& c) {
   return c.arch == "mixtral" ? "num_local_experts" : "num_experts";
 }
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 // Which config fields make a canonical tensor's expected shape, named as the file's format names them (a shape that
 // disagrees with the weights then names the field to fix): "[num_attention_heads·head_dim, hidden_size]".
@@ -105,8 +100,9 @@ struct ShapeFieldNames {
 std::string moe_shape_fields(const std::string& tensor, const ModelConfig& c, const ShapeFieldNames& n) {
   const auto has = [&](const char* k) { return tensor.find(k) != std::string::npos; };
   const bool hf = c.source == "safetensors";
-  std::string f = !hf ? n.F : c.arch == "mixtral" ? "intermediate_size" : "moe_intermediate_size";
-  if (has("_shexp") && hf) f = "shared_expert_intermediate_size";
+  std::string f = !hf ? (c.arch == "llama" ? n.F : c.arch + ".expert_feed_forward_length")
+                      : c.arch == "mixtral" ? "intermediate_size" : "moe_intermediate_size";
+  if (has("_shexp")) f = hf ? "shared_expert_intermediate_size" : c.arch + ".expert_shared_feed_forward_length";
   if (has("ffn_gate_inp")) return "[" + (has("_shexp") ? std::string("1") : expert_count_field(c)) + ", " + n.D + "]";
   return has("ffn_down") ? "[" + n.D + ", " + f + "]" : "[" + f + ", " + n.D + "]";
 }
@@ -292,7 +288,7 @@ void validate_checkpoint(const Checkpoint& cp) { validate_checkpoint_impl(cp, tr
 
 bool forward_supports_arch(const std::string& a) {
   return a == "llama" || a == "mistral" || a == "qwen2" || a == "qwen3" || a == "phi3" || a == "gemma2" ||
-         a == "gemma3" || a == "mixtral" || a == "qwen2_moe";
+         a == "gemma3" || a == "mixtral" || a == "qwen2_moe" || a == "qwen2moe";  // qwen2moe: llama.cpp's name
 }
 
 namespace {

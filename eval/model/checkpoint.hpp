@@ -52,7 +52,8 @@ namespace qeval::model {
 
 struct ModelConfig {
   std::string arch;          // "llama" (GGUF general.architecture; HF LlamaForCausalLM → "llama"); HF families:
-                             // "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "mixtral", "qwen2_moe
+                             // "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "mixtral", "qwen2_moe";
+                             // GGUF MoE: "llama" with experts (Mixtral), "qwen2moe"
   int64_t n_layers = 0;      // {arch}.block_count | num_hidden_layers
   int64_t d_model = 0;       // {arch}.embedding_length | hidden_size
   int64_t n_heads = 0;       // {arch}.attention.head_count | num_attention_heads

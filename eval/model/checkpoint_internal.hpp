@@ -22,6 +22,13 @@ inline int64_t first_nonfinite16(const uint16_t* codes, size_t n, bool bf16) {
   return -1;
 }
 
+// A shape as "[a, b, …]" for messages.
+inline std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
 // A JSON value for an error message: never throws (GGUF strings may be invalid UTF-8, which json::dump()
 // rejects), cut to `max` characters.
 inline std::string json_for_message(const nlohmann::json& v, size_t max = 80) {

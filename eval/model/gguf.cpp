@@ -355,7 +355,7 @@ TensorF32 read_gguf_tensor(const GgufFile& f, const GgufTensorInfo& t, WeightPre
                               ") — re-quantize the model to one of these (llama-quantize) or convert it to F16");
   }
   const bool is16 = t.type == GgmlType::F16 || t.type == GgmlType::BF16;
-  if (precision == WeightPrecision::file && is16 && t.shape().size() == 2 && t.n_elements > 0)
+  if (precision == WeightPrecision::file && is16 && t.shape().size() >= 2 && t.n_elements > 0)  // 3-D: stacked experts
     return read_gguf_tensor16(f, t, tr.name);
   TensorF32 out;
   out.shape = t.shape();
@@ -490,15 +490,85 @@ void read_gemma2(const KvReader& kv, ModelConfig& cfg) {
   if (cfg.sliding_window == 0) cfg.layer_sliding.clear();
 }
 
+void read_moe_gating(const KvReader& kv, ModelConfig& cfg);
+
+// Mixture of experts as llama.cpp reads it: {arch}.expert_count experts, top {arch}.expert_used_count, each
+// expert's FFN {arch}.expert_feed_forward_length wide (Mixtral, written as "llama": feed_forward_length), Qwen2-MoE's
+// shared expert {arch}.expert_shared_feed_forward_length. The top-k weights are renormalised as llama.cpp's graphs do
+// (src/models/llama.cpp: build_moe_ffn(..., norm_w = true); qwen2moe.cpp: false — transformers' norm_topk_prob,
+// which the converter does not write), unless {arch}.expert_weights_norm says otherwise. Softmax gating and unit
+// expert weights only: another expert_gating_func / expert_weights_scale is refused by name.
+void read_moe(const KvReader& kv, ModelConfig& cfg) {
+  const std::string p = cfg.arch + ".";
+  if (!kv.find(p + "expert_count", false) || kv.integer(p + "expert_count", true) == 0) return;
+  if (cfg.arch != "llama" && cfg.arch != "qwen2moe")
+    throw CheckpointError(kv.f.file, "kv '" + p + "expert_count'",
+                          "mixture-of-experts GGUFs of architecture " + cfg.arch +
+                              " are not supported (llama — Mixtral — and qwen2moe)");
+  cfg.n_experts = positive(kv.f, p + "expert_count", kv.integer(p + "expert_count", true));
+  cfg.n_experts_used = positive(kv.f, p + "expert_used_count", kv.integer(p + "expert_used_count", true));
+  if (cfg.n_experts_used > cfg.n_experts)
+    throw CheckpointError(kv.f.file, "kv '" + p + "expert_used_count'",
+                          std::to_string(cfg.n_experts_used) + " exceeds " + p + "expert_count " +
+                              std::to_string(cfg.n_experts));
+  const int64_t ff = kv.integer(p + "expert_feed_forward_length", false);
+  cfg.d_ff_expert = ff < 0 ? cfg.d_ff : positive(kv.f, p + "expert_feed_forward_length", ff);
+  cfg.d_ff_shared = std::max<int64_t>(0, kv.integer(p + "expert_shared_feed_forward_length", false));
+  read_moe_gating(kv, cfg);
+}
+
+// The routing keys beyond the counts: expert_weights_norm, expert_gating_func, expert_weights_scale.
+void read_moe_gating(const KvReader& kv, ModelConfig& cfg) {
+  const std::string p = cfg.arch + ".";
+  cfg.expert_norm_topk = cfg.arch == "llama";
+  if (const GgufKv* n = kv.find(p + "expert_weights_norm", false)) {
+    if (n->type != GgufValueType::BOOL) throw CheckpointError(kv.f.file, "kv '" + p + "expert_weights_norm'", "must be a BOOL");
+    cfg.expert_norm_topk = n->value.get<bool>();
+  }
+  if (kv.find(p + "expert_gating_func", false) && kv.integer(p + "expert_gating_func", true) != 1)
+    throw CheckpointError(kv.f.file, "kv '" + p + "expert_gating_func'", "only softmax gating (1) is supported");
+  if (kv.real(p + "expert_weights_scale", false, 1.0) != 1.0)
+    throw CheckpointError(kv.f.file, "kv '" + p + "expert_weights_scale'", "only 1 (unscaled expert weights) is supported");
+}
+
+// Gemma 3 as llama.cpp reads it (src/models/gemma3.cpp): Gemma 2's GeGLU-tanh, √d embedding scale and pre+post
+// norms (stored as 1 + w, q/k norms too), per-head q/k RMSNorm, no attention soft-cap, a final one only when given;
+// query scale 1/√head_dim (1/√(d_model / heads) for the 62-layer 27B). With {arch}.attention.sliding_window > 0
+// the sliding layers follow sliding_window_pattern (default 6: five local, one global) and rotate with base
+// rope.freq_base_swa (default 10000), unscaled; rope.freq_base and a linear rope.scaling apply to the global ones.
+void read_gemma3(const KvReader& kv, ModelConfig& cfg) {
+  const std::string p = cfg.arch + ".";
+  cfg.ffn_act = "gelu_tanh";
+  cfg.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(cfg.d_model)));
+  cfg.post_norms = true;
+  cfg.attn_qk_norm = true;
+  cfg.final_softcap = kv.real(p + "final_logit_softcapping", false, 0.0);
+  if (cfg.n_layers == 62) cfg.attn_scale = 1.0 / std::sqrt(static_cast<double>(cfg.d_model / cfg.n_heads));
+  const int64_t window = kv.integer(p + "attention.sliding_window", false);
+  if (window <= 0) return;
+  cfg.sliding_window = window;
+  cfg.layer_sliding = sliding_layers(kv, cfg, 6);
+  cfg.rope_theta_local = kv.real(p + "rope.freq_base_swa", false, 10000.0);
+  if (!(cfg.rope_theta_local > 0))
+    throw CheckpointError(kv.f.file, "kv '" + p + "rope.freq_base_swa'", "must be positive");
+}
+
+// Gemma 3's linear RoPE scaling of the global layers (rope.scaling.type "linear", rope.scaling.factor).
+bool read_linear_rope(const KvReader& kv, ModelConfig& cfg, const json& type) {
+  if (cfg.arch != "gemma3" || !(type.is_string() && type.get<std::string>() == "linear")) return false;
+  const std::string key = cfg.arch + ".rope.scaling.factor";
+  cfg.rope_scaling = "linear";
+  cfg.rope_factor = kv.real(key, true, 0.0);
+  if (!(cfg.rope_factor > 0)) throw CheckpointError(kv.f.file, "kv '" + key + "'", "must be positive");
+  return true;
+}
+
 // What the families add to a Llama (the architectures llama.cpp's converter writes for them; Mistral and Llama 3
 // are written as "llama"). The q/k row order and Phi-3's fused tensors are translated by gguf_family_tensors.
 void read_family_features(const KvReader& kv, ModelConfig& cfg) {
   if (cfg.n_layers > (int64_t{1} << 20)) return;  // a corrupt block count: validate_checkpoint names it
   const std::string p = cfg.arch + ".";
-  if (cfg.arch == "gemma3")
-    throw CheckpointError(kv.f.file, "kv 'general.architecture'",
-                          "GGUF gemma3 is not read yet (its local RoPE base and norms are not translated) — load the "
-                          "Hugging Face checkpoint directory instead");
+  if (cfg.arch == "gemma3") read_gemma3(kv, cfg);
   if (cfg.arch == "qwen3") cfg.attn_qk_norm = true;
   if (cfg.arch == "gemma2") read_gemma2(kv, cfg);
   // Phi-3: a window applies to every layer, as in transformers (llama.cpp currently ignores it).
@@ -568,15 +638,12 @@ ModelConfig gguf_model_config(const GgufFile& f) {
   read_head_dim(kv, cfg);
   read_family_features(kv, cfg);
   if (const GgufKv* s = kv.find(p + "rope.scaling.type", false)) {
-    if (!(s->value.is_string() && s->value.get<std::string>() == "none")) {
+    if (!(s->value.is_string() && s->value.get<std::string>() == "none") && !read_linear_rope(kv, cfg, s->value)) {
       throw CheckpointError(f.file, "kv '" + p + "rope.scaling.type'",
-                            "RoPE scaling " + json_for_message(s->value) + " is not supported (ModelConfig has plain RoPE only)");
+                            "RoPE scaling " + json_for_message(s->value) + " is not supported (none; linear on gemma3)");
     }
   }
-  if (kv.find(p + "expert_count", false) && kv.integer(p + "expert_count", true) > 0) {
-    throw CheckpointError(f.file, "kv '" + p + "expert_count'", "mixture-of-experts GGUFs (stacked ffn_*_exps) are not read yet — load the "
-                          "Hugging Face checkpoint directory (config.json + safetensors: Mixtral, Qwen2-MoE)");
-  }
+  read_moe(kv, cfg);
   return cfg;
 }
 
@@ -595,6 +662,10 @@ std::set<std::string> llama_forward_tensors(const ModelConfig& cfg) {
     if (cfg.attn_qk_norm) used.insert({b + "attn_q_norm.weight", b + "attn_k_norm.weight"});
     if (cfg.post_norms) used.insert({b + "post_attention_norm.weight", b + "post_ffw_norm.weight"});
     if (cfg.arch == "phi3") used.insert(b + "attn_qkv.weight");
+    if (cfg.is_moe())  // the router, the stacked experts (split by gguf_family_tensors), the shared expert
+      for (const char* s : {"ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_inp_shexp",
+                            "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"})
+        used.insert(b + s + ".weight");
   }
   return used;
 }

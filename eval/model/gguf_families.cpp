@@ -6,6 +6,9 @@
 // Phi-3, Gemma 2) it keeps Hugging Face's rotate_half order and llama.cpp rotates with LLAMA_ROPE_TYPE_NEOX.
 // qeval's forward rotates adjacent pairs only, so those rows (and the q/k biases and per-head q/k norms that
 // follow them) are permuted here exactly as the safetensors reader permutes a Hugging Face checkpoint.
+// Mixture-of-experts files (Mixtral as "llama", Qwen2-MoE as "qwen2moe") stack each block's experts in one 3-D
+// tensor blk.N.ffn_{gate,up,down}_exps [experts, rows, cols]; it is split here into the per-expert matrices
+// blk.N.ffn_{gate,up,down}.{e}.weight the safetensors path builds, so every expert is its own layer either way.
 #include "eval/model/gguf.hpp"
 
 #include <algorithm>
@@ -19,7 +22,8 @@ namespace qeval::model {
 namespace {
 
 bool neox_rope(const std::string& arch) {
-  return arch == "qwen2" || arch == "qwen3" || arch == "phi3" || arch == "gemma2";
+  return arch == "qwen2" || arch == "qwen3" || arch == "phi3" || arch == "gemma2" || arch == "qwen2moe" ||
+         arch == "gemma3";
 }
 
 // Rows [r0, r0 + n) of `t` as a tensor of their own, in the storage `t` has (fp32 or its file's 16 bits; shape
@@ -66,6 +70,36 @@ void split_phi3(Checkpoint& cp, const std::string& b) {
     split_rows(cp, b + "ffn_up.weight", {{b + "ffn_gate.weight", c.d_ff}, {b + "ffn_up.weight", c.d_ff}});
 }
 
+// Expert e of a stacked [experts, rows, cols] tensor as its own [rows, cols] matrix, in the storage `t` has.
+TensorF32 expert_slice(const TensorF32& t, int64_t e) {
+  TensorF32 out;
+  out.shape = {t.shape[1], t.shape[2]};
+  out.orig_type = t.orig_type;
+  const int64_t n = t.shape[1] * t.shape[2];
+  if (!t.data.empty()) out.data.assign(t.data.begin() + e * n, t.data.begin() + (e + 1) * n);
+  if (!t.bits16.empty()) out.bits16.assign(t.bits16.begin() + e * n, t.bits16.begin() + (e + 1) * n);
+  return out;
+}
+
+// blk.N.ffn_{gate,up,down}_exps → blk.N.ffn_{gate,up,down}.{e}.weight; the stack's expert count must be the key's.
+// (Quantized stacks were dequantized whole: a block never spans two rows, so that is expert by expert.)
+void split_experts(Checkpoint& cp, const std::string& b) {
+  const ModelConfig& c = cp.config;
+  for (const char* m : {"ffn_gate", "ffn_up", "ffn_down"}) {
+    const std::string name = b + m + "_exps.weight";
+    auto it = cp.tensors.find(name);
+    if (it == cp.tensors.end()) continue;  // validate_checkpoint names the missing expert
+    const TensorF32 t = std::move(it->second);
+    cp.tensors.erase(it);
+    if (t.shape.size() != 3 || t.shape[0] != c.n_experts)
+      throw CheckpointError(cp.path, "kv '" + c.arch + ".expert_count'",
+                            std::to_string(c.n_experts) + " experts, but tensor '" + name + "' has shape " +
+                                shape_str(t.shape) + " (expected [" + std::to_string(c.n_experts) + ", rows, cols])");
+    for (int64_t e = 0; e < c.n_experts; ++e)
+      cp.tensors[b + m + "." + std::to_string(e) + ".weight"] = expert_slice(t, e);
+  }
+}
+
 // A tensor kept in file precision is converted to fp32 first (exact; q/k only, a small part of the weights).
 void permute_if_present(Checkpoint& cp, const std::string& name, int64_t n_head) {
   auto it = cp.tensors.find(name);
@@ -87,6 +121,7 @@ void gguf_family_tensors(Checkpoint& cp) {
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const std::string b = "blk." + std::to_string(i) + ".";
     if (c.arch == "phi3") split_phi3(cp, b);
+    if (c.is_moe()) split_experts(cp, b);
     if (!neox_rope(c.arch)) continue;
     for (const char* s : {"weight", "bias"}) {
       permute_if_present(cp, b + "attn_q." + s, c.n_heads);

@@ -57,6 +57,23 @@ void summarize(InspectReport& r) {
                    [](const InspectTypeSummary& a, const InspectTypeSummary& b) { return a.bytes > b.bytes; });
 }
 
+// What the forward will run beyond a dense Llama, for the "loads" line: experts (top-k, widths), sliding layers and
+// their RoPE base.
+std::string feature_summary(const ModelConfig& c) {
+  std::string s;
+  if (c.is_moe())
+    s += ", " + std::to_string(c.n_experts) + " experts (top " + std::to_string(c.n_experts_used) + ", d_ff_expert " +
+         std::to_string(c.d_ff_expert) + (c.d_ff_shared > 0 ? ", shared expert " + std::to_string(c.d_ff_shared) : "") +
+         (c.expert_norm_topk ? ", top-k renormalised)" : ")");
+  if (c.sliding_window > 0) {
+    const auto n = std::count(c.layer_sliding.begin(), c.layer_sliding.end(), true);
+    s += ", sliding window " + std::to_string(c.sliding_window) + " on " + std::to_string(n) + " of " +
+         std::to_string(c.n_layers) + " layers";
+    if (c.rope_theta_local > 0) s += " (RoPE base " + json_for_message(c.rope_theta_local) + " there)";
+  }
+  return s;
+}
+
 // Names → shapes-only checkpoint validated as the loaders do (required tensors, shapes against the config).
 // A GGUF's tensors are first translated as its loader does (gguf_family_tensors: Phi-3's fused matrices split).
 void validate_shapes(InspectReport& r, const ModelConfig& cfg, const std::map<std::string, std::vector<int64_t>>& shapes,
@@ -72,7 +89,7 @@ void validate_shapes(InspectReport& r, const ModelConfig& cfg, const std::map<st
         "loads for qeval's forward (" + cfg.arch + "): " + std::to_string(cfg.n_layers) + " layers, d_model " +
             std::to_string(cfg.d_model) + ", " + std::to_string(cfg.n_heads) + "/" + std::to_string(cfg.n_kv_heads) +
             " heads, d_ff " + std::to_string(cfg.d_ff) + ", vocab " + std::to_string(cfg.vocab_size) +
-            (cfg.tied_embeddings ? ", tied embeddings" : ""));
+            (cfg.tied_embeddings ? ", tied embeddings" : "") + feature_summary(cfg));
     r.loadable = true;
   } catch (const CheckpointError& e) {
     add(r, Level::unsupported, e.what());

@@ -1,11 +1,13 @@
-// eval/tokenizer/load_hf.cpp — Tokenizer from a Hugging Face tokenizer.json (model BPE, byte-level) and
-// from GPT-2's original encoder.json + vocab.bpe.
+// eval/tokenizer/load_hf.cpp — Tokenizer from a Hugging Face tokenizer.json (model BPE: byte-level, or
+// SentencePiece-style with byte_fallback as Llama-2 / Mistral / Gemma publish it) and from GPT-2's original
+// encoder.json + vocab.bpe.
 //
 // Field meanings and defaults are those of HF `tokenizers` (serde defaults: ByteLevel add_prefix_space,
 // trim_offsets and use_regex default to true, Digits individual_digits to false). Components qeval does not
 // implement are refused with their type named, never silently ignored. `truncation` and `padding` are
 // batching settings qeval never applies (it encodes whole texts) and are not read.
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -169,9 +171,7 @@ void read_bpe_options(const std::string& src, const json& model, Tokenizer::Impl
       fail(src, std::string("model.") + key, model[key].dump() + " is not supported (byte-level BPE only)");
     }
   }
-  if (get_bool(src, model, "model", "byte_fallback", false)) {
-    fail(src, "model.byte_fallback", "byte_fallback=true is not supported (byte-level BPE needs no fallback)");
-  }
+  impl.hf.byte_fallback = get_bool(src, model, "model", "byte_fallback", false);
   impl.fuse_unk = get_bool(src, model, "model", "fuse_unk", false);
   impl.ignore_merges = get_bool(src, model, "model", "ignore_merges", false);
 
@@ -180,7 +180,7 @@ void read_bpe_options(const std::string& src, const json& model, Tokenizer::Impl
 using IdTable = std::map<int64_t, std::pair<std::string, TokenType>>;
 
 // added_tokens[] into the id table; an id that model.vocab gives another text is refused.
-void read_added_tokens(const std::string& src, const json& added, IdTable& by_id) {
+void read_added_tokens(const std::string& src, const json& added, IdTable& by_id, Tokenizer::Impl& impl) {
   if (!added.is_array()) fail(src, "added_tokens", "expected an array");
   for (size_t i = 0; i < added.size(); ++i) {
     const auto& a = added[i];
@@ -189,12 +189,13 @@ void read_added_tokens(const std::string& src, const json& added, IdTable& by_id
         a["id"].get<int64_t>() >= INT32_MAX || !a.contains("content") || !a["content"].is_string()) {
       fail(src, where, "expected {\"id\": <non-negative integer>, \"content\": <string>, ...}");
     }
-    for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
-      if (get_bool(src, a, where, flag, false)) {
-        fail(src, where + "." + flag, "true is not supported (added tokens are matched verbatim)");
-      }
+    if (get_bool(src, a, where, "single_word", false)) {
+      fail(src, where + ".single_word", "true is not supported (supported: false; lstrip and rstrip may be true)");
     }
     const int64_t id = a["id"].get<int64_t>();
+    const uint8_t strip = uint8_t((get_bool(src, a, where, "lstrip", false) ? 1 : 0) |
+                                  (get_bool(src, a, where, "rstrip", false) ? 2 : 0));
+    if (strip != 0) impl.added_strip[int32_t(id)] = strip;
     const std::string content = a["content"].get<std::string>();
     const TokenType t = get_bool(src, a, where, "special", false) ? TokenType::kControl : TokenType::kUserDefined;
     auto it = by_id.find(id);
@@ -218,7 +219,7 @@ void read_vocabulary(const std::string& src, const json& j, const json& model, T
       fail(src, "model.vocab", "id " + idv.dump() + " is used by two tokens");
     }
   }
-  if (j.contains("added_tokens") && !j["added_tokens"].is_null()) read_added_tokens(src, j["added_tokens"], by_id);
+  if (j.contains("added_tokens") && !j["added_tokens"].is_null()) read_added_tokens(src, j["added_tokens"], by_id, impl);
   if (by_id.empty()) fail(src, "model.vocab", "the vocabulary is empty");
   const int64_t n = by_id.rbegin()->first + 1;
   if (int64_t(by_id.size()) != n) {
@@ -236,8 +237,210 @@ void read_vocabulary(const std::string& src, const json& j, const json& model, T
   }
 }
 
-// normalizer, pre_tokenizer (must end byte-level), decoder and post_processor.
-void read_pipeline(const std::string& src, const json& j, Tokenizer::Impl& impl) {
+bool has_bytelevel(const json& node) {
+  if (type_of(node) == "ByteLevel") return true;
+  if (type_of(node) != "Sequence" || !node.contains("pretokenizers") || !node["pretokenizers"].is_array()) return false;
+  for (const auto& step : node["pretokenizers"]) {
+    if (has_bytelevel(step)) return true;
+  }
+  return false;
+}
+
+// A SentencePiece-style file: BPE over characters, no ByteLevel pre-tokenizer, and a decoder that is not
+// ByteLevel (a ByteLevel decoder without a ByteLevel pre-tokenizer stays refused as before).
+bool is_spm_style(const json& j) {
+  const json pre = j.value("pre_tokenizer", json());
+  const json dec = j.value("decoder", json());
+  return !(pre.is_object() && has_bytelevel(pre)) && type_of(dec) != "ByteLevel";
+}
+
+const char* const kSpmNormalizers = "supported: Prepend, Replace with a String pattern, NFC, NFKC, Sequence of these";
+
+void read_spm_normalizer(const std::string& src, const json& node, const std::string& path,
+                         std::vector<detail::TextStep>& steps) {
+  const std::string t = type_of(node);
+  auto string_field = [&](const json& obj, const char* key, const std::string& where) {
+    if (!obj.contains(key) || !obj[key].is_string()) fail(src, where + "." + key, "missing or not a string");
+    return obj[key].get<std::string>();
+  };
+  if (t == "Sequence") {
+    if (!node.contains("normalizers") || !node["normalizers"].is_array()) {
+      fail(src, path + ".normalizers", "missing or not an array");
+    }
+    for (size_t i = 0; i < node["normalizers"].size(); ++i) {
+      read_spm_normalizer(src, node["normalizers"][i], path + ".normalizers[" + std::to_string(i) + "]", steps);
+    }
+  } else if (t == "Prepend") {
+    steps.push_back({detail::TextStep::kPrepend, "", string_field(node, "prepend", path)});
+  } else if (t == "Replace") {
+    if (!node.contains("pattern") || !node["pattern"].is_object() || !node["pattern"].contains("String")) {
+      fail(src, path + ".pattern", "only {\"String\": ...} patterns are supported (a Regex pattern is not)");
+    }
+    steps.push_back(
+        {detail::TextStep::kReplace, string_field(node["pattern"], "String", path + ".pattern"),
+         string_field(node, "content", path)});
+  } else if (t == "NFC" || t == "NFKC") {
+    steps.push_back({t == "NFC" ? detail::TextStep::kNfc : detail::TextStep::kNfkc, "", ""});
+  } else {
+    fail(src, path, "normalizer type '" + t + "' is not supported (" + kSpmNormalizers + ")");
+  }
+}
+
+void check_replacement(const std::string& src, const json& node, const std::string& path) {
+  if (node.value("replacement", std::string()) != "\xE2\x96\x81") {
+    fail(src, path + ".replacement", "only \"\u2581\" is supported, got " + node.value("replacement", json()).dump());
+  }
+}
+
+// Metaspace prepend_scheme ("always" | "first" | "never"; files older than tokenizers 0.19 write
+// add_prefix_space true/false instead).
+detail::PreStep::Prepend read_prepend_scheme(const std::string& src, const json& node, const std::string& path) {
+  if (!node.contains("prepend_scheme")) {
+    return get_bool(src, node, path, "add_prefix_space", true) ? detail::PreStep::Prepend::kAlways
+                                                               : detail::PreStep::Prepend::kNever;
+  }
+  const std::string p = node["prepend_scheme"].is_string() ? node["prepend_scheme"].get<std::string>() : "";
+  if (p == "always") return detail::PreStep::Prepend::kAlways;
+  if (p == "first") return detail::PreStep::Prepend::kFirst;
+  if (p == "never") return detail::PreStep::Prepend::kNever;
+  fail(src, path + ".prepend_scheme", node["prepend_scheme"].dump() + " is not one of \"always\", \"first\", \"never\"");
+}
+
+detail::SplitBehavior read_split_behavior(const std::string& src, const json& node, const std::string& path) {
+  static const std::map<std::string, detail::SplitBehavior> kNames = {
+      {"Removed", detail::SplitBehavior::kRemoved},
+      {"Isolated", detail::SplitBehavior::kIsolated},
+      {"MergedWithPrevious", detail::SplitBehavior::kMergedWithPrevious},
+      {"MergedWithNext", detail::SplitBehavior::kMergedWithNext},
+      {"Contiguous", detail::SplitBehavior::kContiguous}};
+  const auto it = kNames.find(node.value("behavior", std::string()));
+  if (it == kNames.end()) {
+    fail(src, path + ".behavior",
+         node.value("behavior", json()).dump() +
+             " is not supported (supported: Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous)");
+  }
+  return it->second;
+}
+
+// pre_tokenizer of a SentencePiece-style file: Metaspace | Split (String pattern) | Sequence of these.
+void read_spm_pre_tokenizer(const std::string& src, const json& node, const std::string& path, detail::HfSpm& hf) {
+  const std::string t = type_of(node);
+  if (t == "Sequence" && node.contains("pretokenizers") && node["pretokenizers"].is_array()) {
+    for (size_t i = 0; i < node["pretokenizers"].size(); ++i) {
+      read_spm_pre_tokenizer(src, node["pretokenizers"][i], path + ".pretokenizers[" + std::to_string(i) + "]", hf);
+    }
+  } else if (t == "Metaspace") {
+    check_replacement(src, node, path);
+    detail::PreStep step{detail::PreStep::kMetaspace};
+    step.prepend = read_prepend_scheme(src, node, path);
+    step.split = get_bool(src, node, path, "split", true);
+    hf.pre.push_back(step);
+  } else if (t == "Split") {
+    if (get_bool(src, node, path, "invert", false)) fail(src, path + ".invert", "invert=true is not supported");
+    if (!node.contains("pattern") || !node["pattern"].is_object() || !node["pattern"].contains("String") ||
+        !node["pattern"]["String"].is_string()) {
+      fail(src, path + ".pattern",
+           "only {\"String\": ...} patterns are supported without a ByteLevel step (a Regex pattern is not)");
+    }
+    detail::PreStep step{detail::PreStep::kSplit};
+    step.pattern = node["pattern"]["String"].get<std::string>();
+    step.behavior = read_split_behavior(src, node, path);
+    hf.pre.push_back(step);
+  } else {
+    fail(src, path,
+         "pre_tokenizer type '" + t +
+             "' is not supported without a ByteLevel step (supported: null, Metaspace, Split with a String pattern, "
+             "Sequence of these; with ByteLevel: ByteLevel, Digits, Split, Sequence)");
+  }
+}
+
+// One decoder step of a SentencePiece-style file; `replaces` is set by a step that turns "▁" into spaces.
+void read_spm_decoder_step(const std::string& src, const json& d, const std::string& where, Tokenizer::Impl& impl,
+                           bool& replaces) {
+  const std::string t = type_of(d);
+  const json sp = json{{"String", "\xE2\x96\x81"}};
+  const int start = t.empty() ? -1 : d.value("start", -1);
+  if (t == "Replace" && d.value("pattern", json()) == sp && d.value("content", "") == " ") {
+    replaces = true;
+  } else if (t == "ByteFallback") {
+    impl.hf.decode_bytes = true;
+  } else if (t == "Strip" && d.value("content", "") == " " && d.value("stop", -1) == 0 && (start == 0 || start == 1)) {
+    impl.add_space_prefix = start == 1;
+  } else if (t == "Metaspace") {
+    check_replacement(src, d, where);
+    replaces = true;
+    impl.add_space_prefix = read_prepend_scheme(src, d, where) != detail::PreStep::Prepend::kNever;
+  } else if (t != "Fuse") {
+    fail(src, where,
+         "decoder " + (t.empty() ? d.dump().substr(0, 100) : "type '" + t + "'") +
+             " is not supported for a SentencePiece-style file (supported: Replace(\"\u2581\", \" \"), "
+             "ByteFallback, Fuse, Strip(\" \", 0|1, 0), Metaspace, Sequence of these)");
+  }
+}
+
+// decoder: Sequence[Replace("▁", " "), ByteFallback, Fuse, Strip(" ", 1, 0)] (any subset containing the
+// Replace) or Metaspace. Sets what decode() needs: whether <0xNN> decode to bytes and whether the first
+// space is stripped.
+void read_spm_decoder(const std::string& src, const json& node, const std::string& path, Tokenizer::Impl& impl) {
+  const bool seq = type_of(node) == "Sequence" && node.contains("decoders") && node["decoders"].is_array();
+  const json steps = seq ? node["decoders"] : json::array({node});
+  bool replaces = false;
+  impl.hf.decode_bytes = false;
+  impl.add_space_prefix = false;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    read_spm_decoder_step(src, steps[i], seq ? path + ".decoders[" + std::to_string(i) + "]" : path, impl, replaces);
+  }
+  if (!replaces) fail(src, path, "has no Replace(\"\u2581\", \" \") or Metaspace step: \"\u2581\" would stay in the text");
+}
+
+// qeval matches added tokens in the raw text; HF matches normalized=true ones after the normalizer.
+void check_added_not_normalized(const std::string& src, const json& j) {
+  if (!j.contains("added_tokens") || !j["added_tokens"].is_array()) return;
+  for (size_t i = 0; i < j["added_tokens"].size(); ++i) {
+    const json& a = j["added_tokens"][i];
+    const std::string where = "added_tokens[" + std::to_string(i) + "]";
+    if (get_bool(src, a, where, "normalized", false)) {
+      fail(src, where + ".normalized",
+           "true with a normalizer is not supported (qeval matches added tokens in the raw text, before the "
+           "normalizer)");
+    }
+  }
+}
+
+// The SentencePiece-style pipeline of a tokenizer.json (Llama-2, Mistral, Mixtral, Gemma).
+void read_spm_pipeline(const std::string& src, const json& j, Tokenizer::Impl& impl) {
+  impl.kind = ModelKind::kSentencePieceBpe;
+  impl.hf.on = true;
+  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+    read_spm_normalizer(src, j["normalizer"], "normalizer", impl.hf.normalizer);
+    if (!impl.hf.normalizer.empty()) check_added_not_normalized(src, j);
+  }
+  if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
+    read_spm_pre_tokenizer(src, j["pre_tokenizer"], "pre_tokenizer", impl.hf);
+  }
+  read_spm_decoder(src, j.value("decoder", json()), "decoder", impl);
+}
+
+// "<0xNN>" tokens of model.vocab become byte tokens (HF writes them as format!("<{:#04X}>", byte)).
+void mark_byte_tokens(Tokenizer::Impl& impl) {
+  if (!impl.hf.on || !(impl.hf.byte_fallback || impl.hf.decode_bytes)) return;
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
+  for (size_t i = 0; i < impl.tokens.size(); ++i) {
+    const std::string& t = impl.tokens[i];
+    if (impl.types[i] == TokenType::kNormal && t.size() == 6 && t.compare(0, 3, "<0x") == 0 && hex(t[3]) &&
+        hex(t[4]) && t[5] == '>') {
+      impl.types[i] = TokenType::kByte;
+    }
+  }
+  impl.scores.assign(impl.tokens.size(), 0.0f);  // merges go by rank; scores only keep the hash's layout
+}
+
+// normalizer, pre_tokenizer (must end with ByteLevel) and decoder of a byte-level file.
+void read_bytelevel_pipeline(const std::string& src, const json& j, Tokenizer::Impl& impl) {
+  if (impl.hf.byte_fallback) {
+    fail(src, "model.byte_fallback", "byte_fallback=true with a ByteLevel pre-tokenizer is not supported "
+                                     "(byte-level BPE needs no fallback)");
+  }
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const auto& nz = j["normalizer"];
     const std::string t = type_of(nz);
@@ -260,8 +463,15 @@ void read_pipeline(const std::string& src, const json& j, Tokenizer::Impl& impl)
   if (j.contains("decoder") && !j["decoder"].is_null() && type_of(j["decoder"]) != "ByteLevel") {
     fail(src, "decoder", "decoder type '" + type_of(j["decoder"]) + "' is not supported (supported: null, ByteLevel)");
   }
-  if (j.contains("post_processor")) read_post_processor(src, j["post_processor"], "post_processor", impl);
+}
 
+void read_pipeline(const std::string& src, const json& j, Tokenizer::Impl& impl) {
+  if (j.contains("post_processor")) read_post_processor(src, j["post_processor"], "post_processor", impl);
+  if (is_spm_style(j)) {
+    read_spm_pipeline(src, j, impl);
+  } else {
+    read_bytelevel_pipeline(src, j, impl);
+  }
 }
 
 // model.merges: "left right" strings or [left, right] pairs, in rank order.
@@ -301,6 +511,7 @@ Tokenizer Tokenizer::from_hf_json(const json& j, const std::string& src) {
   read_bpe_options(src, model, *impl);
   read_vocabulary(src, j, model, *impl);
   read_pipeline(src, j, *impl);
+  mark_byte_tokens(*impl);
   // Unknown token (HF: characters missing from the vocabulary become it; without one they are dropped).
   std::string unk_text;
   if (model.contains("unk_token") && !model["unk_token"].is_null()) {

@@ -65,10 +65,39 @@ void bpe_merge(std::vector<int32_t>& ids, const MergeTable& merges) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-void SpecialMatcher::add(std::string text, int32_t id, bool needs_parse_special) {
+namespace {
+// Unicode White_Space (PropList.txt; Rust's char::is_whitespace, which HF's added-token lstrip/rstrip use).
+bool is_white_space(uint32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+// The first position at or after `pos` that does not start a white-space character.
+size_t skip_white_space(std::string_view text, size_t pos) {
+  for (size_t len; pos < text.size() && (len = utf8_sequence_length(text, pos)) > 0 &&
+                   is_white_space(utf8_decode(text, pos, len));) {
+    pos += len;
+  }
+  return pos;
+}
+
+// `end` moved back over the white-space characters that end text[begin, end).
+size_t trim_white_space_end(std::string_view text, size_t begin, size_t end) {
+  while (end > begin) {
+    size_t s = end - 1;
+    while (s > begin && (static_cast<unsigned char>(text[s]) & 0xC0) == 0x80) --s;  // start of the last character
+    const size_t len = utf8_sequence_length(text, s);
+    if (len != end - s || !is_white_space(utf8_decode(text, s, len))) break;
+    end = s;
+  }
+  return end;
+}
+}  // namespace
+
+void SpecialMatcher::add(std::string text, int32_t id, bool needs_parse_special, bool lstrip, bool rstrip) {
   if (text.empty()) return;  // an empty token can never be matched in text
   const uint32_t index = uint32_t(entries_.size());
-  entries_.push_back({std::move(text), id, needs_parse_special});
+  entries_.push_back({std::move(text), id, needs_parse_special, lstrip, rstrip});
   // Keep each first-byte bucket sorted longest first (stable: equal lengths keep id order).
   auto& bucket = by_first_byte_[static_cast<unsigned char>(entries_.back().text[0])];
   const size_t len = entries_.back().text.size();
@@ -94,9 +123,11 @@ std::vector<SpecialMatcher::Fragment> SpecialMatcher::split(std::string_view tex
       ++i;
       continue;
     }
-    if (i > start) out.push_back({text.substr(start, i - start), -1});
+    const size_t frag_end = hit->lstrip ? trim_white_space_end(text, start, i) : i;
+    if (frag_end > start) out.push_back({text.substr(start, frag_end - start), -1});
     out.push_back({text.substr(i, hit->text.size()), hit->id});
     i += hit->text.size();
+    if (hit->rstrip) i = skip_white_space(text, i);
     start = i;
   }
   if (start < text.size()) out.push_back({text.substr(start), -1});
@@ -114,6 +145,38 @@ void Tokenizer::Impl::check_id(int32_t id, const std::string& what) const {
                                 std::to_string(tokens.size()) + ")");
   }
 }
+
+namespace {
+// Byte → id of its byte symbol (byte-level) or of its <0xNN> byte token (SentencePiece), −1 when absent.
+void fill_byte_tables(Tokenizer::Impl& m) {
+  const auto& alpha = detail::byte_alphabet();
+  m.byte_id.fill(-1);
+  m.spm_byte_id.fill(-1);
+  for (int b = 0; b < 256; ++b) {
+    if (m.kind == ModelKind::kByteLevelBpe) {
+      auto it = m.token_to_id.find(alpha.utf8[b]);
+      if (it != m.token_to_id.end()) m.byte_id[b] = it->second;
+    } else {
+      char name[8];
+      std::snprintf(name, sizeof name, "<0x%02X>", b);
+      auto it = m.token_to_id.find(name);
+      if (it != m.token_to_id.end() && m.types[size_t(it->second)] == TokenType::kByte) m.spm_byte_id[b] = it->second;
+    }
+  }
+}
+
+// Control/unknown tokens (matched with parse_special) and user-defined ones (always) into the matcher.
+void fill_specials(Tokenizer::Impl& m) {
+  for (size_t i = 0; i < m.tokens.size(); ++i) {
+    const TokenType t = m.types[i];
+    const auto strip = m.added_strip.find(int32_t(i));
+    const uint8_t bits = strip == m.added_strip.end() ? 0 : strip->second;
+    if (t == TokenType::kControl || t == TokenType::kUnknown || t == TokenType::kUserDefined) {
+      m.specials.add(m.tokens[i], int32_t(i), t != TokenType::kUserDefined, bits & 1, bits & 2);
+    }
+  }
+}
+}  // namespace
 
 void Tokenizer::Impl::finalize() {
   if (tokens.empty()) throw std::invalid_argument(source + ": the vocabulary is empty");
@@ -133,25 +196,8 @@ void Tokenizer::Impl::finalize() {
   if (add_bos && bos < 0) throw std::invalid_argument(source + ": add_bos_token is set but there is no BOS id");
   if (add_eos && eos < 0) throw std::invalid_argument(source + ": add_eos_token is set but there is no EOS id");
 
-  const auto& alpha = detail::byte_alphabet();
-  byte_id.fill(-1);
-  spm_byte_id.fill(-1);
-  for (int b = 0; b < 256; ++b) {
-    if (kind == ModelKind::kByteLevelBpe) {
-      auto it = token_to_id.find(alpha.utf8[b]);
-      if (it != token_to_id.end()) byte_id[b] = it->second;
-    } else {
-      char name[8];
-      std::snprintf(name, sizeof name, "<0x%02X>", b);
-      auto it = token_to_id.find(name);
-      if (it != token_to_id.end() && types[size_t(it->second)] == TokenType::kByte) spm_byte_id[b] = it->second;
-    }
-  }
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const TokenType t = types[i];
-    if (t == TokenType::kControl || t == TokenType::kUnknown) specials.add(tokens[i], int32_t(i), true);
-    if (t == TokenType::kUserDefined) specials.add(tokens[i], int32_t(i), false);
-  }
+  fill_byte_tables(*this);
+  fill_specials(*this);
 }
 
 void Tokenizer::Impl::add_merge(const std::string& left, const std::string& right, const std::string& where) {
@@ -384,7 +430,11 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
       encode_text_bytelevel(m, f.text, out, st);
     } else {
       ++st.pieces;
-      encode_text_spm(m, f.text, f.text.data() == text.data(), out, st);
+      if (m.hf.on) {
+        detail::encode_text_hf_spm(m, f.text, f.text.data() == text.data(), out, st);
+      } else {
+        encode_text_spm(m, f.text, f.text.data() == text.data(), out, st);
+      }
     }
   }
   if (add_eos) {
@@ -426,6 +476,13 @@ int parse_byte_token(const std::string& t) {  // "<0xNN>" → NN
   if (t.size() == 6 && std::sscanf(t.c_str(), "<0x%2X>", &v) == 1) return int(v);
   return -1;
 }
+// Whether the first SentencePiece piece, at ids[k], loses its leading "▁". GGUF (llama.cpp): the piece at
+// the text's start, after an optional BOS. tokenizer.json: the decoder strips the first space of the
+// decoded text (Strip after Fuse; Metaspace on the first token), i.e. of the first token it is given.
+bool strips_first_space(const Tokenizer::Impl& m, const std::vector<int32_t>& ids, size_t k) {
+  if (!m.add_space_prefix) return false;
+  return m.hf.on || k == 0 || (k == 1 && ids[0] == m.bos);
+}
 }  // namespace
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptions& o) const {
@@ -443,6 +500,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptio
     const std::string& text = m.tokens[size_t(id)];
     if (is_control(t)) {
       if (!o.skip_special) out += text;
+      first_piece = first_piece && (o.skip_special || !m.hf.on);  // HF decodes a kept special token too
       continue;
     }
     if (t == TokenType::kUserDefined) {
@@ -454,15 +512,14 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptio
       append_bytelevel(text, out);
       continue;
     }
-    if (t == TokenType::kByte) {
+    if (t == TokenType::kByte && m.hf.decode_bytes) {
       const int b = parse_byte_token(text);
       if (b >= 0) out += char(b);
       first_piece = false;
       continue;
     }
     size_t pos = 0;
-    if (first_piece && m.add_space_prefix && k <= 1 && text.compare(0, 3, kSpmSpace) == 0 &&
-        (k == 0 || ids[0] == m.bos)) {
+    if (first_piece && strips_first_space(m, ids, k) && text.compare(0, 3, kSpmSpace) == 0) {
       pos = 3;  // the space encode() prepended
     }
     first_piece = false;
@@ -489,7 +546,7 @@ std::string Tokenizer::token_bytes(int32_t id) const {
   std::string out;
   if (m.kind == ModelKind::kByteLevelBpe) {
     append_bytelevel(text, out);
-  } else if (t == TokenType::kByte) {
+  } else if (t == TokenType::kByte && m.hf.decode_bytes) {
     const int b = parse_byte_token(text);
     if (b >= 0) out += char(b);
   } else {
@@ -578,6 +635,11 @@ uint64_t Tokenizer::content_hash() const {
     put_str(m.tokens[size_t(b)]);
   }
   put_u32(m.ignore_merges ? 1u : 0u);
+  if (m.hf.on) put_str(m.hf.describe());  // tokenizer.json SentencePiece-style pipeline (absent otherwise)
+  for (const auto& [id, bits] : m.added_strip) {  // added tokens' lstrip/rstrip (absent when none)
+    put_u32(uint32_t(id));
+    put_u32(bits);
+  }
   const uint64_t h = XXH64_digest(st);
   XXH64_freeState(st);
   return h;

@@ -25,7 +25,10 @@
 //      (lowest first, ties to the leftmost pair), exactly as HF's BPE model does. SentencePiece-style:
 //      spaces become U+2581 "▁" (plus one leading "▁" when add_space_prefix), characters are merged by
 //      the score of the merged piece (highest first, ties leftmost), unknown characters fall back to
-//      <0xNN> byte tokens.
+//      <0xNN> byte tokens. SentencePiece-style tokenizer.json (Llama-2, Mistral, Mixtral, Gemma): the file's
+//      normalizer (Prepend, Replace, NFC, NFKC — per fragment between added tokens) and Metaspace, then HF's
+//      BPE over characters: merges by rank, characters outside the vocabulary → <0xNN> (byte_fallback) or
+//      unk (fuse_unk), as HF tokenizers does (eval/tokenizer/encode_hf_spm.cpp).
 //   5. BOS/EOS are added when the options (default: the tokenizer's add_bos/add_eos flags) say so.
 //
 // Invalid UTF-8 in the text: byte-level BPE handles arbitrary bytes — an invalid byte is its own piece
@@ -99,10 +102,18 @@ class Tokenizer {
   // add_space_prefix}. `source` names the file in error messages.
   static Tokenizer from_gguf_metadata(const std::map<std::string, nlohmann::json>& metadata,
                                       const std::string& source = "GGUF metadata");
-  // A Hugging Face tokenizer.json (model BPE, byte-level). Supported components: normalizer null | NFC;
-  // pre_tokenizer ByteLevel | Digits | Split (Regex or String pattern, behavior Isolated) | Sequence of
-  // these, with a ByteLevel step; decoder null | ByteLevel; post_processor null | ByteLevel |
-  // TemplateProcessing (BOS/EOS only). Merges as "a b" strings or [a, b] lists.
+  // A Hugging Face tokenizer.json, model BPE. Byte-level (a ByteLevel pre-tokenizer step or decoder):
+  // normalizer null | NFC; pre_tokenizer ByteLevel | Digits | Split (Regex or String pattern, behavior
+  // Isolated) | Sequence of these, with a ByteLevel step; decoder null | ByteLevel. SentencePiece-style
+  // (otherwise; model_kind() kSentencePieceBpe; model.byte_fallback, unk_token, fuse_unk honoured):
+  // normalizer null | Prepend | Replace (String pattern) | NFC | NFKC | Sequence of these; pre_tokenizer
+  // null | Metaspace ("▁", prepend_scheme always/first/never, split) | Split (String pattern, any behavior,
+  // invert false) | Sequence of these; decoder Replace("▁", " ") |
+  // ByteFallback | Fuse | Strip(" ", 0|1, 0) | Metaspace | Sequence of these; added tokens with
+  // normalized=true refused when there is a normalizer. Both: post_processor null | ByteLevel |
+  // TemplateProcessing (BOS/EOS only); merges as "a b" strings or [a, b] lists; added tokens with
+  // lstrip/rstrip (the match takes the white space before/after it), single_word refused. Anything else is refused
+  // with its JSON path and the supported list.
   static Tokenizer from_hf_json(const nlohmann::json& tokenizer_json, const std::string& source = "tokenizer.json");
   static Tokenizer from_hf_json_file(const std::string& path);
   // GPT-2's original files (encoder.json: token → id; vocab.bpe: "#version" line then one merge a line).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -45,8 +46,10 @@ class SpecialMatcher {
     std::string text;
     int32_t id;
     bool needs_parse_special;  // control/unknown tokens: only with EncodeOptions::parse_special
+    bool lstrip = false;       // tokenizer.json: the match takes the whitespace before it (HF AddedToken)
+    bool rstrip = false;       // ... and the whitespace after it
   };
-  void add(std::string text, int32_t id, bool needs_parse_special);
+  void add(std::string text, int32_t id, bool needs_parse_special, bool lstrip = false, bool rstrip = false);
   struct Fragment {
     std::string_view text;  // a text fragment (id < 0) or the matched token text
     int32_t id;             // ≥ 0 for a matched token
@@ -60,6 +63,46 @@ class SpecialMatcher {
 };
 
 enum class Normalizer { kNone, kNfc };
+
+// The pipeline of a SentencePiece-style tokenizer.json (BPE over characters without a ByteLevel step:
+// Llama-2, Mistral, Mixtral, Gemma), with HF tokenizers' semantics (normalizers/prepend.rs, replace.rs,
+// pre_tokenizers/metaspace.rs, models/bpe/model.rs merge_word).
+struct TextStep {  // one normalizer step, applied to each text fragment between added tokens
+  enum Kind { kPrepend, kReplace, kNfc, kNfkc } kind;
+  std::string from;  // kReplace: the literal replaced (every occurrence, left to right)
+  std::string to;    // kPrepend: the prefix (only for a non-empty fragment); kReplace: the replacement
+};
+// HF SplitDelimiterBehavior (pre_tokenizers/split.rs, normalizer.rs split).
+enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
+struct PreStep {  // one pre-tokenizer step, applied to every piece
+  enum Kind { kSplit, kMetaspace } kind;
+  // kSplit: the literal (String pattern) and behavior. kMetaspace (replacement "▁" only): spaces → "▁";
+  // prepend "▁" unless the piece starts with one — always, only for the piece at the start of the text
+  // (first), or never; split cuts before every "▁" (HF MergedWithNext).
+  std::string pattern;
+  SplitBehavior behavior = SplitBehavior::kIsolated;
+  enum class Prepend { kAlways, kFirst, kNever } prepend = Prepend::kAlways;
+  bool split = true;
+};
+struct HfSpm {
+  bool on = false;  // this tokenizer came from such a tokenizer.json
+  std::vector<TextStep> normalizer;
+  std::vector<PreStep> pre;
+  bool byte_fallback = false;  // model.byte_fallback: characters not in the vocabulary → <0xNN> tokens
+  bool decode_bytes = true;    // decoder has ByteFallback: <0xNN> decode to their byte (else to their text)
+  std::string describe() const;  // canonical text for the content hash, e.g. "prepend(▁),replace( →▁)|..."
+};
+
+// Splits s at the non-overlapping occurrences of `pattern` (leftmost first), as HF's
+// NormalizedString::split with a String pattern; appends the non-empty pieces. Returns whether the first
+// piece appended starts at s[0].
+bool split_literal(std::string_view s, std::string_view pattern, SplitBehavior behavior,
+                   std::vector<std::string>& out);
+
+// Encodes one fragment (text between added tokens) of a SentencePiece-style tokenizer.json tokenizer;
+// `at_text_start` when the fragment starts the whole text (Metaspace prepend_scheme "first").
+void encode_text_hf_spm(const Tokenizer::Impl& m, std::string_view text, bool at_text_start,
+                        std::vector<int32_t>& out, EncodeStats& st);
 
 }  // namespace detail
 
@@ -80,13 +123,17 @@ struct Tokenizer::Impl {
   detail::PreTokenizer pre;
   detail::Normalizer normalizer = detail::Normalizer::kNone;
 
-  // SentencePiece BPE.
+  // SentencePiece BPE. add_space_prefix: GGUF, encode and decode; tokenizer.json: decode only (its decoder
+  // strips the first space, Strip or Metaspace) — encoding follows `hf`.
   bool add_space_prefix = true;
+  detail::HfSpm hf;
   std::array<int32_t, 256> spm_byte_id{};  // byte → id of <0xNN>, −1 when absent
 
   int32_t bos = -1, eos = -1, unk = -1, pad = -1;
   bool add_bos = false, add_eos = false;
   detail::SpecialMatcher specials;
+  // tokenizer.json added tokens with lstrip (bit 0) / rstrip (bit 1); finalize() hands them to `specials`.
+  std::map<int32_t, uint8_t> added_strip;
 
   // Builds token_to_id, byte tables and the special-token matcher from tokens/types, and checks the ids.
   // Loaders fill tokens, types, scores, merges (byte-level, via add_merge after finalize), ids and flags.

@@ -67,7 +67,8 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-std::string nfc(std::string_view s) {
+namespace {
+std::string normalize(std::string_view s, utf8proc_option_t options, const char* form) {
   // Fast path: ASCII is invariant under every normalization form.
   bool ascii = true;
   for (unsigned char c : s) ascii = ascii && c < 0x80;
@@ -75,13 +76,22 @@ std::string nfc(std::string_view s) {
   utf8proc_uint8_t* dst = nullptr;
   const utf8proc_ssize_t n =
       utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()), &dst,
-                   utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+                   options);
   if (n < 0) {
-    throw std::runtime_error(std::string("tokenizer: NFC normalization failed: ") + utf8proc_errmsg(n));
+    throw std::runtime_error(std::string("tokenizer: ") + form + " normalization failed: " + utf8proc_errmsg(n));
   }
   std::string out(reinterpret_cast<const char*>(dst), static_cast<size_t>(n));
   std::free(dst);
   return out;
+}
+}  // namespace
+
+std::string nfc(std::string_view s) {
+  return normalize(s, utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE), "NFC");
+}
+
+std::string nfkc(std::string_view s) {
+  return normalize(s, utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT), "NFKC");
 }
 
 }  // namespace qeval::tokenizer::detail

@@ -29,5 +29,7 @@ void append_utf8(std::string& out, uint32_t code_point);
 // Unicode NFC of valid UTF-8 (utf8proc, UTF8PROC_STABLE | UTF8PROC_COMPOSE). Throws std::runtime_error if
 // utf8proc fails (out of memory).
 std::string nfc(std::string_view valid_utf8);
+// Unicode NFKC (UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT), same contract as nfc().
+std::string nfkc(std::string_view valid_utf8);
 
 }  // namespace qeval::tokenizer::detail

@@ -180,21 +180,15 @@ class LlmInt8 final : public Scheme {
     return quant::quantize_affine(w, params());
   }
 
-  std::vector<int64_t> outlier_columns(quant::MatrixView x) const override {
-    return llm_int8_outlier_columns(x, threshold_);
+  std::vector<int64_t> outlier_columns(quant::MatrixView x, const Calibration* c) const override {
+    std::vector<int64_t> outl = llm_int8_outlier_columns(x, threshold_);
+    if (c) record(c, Int8SplitStats{static_cast<int64_t>(outl.size()), x.cols});
+    return outl;
   }
 
   bool linear(quant::MatrixView x, quant::MatrixView w, quant::MutableMatrixView y,
               const Calibration* c) const override {
-    const Int8SplitStats st = llm_int8_matmul(x, w, threshold_, params().bits, y);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto& s = stats_[c ? c->layer_name : std::string()];
-    s["calls"] += 1;
-    s["outlier_columns"] += static_cast<double>(st.outlier_columns);
-    s["columns"] += static_cast<double>(st.columns);
-    s["outlier_fraction"] = s["outlier_columns"] / s["columns"];
-    s["last_outlier_fraction"] = st.outlier_fraction();
-    s["max_outlier_fraction"] = std::max(s["max_outlier_fraction"], st.outlier_fraction());
+    record(c, llm_int8_matmul(x, w, threshold_, params().bits, y));
     return true;
   }
 
@@ -206,6 +200,18 @@ class LlmInt8 final : public Scheme {
   }
 
  private:
+  // One call's split, counted under the layer's name.
+  void record(const Calibration* c, const Int8SplitStats& st) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& s = stats_[c ? c->layer_name : std::string()];
+    s["calls"] += 1;
+    s["outlier_columns"] += static_cast<double>(st.outlier_columns);
+    s["columns"] += static_cast<double>(st.columns);
+    s["outlier_fraction"] = s["outlier_columns"] / s["columns"];
+    s["last_outlier_fraction"] = st.outlier_fraction();
+    s["max_outlier_fraction"] = std::max(s["max_outlier_fraction"], st.outlier_fraction());
+  }
+
   double threshold_ = kDefaultThreshold;
   mutable std::mutex mu_;
   mutable std::map<std::string, std::map<std::string, double>> stats_;

@@ -137,7 +137,13 @@ FAMILIES = {
         off=[("one RoPE base (1e6) for both layers",
               {"rope_parameters": {"sliding_attention": dict(rope_type="default", rope_theta=1000000.0),
                                    "full_attention": dict(rope_type="default", rope_theta=1000000.0)}}),
-             ("sliding window off", {"layer_types": ["full_attention", "full_attention"]})]),
+             ("sliding window off", {"layer_types": ["full_attention", "full_attention"]}),
+             ("both layers sliding", {"layer_types": ["sliding_attention", "sliding_attention"]})],
+        extra_logits={"both layers sliding": "logits_both_sliding.npy"},
+        notes=["llama.cpp's converter writes gemma3.attention.sliding_window but no sliding_window_pattern, and "
+               "llama.cpp then slides layer i when i mod 6 < 5 (its Gemma 3 default): both layers of this 2-layer "
+               "model. A forward that follows the GGUF matches logits_both_sliding.npy (HF, layer_types both "
+               "sliding_attention, same weights), not logits.npy"]),
     "phi3": dict(
         tokenizer="spm",
         cls="Phi3ForCausalLM", cfg="Phi3Config",
@@ -152,8 +158,11 @@ FAMILIES = {
                 rope_parameters=dict(rope_type="default", rope_theta=1000000.0)),
         features=["4 experts, top-2 routing (softmax over the top 2)", "expert FFN 64"],
         off=[],
+        extra_gguf={"q8_0": "model-q8_0.gguf"},
         notes=["GGUF architecture 'llama' with llama.expert_count 4; the experts are stacked as "
-               "blk.N.ffn_{gate,up,down}_exps, the router is blk.N.ffn_gate_inp (F32)"]),
+               "blk.N.ffn_{gate,up,down}_exps, the router is blk.N.ffn_gate_inp (F32)",
+               "model-q8_0.gguf: the stacked experts (and the other 2-D weights) as Q8_0, to test that a quantized "
+               "stack dequantizes expert by expert"]),
     "qwen2moe": dict(
         tokenizer="bpe-qwen2",
         cls="Qwen2MoeForCausalLM", cfg="Qwen2MoeConfig",
@@ -352,10 +361,10 @@ def save_checkpoint(model, d: Path, tok_dir: Path) -> None:
         f.chmod(0o644)
 
 
-def convert(d: Path, llama_cpp: Path, pre: str | None) -> list[str]:
-    """llama.cpp's converter, bf16 out (2-D weights stay bf16; it writes norms and other 1-D tensors as F32); for a
-    BPE tokenizer through convert_hf_to_gguf_pre.py with the pre-tokenizer name."""
-    args = [str(d), "--outfile", str(d / "model.gguf"), "--outtype", "bf16"]
+def convert(d: Path, llama_cpp: Path, pre: str | None, outtype: str = "bf16", outfile: str = "model.gguf") -> list[str]:
+    """llama.cpp's converter, bf16 out (2-D weights stay bf16; it writes norms and other 1-D tensors as F32) or
+    another --outtype; for a BPE tokenizer through convert_hf_to_gguf_pre.py with the pre-tokenizer name."""
+    args = [str(d), "--outfile", str(d / outfile), "--outtype", outtype]
     if pre is None:
         cmd = [sys.executable, str(llama_cpp / "convert_hf_to_gguf.py")] + args
         shown = ["python3", "LLAMA_CPP/convert_hf_to_gguf.py"]
@@ -367,7 +376,7 @@ def convert(d: Path, llama_cpp: Path, pre: str | None) -> list[str]:
         sys.stderr.write(r.stdout[-3000:] + r.stderr[-6000:])
         raise SystemExit(f"convert_hf_to_gguf.py failed for {d.name}")
     rel = f"tests/data/families/{d.name}"
-    return shown + [rel, "--outfile", f"{rel}/model.gguf", "--outtype", "bf16"]
+    return shown + [rel, "--outfile", f"{rel}/{outfile}", "--outtype", outtype]
 
 
 def versions(llama_cpp: Path) -> dict:
@@ -404,7 +413,11 @@ def provenance(family: str, spec: dict, entry: dict, vers: dict, cmd: list[str])
              "| file | what |", "|---|---|",
              "| `config.json`, `model.safetensors` | HF checkpoint, weights bf16 (saved by `save_pretrained`) |",
              TOKENIZER_FILES[spec["tokenizer"]],
-             "| `model.gguf` | llama.cpp's converter on this directory, `--outtype bf16` |",
+             "| `model.gguf` | llama.cpp's converter on this directory, `--outtype bf16` |"]
+    lines += [f"| `{f}` | the same converter command with `--outtype {t}` and `--outfile` this file |"
+              for t, f in spec.get("extra_gguf", {}).items()]
+    lines += [
+
              f"| `logits.npy` | HF's fp32 logits, float32 [2, {SEQ}, {VOCAB}], on the ids in ../manifest.json "
              "(eager attention, the bf16 weights in fp32) |", "",
              "Converter command (LLAMA_CPP = the llama.cpp directory):", "", "    " + " ".join(cmd), "",
@@ -435,6 +448,8 @@ def build(family: str, spec: dict, tok_dirs: dict, llama_cpp: Path, vers: dict) 
     save_checkpoint(model, d, tok_dirs[kind])
     np.save(d / "logits.npy", logits.astype("<f4"))
     cmd = convert(d, llama_cpp, TOKENIZERS[kind]["pre"])
+    for outtype, outfile in spec.get("extra_gguf", {}).items():  # after model.gguf: the converter reads the same dir
+        convert(d, llama_cpp, TOKENIZERS[kind]["pre"], outtype, outfile)
     entry = {"hf_class": spec["cls"], "tokenizer": kind, "gguf_pre": TOKENIZERS[kind]["pre"] or "default",
              "weights_dtype": "bf16", "ids": ids.tolist(), "logits": "logits.npy", "logits_shape": list(logits.shape),
              "features": spec["features"], "notes": spec.get("notes", []), "measured": measured}

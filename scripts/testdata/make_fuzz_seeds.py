@@ -40,6 +40,71 @@ def model_files() -> None:
         copy("fuzz_safetensors", f.name, f)
 
 
+# ---- tiny GGUFs of the families whose fixtures are too large for a seed (written here, standard library only)
+def gguf_bytes(kvs: list, tensors: list) -> bytes:
+    """GGUF v3: kvs as (key, "u32" | "f32" | "str" | "strs", value), tensors as (name, PyTorch shape, float values)
+    stored F32, data aligned to 32."""
+    def s(x: str) -> bytes:
+        return struct.pack("<Q", len(x.encode())) + x.encode()
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
+    for key, kind, v in kvs:
+        out += s(key)
+        if kind == "u32":
+            out += struct.pack("<II", 4, v)
+        elif kind == "f32":
+            out += struct.pack("<If", 6, v)
+        elif kind == "str":
+            out += struct.pack("<I", 8) + s(v)
+        else:
+            out += struct.pack("<IIQ", 9, 8, len(v)) + b"".join(s(x) for x in v)
+    data, offset = b"", 0
+    for name, shape, vals in tensors:
+        out += s(name) + struct.pack("<I", len(shape)) + b"".join(struct.pack("<Q", n) for n in reversed(shape))
+        out += struct.pack("<IQ", 0, offset)
+        blob = struct.pack("<%df" % len(vals), *vals)
+        blob += b"\0" * (-len(blob) % 32)
+        data += blob
+        offset += len(blob)
+    return out + b"\0" * (-len(out) % 32) + data
+
+
+def tiny_family_gguf(arch: str, moe: bool) -> bytes:
+    """d_model 8, 1 block, 2/1 heads, vocab 6; moe: 2 stacked experts of width 4, top 1 (Mixtral's layout under
+    arch "llama", plus qwen2moe's shared expert); else Gemma 3's keys (q/k norms, post norms, local RoPE base)."""
+    vals = lambda n: [((i * 7) % 13 - 6) / 16.0 for i in range(n)]  # noqa: E731
+    p = arch + "."
+    kvs = [("general.architecture", "str", arch), (p + "block_count", "u32", 1), (p + "context_length", "u32", 64),
+           (p + "embedding_length", "u32", 8), (p + "feed_forward_length", "u32", 16),
+           (p + "attention.head_count", "u32", 2), (p + "attention.head_count_kv", "u32", 1),
+           (p + "attention.layer_norm_rms_epsilon", "f32", 1e-5), ("tokenizer.ggml.tokens", "strs", list("abcdef"))]
+    t = [("token_embd.weight", [6, 8], vals(48)), ("output_norm.weight", [8], vals(8)),
+         ("blk.0.attn_norm.weight", [8], vals(8)), ("blk.0.ffn_norm.weight", [8], vals(8)),
+         ("blk.0.attn_q.weight", [8, 8], vals(64)), ("blk.0.attn_k.weight", [4, 8], vals(32)),
+         ("blk.0.attn_v.weight", [4, 8], vals(32)), ("blk.0.attn_output.weight", [8, 8], vals(64))]
+    if moe:
+        kvs += [(p + "expert_count", "u32", 2), (p + "expert_used_count", "u32", 1),
+                (p + "expert_feed_forward_length", "u32", 4)]
+        t += [("blk.0.ffn_gate_inp.weight", [2, 8], vals(16)), ("blk.0.ffn_gate_exps.weight", [2, 4, 8], vals(64)),
+              ("blk.0.ffn_up_exps.weight", [2, 4, 8], vals(64)), ("blk.0.ffn_down_exps.weight", [2, 8, 4], vals(64))]
+        if arch == "qwen2moe":
+            kvs += [(p + "expert_shared_feed_forward_length", "u32", 4)]
+            t += [("blk.0.ffn_gate_inp_shexp.weight", [1, 8], vals(8)), ("blk.0.ffn_gate_shexp.weight", [4, 8], vals(32)),
+                  ("blk.0.ffn_up_shexp.weight", [4, 8], vals(32)), ("blk.0.ffn_down_shexp.weight", [8, 4], vals(32))]
+    else:
+        kvs += [(p + "attention.sliding_window", "u32", 4), (p + "rope.freq_base_swa", "f32", 10000.0)]
+        t += [("blk.0.ffn_gate.weight", [16, 8], vals(128)), ("blk.0.ffn_up.weight", [16, 8], vals(128)),
+              ("blk.0.ffn_down.weight", [8, 16], vals(128)), ("blk.0.attn_q_norm.weight", [4], vals(4)),
+              ("blk.0.attn_k_norm.weight", [4], vals(4)), ("blk.0.post_attention_norm.weight", [8], vals(8)),
+              ("blk.0.post_ffw_norm.weight", [8], vals(8))]
+    return gguf_bytes(kvs, t)
+
+
+def family_ggufs() -> None:
+    write("fuzz_gguf", "tiny_mixtral.gguf", tiny_family_gguf("llama", True))
+    write("fuzz_gguf", "tiny_qwen2moe.gguf", tiny_family_gguf("qwen2moe", True))
+    write("fuzz_gguf", "tiny_gemma3.gguf", tiny_family_gguf("gemma3", False))
+
+
 # ---- tokenizers: the toy tokenizer.json files cut to their first 400 ids (a valid, small vocabulary)
 def small_tokenizer(name: str, keep: int = 400) -> dict:
     j = json.loads((ROOT / "tests/data/tokenizer" / (name + ".tokenizer.json")).read_text())
@@ -187,6 +252,7 @@ def main() -> int:
     for d in OUT.glob("*/seed_*"):
         d.unlink()
     model_files()
+    family_ggufs()
     tokenizers()
     npy_files()
     configs()

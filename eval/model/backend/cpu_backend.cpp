@@ -249,7 +249,7 @@ IntOperand row_codes(MatrixView m, const std::vector<int64_t>& cols, int bits) {
 // LLM.int8: y = int8 part over the regular features + Σ_{j∈outliers} x_j·w_j (accumulated in double, added once).
 void outlier_split(const CpuLinear& p, MatrixView x, MutableMatrixView y) {
   const QuantizedLinear& L = p.layer;
-  const FeatureSplit f = split_features(*L.weight_scheme, x);
+  const FeatureSplit f = split_features(*L.weight_scheme, x, L.linear_calib.get());
   int_linear(row_codes(x, f.regular, p.outlier_bits), row_codes(L.weight, f.regular, p.outlier_bits), y);
   if (f.outliers.empty()) return;
   parallel_rows(x.rows, [&](int64_t r0, int64_t r1) {

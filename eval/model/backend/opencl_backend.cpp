@@ -134,7 +134,7 @@ void int_linear_cl(const ClLinear& p, MatrixView x, MutableMatrixView y, Mutable
 // LLM.int8: int8 part over the scheme's regular features (masked quantize of x and w, int8 GEMM) + fp32 outlier part.
 void outlier_split_cl(const ClLinear& p, MatrixView x, MutableMatrixView y) {
   gpu::Device& d = *p.dev;
-  const FeatureSplit f = split_features(*p.layer.weight_scheme, x);
+  const FeatureSplit f = split_features(*p.layer.weight_scheme, x, p.layer.linear_calib.get());
   std::vector<uint8_t> mask(static_cast<size_t>(x.cols), 0);
   for (int64_t j : f.outliers) mask[static_cast<size_t>(j)] = 1;
   gpu::Buffer bm(d.context(), std::max<size_t>(1, mask.size()));

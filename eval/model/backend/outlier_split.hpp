@@ -21,9 +21,11 @@ struct FeatureSplit {
   std::vector<int64_t> regular;   // the complement in [0, x.cols), ascending
 };
 
-inline FeatureSplit split_features(const schemes::Scheme& s, quant::MatrixView x) {
+// `calib`: the layer's linear calibration (QuantizedLinear::linear_calib), so the scheme counts the call in its
+// run_stats() as its own linear() would on the ref path.
+inline FeatureSplit split_features(const schemes::Scheme& s, quant::MatrixView x, const schemes::Calibration* calib) {
   FeatureSplit f;
-  f.outliers = s.outlier_columns(x);
+  f.outliers = s.outlier_columns(x, calib);
   size_t o = 0;
   for (int64_t j = 0; j < x.cols; ++j) {
     if (o < f.outliers.size() && f.outliers[o] == j) {

@@ -186,6 +186,29 @@ TEST_F(CliModel, TokenizeMatchesTheTokenizerAndRoundTrips) {
   expect_one_line_error("tokenize --model /nonexistent 'x'", "/nonexistent");
 }
 
+// A SentencePiece-style family (tests/data/families/mistral: transformers' tokenizer.json, and llama.cpp's
+// GGUF "llama" vocabulary of the same tokenizer.model): the tokenizer.json path gives transformers' ids
+// (tokenizer_refs.json hf_ids), and the GGUF path the same ids on texts not starting with a space.
+TEST_F(CliModel, TokenizeSpmFamilyFromTokenizerJsonAndGguf) {
+  const std::string dir = std::string(QEVAL_SOURCE_DIR) + "/tests/data/families/mistral";
+  const json refs = json::parse(slurp(std::string(QEVAL_SOURCE_DIR) + "/tests/data/families/tokenizer_refs.json"));
+  size_t compared = 0;
+  for (const auto& c : refs.at("spm").at("cases")) {
+    const std::string text = c.at("text").get<std::string>();
+    if (text.empty() || text.find('\'') != std::string::npos) continue;
+    const Result a = run("tokenize --json --no-bos --model '" + dir + "' '" + text + "'");
+    ASSERT_EQ(a.status, 0) << a.err;
+    const auto ids = json::parse(a.out).at("ids").get<std::vector<int32_t>>();
+    EXPECT_EQ(ids, c.at("hf_ids").get<std::vector<int32_t>>()) << text;
+    if (text[0] == ' ') continue;  // GGUF (llama.cpp) always adds the dummy "▁"; Metaspace "first" does not
+    const Result g = run("tokenize --json --no-bos --model '" + dir + "/model.gguf' '" + text + "'");
+    ASSERT_EQ(g.status, 0) << g.err;
+    EXPECT_EQ(json::parse(g.out).at("ids").get<std::vector<int32_t>>(), ids) << text;
+    ++compared;
+  }
+  EXPECT_GE(compared, 4u);
+}
+
 TEST_F(CliModel, InspectTextAndJson) {
   Result r = run("inspect '" + kGguf + "'");
   ASSERT_EQ(r.status, 0) << r.err;

@@ -311,25 +311,96 @@ TEST(FamiliesGguf, Llama3RopeFreqs) {
 }
 TEST(FamiliesGguf, MistralWithoutWindowKey) { expect_gguf_matches_hf("mistral", "logits_no_sliding_window.npy"); }
 
+// Every canonical tensor of `st` is in `gg`, with the same shape and values, bit for bit.
+void expect_same_tensors(const Checkpoint& st, const Checkpoint& gg) {
+  for (const auto& [name, t] : st.tensors) {
+    ASSERT_EQ(gg.tensors.count(name), 1u) << name;
+    EXPECT_EQ(gg.tensors.at(name).shape, t.shape) << name;
+    EXPECT_TRUE(gg.tensors.at(name).data == t.data) << name;
+  }
+}
+
+// Gemma 3's GGUF: q/k norms and every norm as 1 + w, NEOX rows, rope.freq_base 1e6 (global) and
+// rope.freq_base_swa 1e4 (local), window 8. The converter writes no sliding_window_pattern, so the file means
+// llama.cpp's default pattern 6 — layer i slides when i mod 6 < 5, both layers here — and the forward that follows
+// it matches HF's logits with both layers sliding on the same weights (logits_both_sliding.npy), not logits.npy.
+TEST(FamiliesGguf, Gemma3LocalRopeBaseAndPattern) {
+  const Checkpoint gg = load_checkpoint(family_dir("gemma3") + "/model.gguf");
+  EXPECT_EQ(gg.config.rope_theta, 1e6);
+  EXPECT_EQ(gg.config.rope_theta_local, 1e4);
+  EXPECT_EQ(gg.config.sliding_window, 8);
+  EXPECT_EQ(gg.config.layer_sliding, (std::vector<bool>{true, true}));
+  EXPECT_TRUE(gg.config.attn_qk_norm);
+  expect_same_tensors(load_checkpoint(family_dir("gemma3")), gg);
+  expect_gguf_matches_hf("gemma3", "logits_both_sliding.npy");
+}
+
 // The GGUF and the safetensors path of a family give the same model: the same canonical tensors, bit for bit.
 TEST(FamiliesGguf, BothFormatsLoadTheSameTensors) {
   for (const char* f : {"qwen2", "qwen3", "phi3", "gemma2"}) {
     SCOPED_TRACE(f);
-    const Checkpoint st = load_checkpoint(family_dir(f)), gg = load_checkpoint(family_dir(f) + "/model.gguf");
-    for (const auto& [name, t] : st.tensors) {
-      ASSERT_EQ(gg.tensors.count(name), 1u) << name;
-      EXPECT_EQ(gg.tensors.at(name).shape, t.shape) << name;
-      EXPECT_TRUE(gg.tensors.at(name).data == t.data) << name;
-    }
+    expect_same_tensors(load_checkpoint(family_dir(f)), load_checkpoint(family_dir(f) + "/model.gguf"));
   }
-  // Mixtral's GGUF is architecture 'llama' with llama.expert_count 4 and stacked experts: refused by the reader.
-  try {
-    load_checkpoint(family_dir("mixtral") + "/model.gguf");
-    ADD_FAILURE() << "mixtral GGUF: loaded";
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("llama.expert_count': mixture-of-experts GGUFs"), std::string::npos)
-        << e.what();
-  }
+}
+
+// Mixtral's GGUF is architecture 'llama' with llama.expert_count 4, expert_used_count 2 and the experts stacked
+// as blk.N.ffn_{gate,up,down}_exps [4, rows, cols]: split per expert, they are the safetensors path's per-expert
+// layers (same names, same bf16 values), and the logits are HF's within the families' tolerance.
+TEST(FamiliesGguf, MixtralStackedExpertsSplit) {
+  const Checkpoint gg = load_checkpoint(family_dir("mixtral") + "/model.gguf");
+  EXPECT_EQ(gg.config.n_experts, 4);
+  EXPECT_EQ(gg.config.n_experts_used, 2);
+  EXPECT_TRUE(gg.config.expert_norm_topk);  // llama.cpp's llama graph renormalises the top-k, as HF's Mixtral
+  EXPECT_EQ(gg.tensors.count("blk.0.ffn_gate_exps.weight"), 0u);
+  expect_same_tensors(load_checkpoint(family_dir("mixtral")), gg);
+  expect_gguf_matches_hf("mixtral");
+}
+
+// A quantized stack dequantizes expert by expert: the converter's Q8_0 of the same Mixtral (model-q8_0.gguf) gives,
+// for every expert matrix, the bf16 GGUF's values within Q8_0's error. Q8_0 (gguf-py's quantize, as ggml's
+// quantize_row_q8_0_ref): per block of 32 consecutive values of a row, d = amax/127, q = round(x/d), d stored as
+// fp16. |x − q·fp16(d)| ≤ |x − q·d| + |q|·|d − fp16(d)| ≤ d/2 + 127·d·2⁻¹¹ (fp16 rounds to nearest, relative error
+// ≤ 2⁻¹¹ for d in fp16's normal range; these weights have amax ≈ 0.3, d ≈ 2.4e-3 ≫ 6.1e-5). fp32 arithmetic in
+// x·(1/d) adds ≤ 2 ulps of |q| ≤ 127, i.e. ≤ 2⁻¹⁶·d: the bound below is d·(0.5 + 127·2⁻¹¹ + 2⁻¹⁶).
+TEST(FamiliesGguf, MixtralQ8ExpertsDequantizePerExpert) {
+  const Checkpoint q8 = load_checkpoint(family_dir("mixtral") + "/model-q8_0.gguf");
+  const Checkpoint bf = load_checkpoint(family_dir("mixtral") + "/model.gguf");
+  int checked = 0;
+  double worst = 0;  // largest error as a fraction of its block's bound
+  for (int64_t i = 0; i < q8.config.n_layers; ++i)
+    for (int64_t e = 0; e < q8.config.n_experts; ++e)
+      for (const char* m : {"ffn_gate", "ffn_up", "ffn_down"}) {
+        const std::string name = "blk." + std::to_string(i) + "." + m + "." + std::to_string(e) + ".weight";
+        const TensorF32 &q = q8.tensors.at(name), &w = bf.tensors.at(name);
+        ASSERT_EQ(q.orig_type, "Q8_0") << name;
+        ASSERT_EQ(q.shape, w.shape) << name;
+        for (size_t b = 0; b < w.data.size(); b += 32) {
+          float amax = 0;
+          for (size_t k = b; k < b + 32; ++k) amax = std::max(amax, std::fabs(w.data[k]));
+          const double bound = amax / 127.0 * (0.5 + 127.0 / 2048 + 1.0 / 65536);
+          for (size_t k = b; k < b + 32; ++k) {
+            const double err = std::fabs(static_cast<double>(q.data[k]) - w.data[k]);
+            ASSERT_LE(err, bound) << name << " element " << k;
+            worst = std::max(worst, err / bound);
+          }
+        }
+        ++checked;
+      }
+  EXPECT_EQ(checked, 2 * 4 * 3);
+  EXPECT_GT(worst, 0.5);  // the file is really quantized: some error reaches past half its bound
+  std::printf("[ family mixtral  ] Q8_0 experts: largest error %.3g of its block's derived bound\n", worst);
+}
+
+// Qwen2-MoE's GGUF (qwen2moe): NEOX q/k rows with biases, expert_feed_forward_length 32, the shared expert
+// (expert_shared_feed_forward_length 64, ffn_gate_inp_shexp [1, 64]); the converter writes no norm_topk_prob and
+// llama.cpp's qwen2moe graph does not renormalise — the fixture's norm_topk_prob is false, so HF's logits apply.
+TEST(FamiliesGguf, Qwen2MoeSharedExpert) {
+  const Checkpoint gg = load_checkpoint(family_dir("qwen2moe") + "/model.gguf");
+  EXPECT_EQ(gg.config.d_ff_expert, 32);
+  EXPECT_EQ(gg.config.d_ff_shared, 64);
+  EXPECT_FALSE(gg.config.expert_norm_topk);
+  expect_same_tensors(load_checkpoint(family_dir("qwen2moe")), gg);
+  expect_gguf_matches_hf("qwen2moe");
 }
 
 // The quantization hooks on a family with biases: 4-bit RTN on every linear layer of Qwen2. The quantized forward

@@ -414,6 +414,110 @@ TEST(GgufMalformed, RopeFreqsAreReadOrRefused) {
   expect_error(zero.build(), "tensor 'rope_freqs.weight'", "not positive and finite");
 }
 
+// The tiny Llama with its FFN as 2 experts, top-1, stacked as llama.cpp's converter writes Mixtral:
+// ffn_gate_inp [2, 8], ffn_{gate,up}_exps [2, 16, 8], ffn_down_exps [2, 8, 16] (expert 0's values first).
+GgufBuilder tiny_moe_builder() {
+  GgufBuilder g = test::tiny_model_builder();
+  for (const char* t : {"blk.0.ffn_gate.weight", "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"}) g.remove_tensor(t);
+  g.kv_u32("llama.expert_count", 2);
+  g.kv_u32("llama.expert_used_count", 1);
+  std::vector<float> v(2 * 16 * 8);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 11) / 8.0f - 0.5f;
+  g.tensor_f32("blk.0.ffn_gate_inp.weight", {2, 8}, std::vector<float>(v.begin(), v.begin() + 16));
+  g.tensor_f32("blk.0.ffn_gate_exps.weight", {2, 16, 8}, v);
+  g.tensor_f32("blk.0.ffn_up_exps.weight", {2, 16, 8}, v);
+  g.tensor_f32("blk.0.ffn_down_exps.weight", {2, 8, 16}, v);
+  return g;
+}
+
+// A MoE GGUF: the stacks split per expert (expert e = the e-th [rows, cols] block of the stack, no stderr
+// warning); an expert count that disagrees with a stack names the key and both shapes, and the routing keys
+// (top-k above the count, another gating function, a scale) are refused by name.
+TEST(GgufMalformed, MoeKeysAgainstStackedExperts) {
+  const auto good = tiny_moe_builder().build();
+  testing::internal::CaptureStderr();
+  const Checkpoint cp = load_gguf_bytes(good.data(), good.size(), kName);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+  ASSERT_EQ(cp.tensors.at("blk.0.ffn_down.1.weight").shape, (std::vector<int64_t>{8, 16}));
+  EXPECT_EQ(cp.tensors.at("blk.0.ffn_down.1.weight").data[0], static_cast<float>(128 % 11) / 8.0f - 0.5f);
+  const auto with = [](const std::function<void(GgufBuilder&)>& f) {
+    GgufBuilder g = tiny_moe_builder();
+    f(g);
+    return g.build();
+  };
+  expect_error(with([](GgufBuilder& g) { g.remove_kv("llama.expert_count"), g.kv_u32("llama.expert_count", 3); }),
+               "kv 'llama.expert_count'",
+               "3 experts, but tensor 'blk.0.ffn_gate_exps.weight' has shape [2, 16, 8] (expected [3, rows, cols])");
+  expect_error(with([](GgufBuilder& g) {
+                 g.remove_tensor("blk.0.ffn_up_exps.weight");
+                 g.tensor_f32("blk.0.ffn_up_exps.weight", {32, 8}, std::vector<float>(256, 0.0f));
+               }),
+               "kv 'llama.expert_count'", "has shape [32, 8]");
+  expect_error(with([](GgufBuilder& g) { g.remove_kv("llama.expert_used_count"), g.kv_u32("llama.expert_used_count", 3); }),
+               "kv 'llama.expert_used_count'", "3 exceeds llama.expert_count 2");
+  expect_error(with([](GgufBuilder& g) { g.remove_kv("llama.expert_used_count"); }), "kv 'llama.expert_used_count'",
+               "required metadata key is missing");
+  expect_error(with([](GgufBuilder& g) { g.kv_u32("llama.expert_gating_func", 2); }), "kv 'llama.expert_gating_func'",
+               "only softmax gating");
+  expect_error(with([](GgufBuilder& g) { g.kv_f32("llama.expert_weights_scale", 2.5f); }),
+               "kv 'llama.expert_weights_scale'", "only 1");
+  expect_error(with([](GgufBuilder& g) { g.remove_tensor("blk.0.ffn_down_exps.weight"); }), "llama.expert_count",
+               "lack expert 0");
+}
+
+// The tiny model as a Gemma 3 GGUF: its q/k norms and post-norms added, window 4 unless `window` is 0.
+GgufBuilder tiny_gemma3_builder(uint32_t window = 4) {
+  GgufBuilder g = test::tiny_model_builder(true, "gemma3");
+  for (const char* n : {"attn_q_norm", "attn_k_norm"}) g.tensor_f32(std::string("blk.0.") + n + ".weight", {4}, {1, 1, 1, 1});
+  for (const char* n : {"post_attention_norm", "post_ffw_norm"})
+    g.tensor_f32(std::string("blk.0.") + n + ".weight", {8}, std::vector<float>(8, 1.0f));
+  if (window > 0) g.kv_u32("gemma3.attention.sliding_window", window);
+  return g;
+}
+
+// Gemma 3's keys: with a window, layer 0 slides (pattern 6 by default, or the file's) on rope.freq_base_swa
+// (10000 unless given); a linear rope.scaling is read for its global layers; a bad value names its key.
+TEST(GgufMalformed, Gemma3Keys) {
+  const auto load = [](GgufBuilder g) {
+    const auto b = g.build();
+    return load_gguf_bytes(b.data(), b.size(), kName).config;
+  };
+  ModelConfig c = load(tiny_gemma3_builder());
+  EXPECT_EQ(c.layer_sliding, (std::vector<bool>{true}));
+  EXPECT_EQ(c.rope_theta_local, 10000.0);
+  EXPECT_TRUE(c.attn_qk_norm && c.post_norms);
+  c = load(tiny_gemma3_builder(0));
+  EXPECT_EQ(c.sliding_window, 0);
+  EXPECT_EQ(c.rope_theta_local, 0.0);  // no window: one base for every layer, as llama.cpp
+  GgufBuilder g = tiny_gemma3_builder();
+  g.kv_u32("gemma3.attention.sliding_window_pattern", 1);  // i mod 1 < 0 never: every layer global
+  EXPECT_EQ(load(g).layer_sliding, (std::vector<bool>{false}));
+  g = tiny_gemma3_builder();
+  g.kv_str("gemma3.rope.scaling.type", "linear");
+  g.kv_f32("gemma3.rope.scaling.factor", 8.0f);
+  c = load(g);
+  EXPECT_EQ(c.rope_scaling, "linear");
+  EXPECT_EQ(c.rope_factor, 8.0);
+  g = tiny_gemma3_builder();
+  g.kv_str("gemma3.rope.scaling.type", "linear");
+  expect_error(g.build(), "kv 'gemma3.rope.scaling.factor'", "required metadata key is missing");
+  g = tiny_gemma3_builder();
+  g.kv_f32("gemma3.rope.freq_base_swa", 0.0f);
+  expect_error(g.build(), "kv 'gemma3.rope.freq_base_swa'", "must be positive");
+  g = tiny_gemma3_builder();
+  g.kv_str("gemma3.rope.scaling.type", "yarn");
+  expect_error(g.build(), "kv 'gemma3.rope.scaling.type'", "not supported (none; linear on gemma3)");
+}
+
+// The fuzz seeds of the MoE and Gemma 3 GGUF paths (scripts/testdata/make_fuzz_seeds.py) are valid files, so a
+// fuzzing run starts inside the expert split and the Gemma 3 keys rather than at the first refusal.
+TEST(GgufMalformed, FamilyFuzzSeedsLoad) {
+  const std::string dir = std::string(QEVAL_SOURCE_DIR) + "/tests/fuzz/corpus/fuzz_gguf/";
+  EXPECT_EQ(load_gguf(dir + "seed_tiny_mixtral.gguf").config.n_experts, 2);
+  EXPECT_EQ(load_gguf(dir + "seed_tiny_qwen2moe.gguf").tensors.count("blk.0.ffn_down.1.weight"), 1u);
+  EXPECT_EQ(load_gguf(dir + "seed_tiny_gemma3.gguf").config.rope_theta_local, 10000.0);
+}
+
 TEST(GgufMalformed, NonFiniteWeights) {
   GgufBuilder g;
   auto b = valid_model(&g);

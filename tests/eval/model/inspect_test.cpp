@@ -66,9 +66,19 @@ TEST(Inspect, FamilyGgufs) {
     EXPECT_TRUE(s.type == "BF16" || s.type == "F32") << s.type;
     EXPECT_EQ(s.bits_per_weight(), s.type == "BF16" ? 16.0 : 32.0);
   }
-  const InspectReport m = inspect_model(family("mixtral/model.gguf"));
-  EXPECT_FALSE(m.loadable);
-  EXPECT_TRUE(has_finding(m, InspectFinding::Level::unsupported, "mixture-of-experts GGUFs (stacked ffn_*_exps) are not read yet"));
+  // MoE GGUFs: the router, the stacked experts (split per expert at load) and Qwen2-MoE's shared expert are read.
+  for (const char* moe : {"mixtral/model.gguf", "qwen2moe/model.gguf", "gemma3/model.gguf"}) {  // + Gemma 3's keys
+    const InspectReport m = inspect_model(family(moe));
+    EXPECT_TRUE(m.loadable) << moe << findings_text(m);
+    EXPECT_FALSE(has_finding(m, InspectFinding::Level::warning, "not read by qeval's forward")) << findings_text(m);
+  }
+  // The "loads" line says what the forward will run: experts and their routing, sliding layers and their RoPE base.
+  EXPECT_TRUE(has_finding(inspect_model(family("mixtral/model.gguf")), InspectFinding::Level::ok,
+                          "4 experts (top 2, d_ff_expert 64, top-k renormalised)"));
+  EXPECT_TRUE(has_finding(inspect_model(family("qwen2moe/model.gguf")), InspectFinding::Level::ok,
+                          "4 experts (top 2, d_ff_expert 32, shared expert 64)"));
+  EXPECT_TRUE(has_finding(inspect_model(family("gemma3/model.gguf")), InspectFinding::Level::ok,
+                          "sliding window 8 on 2 of 2 layers (RoPE base 10000.0 there)"));
   const InspectReport l = inspect_model(family("llama3/model.gguf"));
   EXPECT_TRUE(l.loadable) << findings_text(l);  // rope_freqs.weight is read (Llama 3.1's RoPE divisors)
   EXPECT_FALSE(has_finding(l, InspectFinding::Level::warning, "rope_freqs.weight")) << findings_text(l);

@@ -95,6 +95,20 @@ TEST(MoeQuant, RtnQuantizesEveryExpertAsItsOwnLayer) {
   EXPECT_EQ(blamed.size(), 33u);
 }
 
+// The Mixtral GGUF (stacked experts split at load) gives the same quantized model as the safetensors directory: the
+// same 33 layers in the same order, and — its canonical tensors being bit-identical (FamiliesGguf) and the forward
+// the same arithmetic — the same quantized logits, bit for bit.
+TEST(MoeQuant, GgufExpertsAreTheSameLayersAsSafetensors) {
+  LlamaModel st(load_checkpoint(kMixtral)), gg(load_checkpoint(kMixtral + "/model.gguf"));
+  QuantPlan plan;
+  plan.weight = cfg("rtn", 4, 32);
+  const QuantizedModel qs = quantize_model(st, plan, nullptr, quiet()), qg = quantize_model(gg, plan, nullptr, quiet());
+  ASSERT_EQ(qg.layers.size(), qs.layers.size());
+  for (size_t i = 0; i < qs.layers.size(); ++i) EXPECT_EQ(qg.layers[i].layer, qs.layers[i].layer);
+  const at::Tensor ids = toks(2, kLen, kVocab, kSeed);
+  EXPECT_TRUE(at::equal(st.forward(ids), gg.forward(ids)));
+}
+
 // GPTQ: each expert's layers are calibrated on the tokens routed to it. Per block the experts' counts sum to
 // tokens × top-k (every token goes to exactly 2 experts); gate, up and down of one expert see the same tokens; block 0's
 // counts equal the fp model's routing on the same windows (block 0 is captured before anything is quantized);

@@ -245,18 +245,20 @@ inline void patch(std::vector<uint8_t>& b, size_t at, T v) {
 }
 
 // A minimal valid Llama GGUF built field by field: 1 layer, d_model 8, 2 heads (head_dim 4), 1 kv head,
-// d_ff 16, vocab 6, F32 weights with values (k % 13 − 6) / 16 (exact in float32), untied unless `tied`.
-inline GgufBuilder tiny_model_builder(bool tied = false) {
+// d_ff 16, vocab 6, F32 weights with values (k % 13 − 6) / 16 (exact in float32), untied unless `tied`; its keys
+// under `arch` (another architecture's own tensors, e.g. Gemma's norms, are the caller's to add).
+inline GgufBuilder tiny_model_builder(bool tied = false, const std::string& arch = "llama") {
   GgufBuilder g;
-  g.kv_str("general.architecture", "llama");
-  g.kv_u32("llama.block_count", 1);
-  g.kv_u32("llama.context_length", 64);
-  g.kv_u32("llama.embedding_length", 8);
-  g.kv_u32("llama.feed_forward_length", 16);
-  g.kv_u32("llama.attention.head_count", 2);
-  g.kv_u32("llama.attention.head_count_kv", 1);
-  g.kv_f32("llama.rope.freq_base", 10000.0f);
-  g.kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  const std::string p = arch + ".";
+  g.kv_str("general.architecture", arch);
+  g.kv_u32(p + "block_count", 1);
+  g.kv_u32(p + "context_length", 64);
+  g.kv_u32(p + "embedding_length", 8);
+  g.kv_u32(p + "feed_forward_length", 16);
+  g.kv_u32(p + "attention.head_count", 2);
+  g.kv_u32(p + "attention.head_count_kv", 1);
+  g.kv_f32(p + "rope.freq_base", 10000.0f);
+  g.kv_f32(p + "attention.layer_norm_rms_epsilon", 1e-5f);
   g.kv_str_array("tokenizer.ggml.tokens", {"a", "b", "c", "d", "e", "f"});
   g.kv_u32("tokenizer.ggml.bos_token_id", 1);
   int k = 0;

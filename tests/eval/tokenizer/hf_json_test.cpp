@@ -119,7 +119,7 @@ TEST(HfJson, UnsupportedComponentsAreNamed) {
   expect_hf_error(j, "model.type: 'Unigram' is not supported");
   j = base;
   j["model"]["byte_fallback"] = true;
-  expect_hf_error(j, "byte_fallback=true is not supported");
+  expect_hf_error(j, "byte_fallback=true with a ByteLevel pre-tokenizer is not supported");
   j = base;
   j["model"]["dropout"] = 0.1;
   expect_hf_error(j, "model.dropout");
@@ -151,8 +151,8 @@ TEST(HfJson, UnsupportedComponentsAreNamed) {
   j["post_processor"] = {{"type", "RobertaProcessing"}};
   expect_hf_error(j, "post_processor type 'RobertaProcessing' is not supported");
   j = base;
-  j["added_tokens"][0]["lstrip"] = true;
-  expect_hf_error(j, "added_tokens[0].lstrip");
+  j["added_tokens"][0]["single_word"] = true;
+  expect_hf_error(j, "added_tokens[0].single_word: true is not supported");
 }
 
 TEST(HfJson, MalformedStructureIsNamed) {
@@ -204,6 +204,48 @@ TEST(HfJson, FileThatIsNotJsonIsNamed) {
     }
   }
   std::remove(path.c_str());
+}
+
+// SentencePiece-style files (tests/eval/tokenizer/hf_spm_test.cpp): what is still refused names its JSON path
+// and the supported list.
+TEST(HfJson, SpmStyleUnsupportedStepsNameTheirPath) {
+  const json base = test::load_json(test::ref_path("spm_llama2.tokenizer.json"));
+  json j = base;
+  j["normalizer"]["normalizers"].push_back({{"type", "Lowercase"}});
+  expect_hf_error(j, "normalizer.normalizers[2]: normalizer type 'Lowercase' is not supported (supported: Prepend");
+  j = base;
+  j["normalizer"]["normalizers"][1]["pattern"] = {{"Regex", " +"}};
+  expect_hf_error(j, "normalizer.normalizers[1].pattern: only {\"String\": ...} patterns are supported");
+  j = base;
+  j["pre_tokenizer"] = {{"type", "Whitespace"}};
+  expect_hf_error(j, "pre_tokenizer: pre_tokenizer type 'Whitespace' is not supported without a ByteLevel step");
+  j = base;
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "\\s+"}}}, {"behavior", "Isolated"}};
+  expect_hf_error(j, "pre_tokenizer.pattern: only {\"String\": ...} patterns are supported without a ByteLevel");
+  j = base;
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "Merged"}};
+  expect_hf_error(j, "pre_tokenizer.behavior: \"Merged\" is not supported (supported: Removed, Isolated");
+  j = base;
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}, {"prepend_scheme", "first"}};
+  expect_hf_error(j, "pre_tokenizer.replacement: only \"\xE2\x96\x81\" is supported");
+  j = base;
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "sometimes"}};
+  expect_hf_error(j, "pre_tokenizer.prepend_scheme: \"sometimes\" is not one of");
+  j = base;
+  j["decoder"] = nullptr;
+  expect_hf_error(j, "decoder: decoder null is not supported for a SentencePiece-style file");
+  j = base;
+  j["decoder"]["decoders"][3]["start"] = 2;
+  expect_hf_error(j, "decoder.decoders[3]: decoder type 'Strip' is not supported");
+  j = base;
+  j["decoder"]["decoders"].erase(0);
+  expect_hf_error(j, "decoder: has no Replace");
+  j = base;
+  j["added_tokens"][1]["normalized"] = true;
+  expect_hf_error(j, "added_tokens[1].normalized: true with a normalizer is not supported");
+  j = base;
+  j["pre_tokenizer"] = {{"type", "ByteLevel"}};
+  expect_hf_error(j, "model.byte_fallback: byte_fallback=true with a ByteLevel pre-tokenizer is not supported");
 }
 
 }  // namespace

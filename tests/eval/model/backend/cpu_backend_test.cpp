@@ -185,6 +185,36 @@ TEST(CpuBackendLinear, DynamicActivationsPassThroughAndLlmInt8) {
     }
 }
 
+// LLM.int8's run statistics on the cpu backend equal those its own linear() records on the ref path for the same
+// inputs (calls, outlier and total columns per layer), under the layer's name.
+TEST(CpuBackendLinear, LlmInt8RunStatsMatchTheReferencePath) {
+  const uint64_t seed = seed_from_env(1204);
+  const int64_t k = 96, n = 5;
+  const quant::Matrix w = gaussian(n, k, seed);
+  schemes::Calibration calib;
+  calib.layer_name = "blk.0.ffn_up";
+  QuantizedLinear M;
+  M.layer = calib.layer_name;
+  M.weight_scheme = scheme("llm_int8", 8, 0, {{"threshold", "2"}});
+  M.weight = w.view();
+  M.effective = w.view();
+  M.linear_calib = std::make_shared<const schemes::Calibration>(calib);
+  const auto ref_scheme = scheme("llm_int8", 8, 0, {{"threshold", "2"}});
+  const auto be = make_cpu_backend();
+  const auto pm = be->prepare(M);
+  for (int64_t m : {int64_t{80}, int64_t{7}}) {
+    const quant::Matrix x = gaussian(m, k, seed + static_cast<uint64_t>(m));
+    quant::Matrix y(m, n);
+    be->linear(*pm, x.view(), y.mut(), {});
+    ASSERT_TRUE(ref_scheme->linear(x.view(), w.view(), y.mut(), &calib));
+  }
+  const auto got = M.weight_scheme->run_stats(), want = ref_scheme->run_stats();
+  ASSERT_EQ(got.count("blk.0.ffn_up"), 1u);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(got.at("blk.0.ffn_up").at("calls"), 2.0);
+  EXPECT_EQ(got.at("blk.0.ffn_up").at("columns"), 2.0 * k);
+}
+
 // An act-order weight (stored column j = input feature perm[j]) with activations grouped along the row: refused
 // by prepare() — before any forward — in one line naming the layer and what runs it; per-token activations run.
 TEST(CpuBackendLinear, ActOrderWithGroupedActivationsIsRefusedAtPrepare) {
