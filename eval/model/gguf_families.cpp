@@ -77,7 +77,7 @@ TensorF32 expert_slice(const TensorF32& t, int64_t e) {
   out.orig_type = t.orig_type;
   const int64_t n = t.shape[1] * t.shape[2];
   if (!t.data.empty()) out.data.assign(t.data.begin() + e * n, t.data.begin() + (e + 1) * n);
-  if (!t.bits16.empty()) out.bits16.assign(t.bits16.begin() + e * n, t.bits16.begin() + (e + 1) * n);
+  if (!t.bits16.empty()) out.bits16 = t.bits16.slice(static_cast<size_t>(e * n), static_cast<size_t>(n));  // shares the mapping
   return out;
 }
 
