@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -65,17 +66,40 @@ inline ModelRunContext& context() {
   return ctx;
 }
 
-// A run of `plan` on `backend` must fail at plan time with one line holding every part of `parts`.
-inline void expect_one_line_refusal(const nlohmann::json& plan, const std::string& backend, int n_chunks,
-                                    std::initializer_list<const char*> parts) {
+// `f` must throw std::invalid_argument whose message is one line holding every part of `parts`.
+template <class F>
+void expect_one_line_error(F&& f, std::initializer_list<const char*> parts, const std::string& what) {
   try {
-    run_model(model_spec(plan, backend, n_chunks), context());
-    ADD_FAILURE() << plan.dump() << " ran on " << backend;
+    f();
+    ADD_FAILURE() << what << " was accepted";
   } catch (const std::invalid_argument& e) {
     const std::string msg = e.what();
     for (const char* part : parts) EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' missing in: " << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
+}
+
+// A run of `plan` on `backend` must fail at plan time with one line holding every part of `parts`.
+inline void expect_one_line_refusal(const nlohmann::json& plan, const std::string& backend, int n_chunks,
+                                    std::initializer_list<const char*> parts) {
+  expect_one_line_error([&] { run_model(model_spec(plan, backend, n_chunks), context()); }, parts,
+                        plan.dump() + " on " + backend);
+}
+
+// The plans both backends' model-level agreement tests run: W8A8 per channel, W4A8 g32 with asymmetric weights and
+// activations, W4A16 g128, and (with_llm_int8) LLM.int8.
+inline std::vector<nlohmann::json> agreement_plans(bool with_llm_int8) {
+  const nlohmann::json dyn = {{"scheme", "dynamic_per_token"}, {"params", {{"bits", 8}, {"group_size", 0}}}};
+  const nlohmann::json dyn_asym = {{"scheme", "dynamic_per_token"},
+                                   {"params", {{"bits", 8}, {"group_size", 0}, {"mapping", "asymmetric"}}}};
+  std::vector<nlohmann::json> plans = {
+      {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 8}, {"group_size", 0}}}}}, {"activation", dyn}},
+      {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 4}, {"group_size", 32}, {"mapping", "asymmetric"}}}}},
+       {"activation", dyn_asym}},
+      {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 4}, {"group_size", 128}}}}}},
+  };
+  if (with_llm_int8) plans.push_back({{"linear", {{"scheme", "llm_int8"}, {"params", {{"bits", 8}, {"group_size", 0}}}}}});
+  return plans;
 }
 
 }  // namespace qeval::model::backend_test

@@ -238,15 +238,9 @@ TEST(OpenClBackendLayer, UnsupportedPairsAreOneLineNamingWhoRunsThem) {
   QEVAL_OPENCL_OR_SKIP();
   const auto be = make_opencl_backend();
   const auto nf4 = scheme("nf4", 4, 64), act = scheme("dynamic_per_token", 8, 0);
-  try {
-    require_supported(*be, "blk.0.ffn_up", nf4.get(), act.get());
-    FAIL() << "nf4 × int8 activations accepted";
-  } catch (const std::invalid_argument& e) {
-    const std::string msg = e.what();
-    for (const char* part : {"backend 'opencl'", "blk.0.ffn_up", "nf4", "no integer kernel", "backends that run it: ref"})
-      EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' missing in: " << msg;
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-  }
+  expect_one_line_error([&] { require_supported(*be, "blk.0.ffn_up", nf4.get(), act.get()); },
+                        {"backend 'opencl'", "blk.0.ffn_up", "nf4", "no integer kernel", "backends that run it: ref"},
+                        "nf4 × int8 activations");
   require_supported(*be, "blk.0.ffn_up", nf4.get(), nullptr);  // weight-only nf4: matmul_a16 runs it
 }
 
@@ -260,14 +254,7 @@ TEST(OpenClBackendLayer, PairsWithoutAKernelSegmentAreRefusedAtPrepare) {
   const quant::Matrix w = gaussian(4, 96, seed_from_env(1306));
   const auto refused = [&](Layer& l, std::initializer_list<const char*> parts) {
     l.L.layer = "blk.2.ffn_down";
-    try {
-      be->prepare(l.L);
-      ADD_FAILURE() << "prepared";
-    } catch (const std::invalid_argument& e) {
-      const std::string msg = e.what();
-      for (const char* part : parts) EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' missing in: " << msg;
-      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    }
+    expect_one_line_error([&] { be->prepare(l.L); }, parts, "the pair");
   };
   Layer a(scheme("rtn", 8, 32), scheme("dynamic_per_token", 8, 48), w);
   refused(a, {"opencl backend", "blk.2.ffn_down", "activation group 48 and weight group 32", "backend cpu or ref"});
@@ -288,16 +275,7 @@ TEST(OpenClBackendLayer, PairsWithoutAKernelSegmentAreRefusedAtPrepare) {
 // path's split_k noise; docs/model-eval.md), same weights, the device in metrics.backend.
 TEST(OpenClBackendModel, AgreesWithRefWithinItsBoundOnTheEmbeddedModel) {
   QEVAL_OPENCL_OR_SKIP();
-  const nlohmann::json dyn = {{"scheme", "dynamic_per_token"}, {"params", {{"bits", 8}, {"group_size", 0}}}};
-  const nlohmann::json dyn_asym = {{"scheme", "dynamic_per_token"},
-                                   {"params", {{"bits", 8}, {"group_size", 0}, {"mapping", "asymmetric"}}}};
-  const std::vector<nlohmann::json> plans = {
-      {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 8}, {"group_size", 0}}}}}, {"activation", dyn}},
-      {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 4}, {"group_size", 32}, {"mapping", "asymmetric"}}}}},
-       {"activation", dyn_asym}},
-      {{"weight", {{"scheme", "rtn"}, {"params", {{"bits", 4}, {"group_size", 128}}}}}},
-      {{"linear", {{"scheme", "llm_int8"}, {"params", {{"bits", 8}, {"group_size", 0}}}}}},
-  };
+  const std::vector<nlohmann::json> plans = agreement_plans(true);
   const std::string device = gpu::default_device()->info().name;
   for (const auto& plan : plans) {
     const nlohmann::json r = model::run_model(model_spec(plan, "opencl", 1), context());
