@@ -19,15 +19,6 @@ namespace {
 
 const Format kBooks[] = {Format::fp4_e2m1, Format::fp4_bnb, Format::nf4, Format::fp8_e4m3, Format::fp8_e5m2};
 
-double sqnr_db(const Matrix& x, const Matrix& y) {
-  double s = 0, e = 0;
-  for (size_t i = 0; i < x.data.size(); ++i) {
-    s += double(x.data[i]) * x.data[i];
-    e += (double(x.data[i]) - y.data[i]) * (double(x.data[i]) - y.data[i]);
-  }
-  return 10.0 * std::log10(s / e);
-}
-
 // ---- published tables -------------------------------------------------------------------------
 
 // E2M1 from its bit fields (OCP MX v1.0): S EE M, bias 1; E = 0 → subnormal M·0.5; else 2^(E−1)·(1 + M/2).
@@ -118,8 +109,8 @@ TEST(Fp4Books, MixingTheBooksGivesWrongWeights) {
     dequantize(q, right.mut());
     q.format = dec;  // the mix-up
     dequantize(q, wrong.mut());
-    EXPECT_GT(sqnr_db(x, right), 15.0) << to_string(enc) << " seed " << seed;
-    EXPECT_LT(sqnr_db(x, wrong), 5.0) << to_string(enc) << " decoded as " << to_string(dec) << " seed " << seed;
+    EXPECT_GT(test::sqnr_db(x, right), 15.0) << to_string(enc) << " seed " << seed;
+    EXPECT_LT(test::sqnr_db(x, wrong), 5.0) << to_string(enc) << " decoded as " << to_string(dec) << " seed " << seed;
   }
 }
 

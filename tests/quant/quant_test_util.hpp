@@ -60,6 +60,18 @@ inline quant::Matrix gaussian(int64_t rows, int64_t cols, uint64_t seed, double 
   return m;
 }
 
+// SQNR of y against x in dB, 10·log10(Σx² / Σ(x − y)²), summed in double: the tests' own, independent of
+// eval/metrics.
+inline double sqnr_db(const quant::Matrix& x, const quant::Matrix& y) {
+  double s = 0, e = 0;
+  for (size_t i = 0; i < x.data.size(); ++i) {
+    s += double(x.data[i]) * x.data[i];
+    const double d = double(x.data[i]) - y.data[i];
+    e += d * d;
+  }
+  return 10.0 * std::log10(s / e);
+}
+
 // A sentinel-filled output of rows × cols with `pad` extra columns per row (checked to stay untouched).
 struct PaddedOut {
   std::vector<float> buf;

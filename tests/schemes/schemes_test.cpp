@@ -9,28 +9,15 @@
 #include "quant/quantize.hpp"
 #include "quant/rng.hpp"
 #include "schemes/scheme.hpp"
+#include "tests/quant/quant_test_util.hpp"
 
 namespace qeval::schemes {
 namespace {
 
 constexpr uint64_t kSeed = 0x5c4e3e5;
 
-quant::Matrix gaussian(int64_t rows, int64_t cols, uint64_t seed) {
-  Rng rng(seed);
-  quant::Matrix m(rows, cols);
-  for (auto& v : m.data) v = static_cast<float>(rng.normal());
-  return m;
-}
-
-double sqnr_db(const quant::Matrix& x, const quant::Matrix& y) {
-  double s = 0, e = 0;
-  for (size_t i = 0; i < x.data.size(); ++i) {
-    s += double(x.data[i]) * x.data[i];
-    const double d = double(x.data[i]) - y.data[i];
-    e += d * d;
-  }
-  return 10.0 * std::log10(s / e);
-}
+using test::gaussian;
+using test::sqnr_db;
 
 std::vector<std::string> ids() {
   std::vector<std::string> v;
